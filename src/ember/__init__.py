@@ -1,0 +1,47 @@
+"""Ember: a deep-learning framework with a PyTorch-style eager API and JAX-style composable transforms."""
+from __future__ import annotations
+
+from ._core import methods as _methods  # noqa: F401  (attaches operators and methods to Tensor)
+from ._core.autograd import (enable_grad, inference_mode, is_anomaly_enabled, no_grad, set_detect_anomaly,
+                             set_grad_enabled)
+from ._core.creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
+                             logspace, ones, ones_like, tensor, zeros, zeros_like)
+from ._core.device import Device, as_device as device
+from ._core.dispatch import is_grad_enabled
+from ._core.dtypes import (DType, bfloat16, complex64, complex128, float16, float32, float64, get_default_dtype,
+                           int8, int16, int32, int64, result_type, set_default_dtype, uint8)
+from ._core.dtypes import bool_ as bool  # noqa: A001  (ember.bool, as torch.bool)
+from ._core.dtypes import promote as promote_types
+from ._core.primitives.elementwise import (abs, acos, acosh, add, asin, asinh, atan, atan2, atanh,
+                                           bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
+                                           bitwise_right_shift, bitwise_xor, ceil, clamp, clone, cos, cosh,
+                                           div, eq, erf, erfinv, exp, exp2, expm1, floor, floor_divide, ge,
+                                           gelu, gelu_tanh, gt, isfinite, isinf, isnan, le, log, log1p, log2,
+                                           log10, logical_and, logical_not, logical_or, logical_xor, logit, lt,
+                                           maximum, minimum, mul, nan_to_num, ne, neg, pow, reciprocal,
+                                           relu, remainder, round, rsqrt, sigmoid, sign, silu, sin, sinh,
+                                           softplus, sqrt, square, sub, tan, tanh, true_divide, trunc, where)
+from ._core.primitives.elementwise import clamp as clip
+from ._core.primitives.elementwise import convert as _convert  # noqa: F401
+from ._core.primitives.linalg import *  # noqa: F403  (each family lists its public names in __all__)
+from ._core.primitives.movement import *  # noqa: F403
+from ._core.primitives.reduce import *  # noqa: F403
+from ._core.tensor import Tensor
+
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+cfloat = complex64
+cdouble = complex128
+multiply = mul
+subtract = sub
+divide = div
+negative = neg
+absolute = abs
+arcsin, arccos, arctan = asin, acos, atan
+
+from . import autograd, errors, func  # noqa: E402
+
+__version__ = "0.1.0"

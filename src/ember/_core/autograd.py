@@ -1,0 +1,280 @@
+"""The reverse-mode engine: ``backward`` and ``grad`` over the tape that ``bind`` records.
+
+VJP rules are written with ember ops, so running them with grad mode on (``create_graph=True``)
+records the backward pass itself and gives derivatives of any order.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterable, Sequence
+
+from .dispatch import STATE, Node, check_finite, state_changed
+from .errors import AnomalyError, AutogradError, ShapeError
+from .tensor import Tensor
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager and decorator that disables gradient recording."""
+
+    def __enter__(self):
+        self._token = STATE.set(STATE.get().replace(grad=False))
+
+    def __exit__(self, *exc):
+        STATE.reset(self._token)
+        return False
+
+
+class enable_grad(contextlib.ContextDecorator):
+    """Context manager and decorator that enables gradient recording."""
+
+    def __enter__(self):
+        self._token = STATE.set(STATE.get().replace(grad=True))
+
+    def __exit__(self, *exc):
+        STATE.reset(self._token)
+        return False
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Enable or disable gradient recording (as a context manager or a plain call)."""
+
+    def __init__(self, mode: bool):
+        self._token = STATE.set(STATE.get().replace(grad=bool(mode)))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        STATE.reset(self._token)
+        return False
+
+
+class inference_mode(no_grad):
+    """Like :class:`no_grad`: nothing is recorded inside."""
+
+    def __init__(self, mode: bool = True):
+        self.mode = mode
+
+    def __enter__(self):
+        self._token = STATE.set(STATE.get().replace(grad=not self.mode))
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Anomaly mode: the first op whose forward or backward output holds NaN/Inf raises AnomalyError.
+
+    The error names the op, the source line that created it and statistics of its inputs.
+    """
+
+    def __init__(self, mode: bool = True):
+        self.mode = mode
+
+    def __enter__(self):
+        self._token = STATE.set(STATE.get().replace(anomaly=self.mode))
+
+    def __exit__(self, *exc):
+        STATE.reset(self._token)
+        return False
+
+
+def set_detect_anomaly(mode: bool) -> None:
+    """Switch anomaly mode on or off globally."""
+    STATE.set(STATE.get().replace(anomaly=bool(mode)))
+
+
+def is_anomaly_enabled() -> bool:
+    """True if anomaly mode is on."""
+    return STATE.get().anomaly
+
+
+# -- the engine -------------------------------------------------------------------------------------
+def _collect(roots: Sequence[Tensor]) -> list[Node]:
+    """Every node reachable from `roots`, latest first (a valid reverse topological order)."""
+    seen: dict[int, Node] = {}
+    stack = [r._node for r in roots if r._node is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        if node.inputs is None:
+            raise AutogradError(node.prim.name, "trying to backward through the graph a second time (or "
+                                "after its saved tensors were freed); pass retain_graph=True to the first "
+                                "backward call")
+        seen[id(node)] = node
+        for a in node.inputs:
+            if isinstance(a, Tensor) and a._node is not None:
+                stack.append(a._node)
+    return sorted(seen.values(), key=lambda n: n.seq, reverse=True)
+
+
+def _relevant(nodes: list[Node], targets: set[int]) -> set[int]:
+    """Ids of the nodes through which gradient can reach a tensor in `targets` (by id)."""
+    good: set[int] = set()
+    for node in reversed(nodes):  # earliest first: inputs are decided before their users
+        for a in node.inputs:
+            if isinstance(a, Tensor) and (id(a) in targets or (a._node is not None and id(a._node) in good)):
+                good.add(id(node))
+                break
+    return good
+
+
+def _check_saved(node: Node) -> None:
+    for a, v in zip(node.inputs, node.versions):
+        if isinstance(a, Tensor) and a._vc is not None and a._vc.value != v:
+            raise AutogradError(node.prim.name, f"a tensor needed for gradient computation was modified by "
+                                f"an in-place operation (version {a._vc.value}, expected {v}); "
+                                "use an out-of-place op or .clone()", (a,))
+
+
+def _accumulate(store: dict, key: int, value: Any) -> None:
+    old = store.get(key)
+    store[key] = value if old is None else old + value
+
+
+def _run_hooks(t: Tensor | None, g: Tensor) -> Tensor:
+    if t is not None and t._hooks:
+        for hook in t._hooks:
+            result = hook(g)
+            if result is not None:
+                g = result
+    return g
+
+
+def run_backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph: bool, create_graph: bool,
+                 targets: Sequence[Tensor] | None = None) -> dict[int, Any]:
+    """Propagate `seeds` from `roots` through the tape.
+
+    With `targets`, return {id(target): gradient} and leave ``.grad`` alone; otherwise accumulate into
+    the ``.grad`` of leaves that require grad (and of non-leaves that called ``retain_grad``).
+    """
+    nodes = _collect(roots)
+    outs = {id(n): n.out_ref() for n in nodes}  # keeps every output alive until its node has run
+    target_ids = {id(t) for t in targets} if targets is not None else None
+    live = _relevant(nodes, target_ids) if target_ids is not None else None
+    grads: dict[int, Any] = {}
+    leaf_grads: dict[int, Any] = {}
+    leaves: dict[int, Tensor] = {}
+    for r, s in zip(roots, seeds):
+        if r._node is None:
+            leaves[id(r)] = r
+            _accumulate(leaf_grads, id(r), s)
+        else:
+            _accumulate(grads, id(r._node), s)
+    anomaly = STATE.get().anomaly
+    with state_changed(grad=create_graph):
+        for node in nodes:
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            out = outs[id(node)]
+            g = _run_hooks(out, g)
+            if target_ids is not None and id(out) in target_ids:
+                leaf_grads[id(out)] = g
+            if live is not None and id(node) not in live:
+                continue
+            _backward_node(node, out, g, anomaly, grads, leaf_grads, leaves, target_ids)
+            if not retain_graph:
+                node.inputs = None
+    return _finish(leaf_grads, leaves, target_ids)
+
+
+def _backward_node(node, out, g, anomaly, grads, leaf_grads, leaves, target_ids) -> None:
+    _check_saved(node)
+    in_grads = node.prim.vjp(g, out, *node.inputs, **node.attrs)
+    if anomaly:
+        try:
+            check_finite(node.prim, in_grads, node.inputs, "backward")
+        except AnomalyError as err:
+            where = f"\n  the forward op was created at {node.where[0]}:{node.where[1]}: {node.where[2]}" \
+                if node.where else ""
+            raise AnomalyError(node.prim.name, err.detail + where) from None
+    for a, ga in zip(node.inputs, in_grads):
+        if ga is None or not isinstance(a, Tensor) or not a._requires_grad:
+            continue
+        if tuple(ga.shape) != tuple(a.shape):
+            raise ShapeError(node.prim.name, f"VJP rule returned a gradient of shape {tuple(ga.shape)} for "
+                             f"an input of shape {tuple(a.shape)}")
+        if a._node is None:
+            leaves[id(a)] = a
+            _accumulate(leaf_grads, id(a), ga)
+        else:
+            _accumulate(grads, id(a._node), ga)
+
+
+def _finish(leaf_grads: dict, leaves: dict, target_ids: set | None) -> dict:
+    if target_ids is not None:
+        for key, leaf in leaves.items():
+            if key in target_ids and key in leaf_grads:
+                leaf_grads[key] = _run_hooks(leaf, leaf_grads[key])
+        return leaf_grads
+    for key, leaf in leaves.items():
+        if not leaf._requires_grad:
+            continue
+        g = _run_hooks(leaf, leaf_grads[key])
+        leaf._grad = g if leaf._grad is None else leaf._grad + g
+    return {}
+
+
+def _seed(out: Tensor, grad: Any, op: str) -> Tensor:
+    from . import creation
+
+    if grad is None:
+        if out.numel() != 1:
+            raise AutogradError(op, f"grad can be implicitly created only for scalar outputs, got shape "
+                                f"{tuple(out.shape)}; pass a gradient", (out,))
+        return creation.ones_like(out)
+    if not isinstance(grad, Tensor):
+        grad = creation.tensor(grad, dtype=out.dtype)
+    if tuple(grad.shape) != tuple(out.shape):
+        raise ShapeError(op, f"gradient of shape {tuple(grad.shape)} does not match output of shape "
+                         f"{tuple(out.shape)}", (out, grad))
+    return grad
+
+
+def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False,
+             inputs: Iterable[Tensor] | None = None) -> None:
+    """Accumulate d(tensors)/d(leaf) into each leaf's ``.grad`` (like ``torch.autograd.backward``)."""
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if grad_tensors is None or isinstance(grad_tensors, Tensor):
+        grad_tensors = [grad_tensors] * len(tensors)
+    for t in tensors:
+        if not t._requires_grad:
+            raise AutogradError("backward", "element 0 of tensors does not require grad and does not have a "
+                                "grad_fn", (t,))
+    seeds = [_seed(t, g, "backward") for t, g in zip(tensors, grad_tensors)]
+    retain = create_graph if retain_graph is None else retain_graph
+    if inputs is not None:
+        inputs = list(inputs)
+        found = run_backward(tensors, seeds, retain, create_graph, targets=inputs)
+        for t in inputs:
+            if id(t) in found:
+                t._grad = found[id(t)] if t._grad is None else t._grad + found[id(t)]
+        return
+    run_backward(tensors, seeds, retain, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = False) -> tuple:
+    """Return d(outputs)/d(inputs) without touching ``.grad`` (like ``torch.autograd.grad``)."""
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs)
+    for t in inputs:
+        if not t._requires_grad:
+            raise AutogradError("grad", "one of the differentiated tensors does not require grad", (t,))
+    for o in outputs:
+        if not o._requires_grad:
+            raise AutogradError("grad", "an output does not require grad and does not have a grad_fn; "
+                                "it does not depend on the inputs", (o,))
+    seeds = [_seed(o, g, "grad") for o, g in zip(outputs, grad_outputs)]
+    retain = create_graph if retain_graph is None else retain_graph
+    found = run_backward(outputs, seeds, retain, create_graph, targets=inputs)
+    result = []
+    for t in inputs:
+        g = found.get(id(t))
+        if g is None and not allow_unused:
+            raise AutogradError("grad", "one of the differentiated tensors was not used in the graph; "
+                                "pass allow_unused=True", (t,))
+        result.append(g)
+    return tuple(result)

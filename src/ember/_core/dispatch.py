@@ -1,0 +1,215 @@
+"""``bind``: the one entry every operation goes through, the transform stack, and tape recording.
+
+With no transform active, ``bind`` is the eager fast path: run the backend kernel, wrap the result,
+record a tape node if an input requires grad. Transforms (vmap, jvp, jit tracing) are small
+interpreters: each is a *trace* with one ``process(prim, args, attrs)``; the active traces live in a
+context variable, and a primitive applied to a tracer is handed to the innermost trace that owns one.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import weakref
+from contextvars import ContextVar
+from typing import Any
+
+from . import dtypes
+from .errors import AnomalyError, DeviceError, EmberError, ShapeError, describe, user_frame
+from .primitive import Primitive
+from .tensor import Tensor, Tracer
+
+
+class State:
+    """Dispatch state: grad mode, active transforms (innermost last), anomaly mode."""
+
+    __slots__ = ("grad", "traces", "anomaly")
+
+    def __init__(self, grad: bool, traces: tuple, anomaly: bool):
+        self.grad = grad
+        self.traces = traces
+        self.anomaly = anomaly
+
+    def replace(self, **changes) -> "State":
+        values = {k: getattr(self, k) for k in self.__slots__}
+        values.update(changes)
+        return State(**values)
+
+
+STATE: ContextVar[State] = ContextVar("ember_state", default=State(True, (), False))
+
+
+@contextlib.contextmanager
+def state_changed(**changes):
+    """Run a block with some dispatch-state fields changed."""
+    token = STATE.set(STATE.get().replace(**changes))
+    try:
+        yield
+    finally:
+        STATE.reset(token)
+
+
+def is_grad_enabled() -> bool:
+    """True if operations are being recorded for reverse-mode differentiation."""
+    return STATE.get().grad
+
+
+class Trace:
+    """Base class of transform interpreters. ``level`` orders nested transforms (outer = lower)."""
+
+    _levels = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.level = next(Trace._levels)
+
+    def process(self, prim: Primitive, args: tuple, attrs: dict) -> Any:
+        raise NotImplementedError
+
+
+@contextlib.contextmanager
+def new_trace(trace: Trace):
+    """Make `trace` the innermost active transform for the duration of the block."""
+    token = STATE.set(STATE.get().replace(traces=STATE.get().traces + (trace,)))
+    try:
+        yield trace
+    finally:
+        STATE.reset(token)
+
+
+def top_trace(args) -> Trace | None:
+    """The innermost (highest-level) trace owning one of `args`, or None."""
+    best = None
+    for a in args:
+        if isinstance(a, Tracer) and (best is None or a._trace.level > best.level):
+            best = a._trace
+    return best
+
+
+# -- tape ----------------------------------------------------------------------------------------------
+_SEQ = itertools.count()
+
+
+class Node:
+    """A recorded application: the primitive, its inputs (saved for the VJP), their versions at save
+    time, the attributes, and a weak reference to the output."""
+
+    __slots__ = ("prim", "inputs", "versions", "attrs", "out_ref", "seq", "where", "__weakref__")
+
+    def __init__(self, prim: Primitive, inputs: tuple, attrs: dict, out: Tensor):
+        self.prim = prim
+        self.inputs = inputs
+        self.versions = tuple(a._vc.value if isinstance(a, Tensor) and a._vc is not None else 0
+                              for a in inputs)
+        self.attrs = attrs
+        self.out_ref = weakref.ref(out)
+        self.seq = next(_SEQ)
+        self.where = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.prim.name.capitalize()}Backward"
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+def record(prim: Primitive, args: tuple, attrs: dict, out: Tensor, anomaly: bool) -> None:
+    """Attach a tape node to `out` (which then requires grad)."""
+    if prim.vjp is None:
+        return
+    node = Node(prim, args, attrs, out)
+    if anomaly:
+        node.where = user_frame()
+    out._node = node
+    out._requires_grad = True
+
+
+def _needs_grad(args: tuple) -> bool:
+    for a in args:
+        if isinstance(a, Tensor) and a._requires_grad:
+            return True
+    return False
+
+
+# -- bind ----------------------------------------------------------------------------------------------
+def bind(prim: Primitive, *args: Any, **attrs: Any) -> Any:
+    """Apply primitive `prim` to `args` (tensors and Python scalars) under the active transforms."""
+    st = STATE.get()
+    if st.traces:
+        trace = top_trace(args)
+        if trace is not None:
+            out = trace.process(prim, args, attrs)
+            if st.grad and _needs_grad(args):
+                record(prim, args, attrs, out, st.anomaly)
+            return out
+    out = eager(prim, args, attrs)
+    if st.grad and _needs_grad(args):
+        record(prim, args, attrs, out, st.anomaly)
+    if st.anomaly:
+        check_finite(prim, out, args, "forward")
+    return out
+
+
+def eager(prim: Primitive, args: tuple, attrs: dict) -> Tensor:
+    """Run `prim` on concrete tensors with the backend kernel and wrap the result."""
+    device = None
+    arrays = []
+    for a in args:
+        if isinstance(a, Tensor):
+            if device is None:
+                device = a._device
+            elif a._device != device:
+                raise DeviceError(prim.name, f"expected all tensors on one device, got {device} and "
+                                  f"{a._device}", args)
+            arrays.append(a._data)
+        else:
+            arrays.append(a)
+    if device is None:
+        from .device import as_device
+        device = as_device(attrs.pop("device", None)) if "device" in attrs else as_device(None)
+    kernel = device.backend.kernel(prim)
+    try:
+        data = kernel(*arrays, **attrs)
+    except EmberError:
+        raise
+    except Exception as exc:  # a backend error becomes an EmberError naming the op and operands
+        raise kernel_error(prim, args, attrs, exc) from exc
+    out = Tensor._make(data, dtypes._BY_NP[data.dtype], device)
+    if prim.view:
+        src = args[0]
+        out._vc = src._version_counter()
+    return out
+
+
+def kernel_error(prim: Primitive, args: tuple, attrs: dict, exc: Exception) -> EmberError:
+    """Turn an exception raised inside a kernel into a ShapeError/EmberError with context."""
+    detail = f"{exc}"
+    if attrs:
+        detail += f" (attributes: {', '.join(f'{k}={v!r}' for k, v in attrs.items())})"
+    cls = ShapeError if isinstance(exc, ValueError) else EmberError
+    return cls(prim.name, detail, tuple(a for a in args if isinstance(a, Tensor)))
+
+
+def check_finite(prim: Primitive, out: Any, args: tuple, phase: str) -> None:
+    """Anomaly mode: raise if `out` holds NaN or Inf, naming the op, its inputs and where it was made."""
+    import numpy as np
+
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    for o in outs:
+        if not isinstance(o, Tensor) or isinstance(o, Tracer) or not (o._dtype.is_floating_point
+                                                                      or o._dtype.is_complex):
+            continue
+        data = np.asarray(o._device.backend.to_numpy(o._data))
+        if np.isfinite(data).all():
+            continue
+        stats = []
+        for a in args:
+            if isinstance(a, Tensor) and not isinstance(a, Tracer):
+                x = np.asarray(a._device.backend.to_numpy(a._data)).astype(np.float64)
+                if x.size:
+                    stats.append(f"{describe(a)} min={np.nanmin(x):.4g} max={np.nanmax(x):.4g} "
+                                 f"nan={int(np.isnan(x).sum())}")
+        detail = (f"{phase} produced {int(np.isnan(data).sum())} NaN and {int(np.isinf(data).sum())} Inf "
+                  f"values in a tensor of shape {tuple(data.shape)}")
+        if stats:
+            detail += "\n  inputs: " + "; ".join(stats)
+        raise AnomalyError(prim.name, detail)

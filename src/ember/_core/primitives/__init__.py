@@ -1,0 +1,1 @@
+"""Every primitive, grouped by kind. Importing this package registers them all."""

@@ -1,0 +1,432 @@
+"""Elementwise primitives, each written as one formula of the scalar-expression DSL.
+
+From the formula come the NumPy kernel, the VJP and JVP (symbolic derivatives that are themselves
+elementwise primitives, so they can be differentiated again) and the batching rule. Adding an op is
+one ``elementwise(...)`` line.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import dtypes, expr
+from ..dispatch import bind
+from ..errors import DTypeError
+from ..primitive import PRIMITIVES, Primitive
+from ..tensor import Tensor
+
+SAME, FLOAT, BOOL, INT = "same", "float", "bool", "int"
+_HALF = (dtypes.float16, dtypes.bfloat16)
+
+
+def elementwise(name: str, formula: str | expr.Expr, kind: str = SAME, params: tuple[str, ...] | None = None,
+                doc: str = "") -> Primitive:
+    """Define an elementwise primitive from a formula.
+
+    Args:
+        name: primitive name.
+        formula: DSL text such as ``"x * sigmoid(x)"``, or an expression.
+        kind: dtype rule: "same" (promoted input dtype), "float" (integers promote to the default float),
+            "bool" (boolean result) or "int" (integer and bool inputs only).
+        params: input names in order (default: sorted names used by the formula).
+    """
+    e = expr.parse(formula) if isinstance(formula, str) else formula
+    params = params or tuple(sorted(expr.variables(e)))
+    prim = Primitive(name, doc=doc)
+    prim.formula = e
+    prim.params = params
+    prim.dtype_rule = kind
+    prim.impl = _make_impl(e, params)
+    direct = _direct_ufunc(e, params)
+    if direct is not None:
+        prim.kernels["cpu"] = direct
+    smooth = kind in (SAME, FLOAT) and _differentiable(e)
+    if smooth:
+        prim.vjp = _make_vjp(prim)
+        prim.jvp = _make_jvp(prim)
+    prim.batch = _batch_rule(prim)
+    return prim
+
+
+def _differentiable(e: expr.Expr) -> bool:
+    return all(n.atom.partials is not None or n.atom.bool_out for n in expr.topo_nodes(e))
+
+
+def _direct_ufunc(e: expr.Expr, params: tuple[str, ...]):
+    """If the formula is one atom applied to the inputs in order, its ufunc is the CPU kernel."""
+    if isinstance(e, expr.Call) and all(isinstance(a, expr.Var) for a in e.args) and \
+            tuple(a.name for a in e.args) == params:
+        return e.atom.np_fn
+    return None
+
+
+def _make_impl(e: expr.Expr, params: tuple[str, ...]):
+    cache: dict = {}
+
+    def impl(xp, *arrays):
+        kernel = cache.get(xp)
+        if kernel is None:
+            kernel = cache[xp] = expr.compile_kernel(e, params, xp)
+        return kernel(*arrays)
+
+    return impl
+
+
+# -- derived primitives: derivatives of formulas are formulas ----------------------------------------
+_DERIVED: dict[tuple, Any] = {}
+
+
+def _derived(key: tuple, formula: expr.Expr, params: tuple[str, ...]):
+    """The primitive computing `formula`, or a shortcut when the formula is trivial."""
+    if key in _DERIVED:
+        return _DERIVED[key]
+    used = expr.variables(formula)
+    if isinstance(formula, expr.Var):
+        result = ("var", formula.name)
+    elif isinstance(formula, expr.Const):
+        result = ("const", formula.value)
+    elif isinstance(formula, expr.Call) and formula.atom.name in PRIMITIVES and \
+            all(isinstance(a, (expr.Var, expr.Const)) for a in formula.args):
+        result = ("atom", formula)
+    else:
+        name = "_".join(str(k) for k in key)
+        result = ("prim", elementwise(name, formula, SAME, tuple(p for p in params if p in used)))
+    _DERIVED[key] = result
+    return result
+
+
+def _apply_derived(entry, env: dict, like: Tensor):
+    tag, value = entry
+    if tag == "var":
+        return env[value]
+    if tag == "const":
+        from ..creation import full_like
+        return full_like(like, value)
+    if tag == "atom":
+        args = [env[a.name] if isinstance(a, expr.Var) else a.value for a in value.args]
+        return apply(PRIMITIVES[value.atom.name], *args)
+    return bind(value, *[env[p] for p in value.params])
+
+
+def _fresh(base: str, taken: tuple[str, ...]) -> str:
+    name = base
+    while name in taken:
+        name += "_"
+    return name
+
+
+def _make_vjp(prim: Primitive):
+    gname = _fresh("g_", prim.params)
+    gvar = expr.Var(gname)
+
+    def vjp(g, out, *inputs):
+        from .reduce import sum_to_shape
+
+        env = dict(zip(prim.params, inputs))
+        env[gname] = g
+        grads = []
+        for i, (p, x) in enumerate(zip(prim.params, inputs)):
+            if not (isinstance(x, Tensor) and x._requires_grad):
+                grads.append(None)
+                continue
+            partial = expr.diff(prim.formula, p)
+            entry = _derived((prim.name, "vjp", p), gvar * partial, prim.params + (gname,))
+            gi = _apply_derived(entry, env, g)
+            grads.append(sum_to_shape(gi, x.shape))
+        return tuple(grads)
+
+    return vjp
+
+
+def _make_jvp(prim: Primitive):
+    tnames = tuple(_fresh(f"t{i}_", prim.params) for i in range(len(prim.params)))
+
+    def jvp(primals, tangents):
+        out = bind(prim, *primals)
+        present = tuple(i for i, t in enumerate(tangents) if t is not None)
+        total = expr.Const(0.0)
+        for i in present:
+            total = total + expr.diff(prim.formula, prim.params[i]) * expr.Var(tnames[i])
+        params = prim.params + tuple(tnames[i] for i in present)
+        entry = _derived((prim.name, "jvp") + present, total, params)
+        env = dict(zip(prim.params, primals))
+        env.update({tnames[i]: tangents[i] for i in present})
+        tangent = _apply_derived(entry, env, out)
+        if tuple(tangent.shape) != tuple(out.shape):
+            from .movement import broadcast_to
+            tangent = broadcast_to(tangent, out.shape)
+        return out, tangent
+
+    return jvp
+
+
+def _batch_rule(prim: Primitive):
+    def batch(values, bdims):
+        from .movement import moveaxis, reshape
+
+        rank = max((len(v.shape) - (b is not None) for v, b in zip(values, bdims) if isinstance(v, Tensor)),
+                   default=0)
+        moved = []
+        for v, b in zip(values, bdims):
+            if b is None:
+                moved.append(v)
+                continue
+            v = moveaxis(v, b, 0) if b != 0 else v
+            extra = rank - (len(v.shape) - 1)
+            if extra:
+                v = reshape(v, (v.shape[0],) + (1,) * extra + tuple(v.shape[1:]))
+            moved.append(v)
+        return bind(prim, *moved), 0
+
+    return batch
+
+
+# -- the front end: dtype promotion, then bind -------------------------------------------------------
+def compute_dtype(prim: Primitive, args: tuple) -> dtypes.DType:
+    """The dtype the primitive computes in, from PyTorch's promotion of its operands."""
+    dt = dtypes.result_type(*args)
+    kind = prim.dtype_rule
+    if kind == FLOAT and dt.kind < dtypes._FLOAT:
+        return dtypes.get_default_dtype()
+    if kind == INT and dt.kind > dtypes._INT:
+        raise DTypeError(prim.name, f"expected integer or bool operands, got {dt}",
+                         tuple(a for a in args if isinstance(a, Tensor)))
+    return dt
+
+
+def apply(prim: Primitive, *args: Any) -> Tensor:
+    """Promote operands (Python scalars stay weak), cast tensors to the compute dtype, and bind."""
+    if not any(isinstance(a, Tensor) for a in args):
+        from ..creation import tensor
+        args = (tensor(args[0]),) + args[1:]
+    dt = compute_dtype(prim, args)
+    upcast = prim.dtype_rule == FLOAT and dt in _HALF
+    target = dtypes.float32 if upcast else dt
+    cast = []
+    for a in args:
+        if isinstance(a, Tensor):
+            cast.append(a if a._dtype is target else convert(a, target))
+        else:  # a NumPy scalar of the compute dtype: scalar-only subexpressions then stay in that dtype
+            cast.append(target.np.type(a))
+    out = bind(prim, *cast)
+    return convert(out, dt) if upcast else out
+
+
+# -- dtype conversion ------------------------------------------------------------------------------
+def _convert_impl(xp, x, dtype):
+    return x.astype(dtype.np, copy=False)
+
+
+def _convert_vjp(g, out, x, dtype):
+    return (convert(g, x.dtype),)
+
+
+def _convert_jvp(primals, tangents, dtype):
+    return convert(primals[0], dtype), convert(tangents[0], dtype)
+
+
+def _convert_batch(values, bdims, dtype):
+    return convert(values[0], dtype), bdims[0]
+
+
+convert_p = Primitive("convert_element_type", _convert_impl, vjp=_convert_vjp, jvp=_convert_jvp,
+                      batch=_convert_batch)
+
+
+def convert(x: Tensor, dtype) -> Tensor:
+    """``x`` cast to `dtype` (differentiable between floating types)."""
+    dtype = dtypes.as_dtype(dtype)
+    if x.dtype is dtype:
+        return x
+    out = bind(convert_p, x, dtype=dtype)
+    if not (dtype.is_floating_point or dtype.is_complex) and out._node is not None:
+        out._node = None
+        out._requires_grad = False
+    return out
+
+
+# -- the ops ---------------------------------------------------------------------------------------
+add_p = elementwise("add", "add(x, y)")
+sub_p = elementwise("sub", "sub(x, y)")
+mul_p = elementwise("mul", "mul(x, y)")
+div_p = elementwise("div", "div(x, y)", FLOAT)
+neg_p = elementwise("neg", "neg(x)")
+pow_p = elementwise("pow", "pow(x, y)")
+maximum_p = elementwise("maximum", "maximum(x, y)")
+minimum_p = elementwise("minimum", "minimum(x, y)")
+atan2_p = elementwise("atan2", "atan2(y, x)", FLOAT, ("y", "x"))
+floor_divide_p = elementwise("floor_divide", "floor_divide(x, y)")
+remainder_p = elementwise("remainder", "remainder(x, y)")
+abs_p = elementwise("abs", "abs(x)")
+sign_p = elementwise("sign", "sign(x)")
+square_p = elementwise("square", "x * x")
+where_p = elementwise("where", "where(c, x, y)", SAME, ("c", "x", "y"))
+
+_FLOAT_UNARY = ["exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan", "asinh",
+                "acosh", "atanh", "sqrt", "rsqrt", "log1p", "expm1", "erf", "erfinv"]
+UNARY = {n: elementwise(n, f"{n}(x)", FLOAT) for n in _FLOAT_UNARY}
+UNARY.update({n: elementwise(n, f"{n}(x)") for n in ["floor", "ceil", "round", "trunc"]})
+UNARY["log2"] = elementwise("log2", "log(x) / log(2)", FLOAT)
+UNARY["log10"] = elementwise("log10", "log(x) / log(10)", FLOAT)
+UNARY["exp2"] = elementwise("exp2", "exp(x * log(2))", FLOAT)
+UNARY["reciprocal"] = elementwise("reciprocal", "1 / x", FLOAT)
+UNARY["sigmoid"] = elementwise("sigmoid", "1 / (1 + exp(-x))", FLOAT)
+UNARY["gelu"] = elementwise("gelu", "0.5 * x * (1 + erf(x * 0.7071067811865476))", FLOAT)
+UNARY["gelu_tanh"] = elementwise("gelu_tanh", "0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))",
+                                 FLOAT)
+UNARY["silu"] = elementwise("silu", "x / (1 + exp(-x))", FLOAT)
+UNARY["softplus"] = elementwise("softplus", "maximum(x, 0) + log1p(exp(-abs(x)))", FLOAT)
+UNARY["relu"] = elementwise("relu", "where(x > 0, x, 0)")
+UNARY["logit"] = elementwise("logit", "log(x / (1 - x))", FLOAT)
+
+COMPARE = {n: elementwise(n, f"{n}(x, y)", BOOL) for n in ["lt", "le", "gt", "ge", "eq", "ne"]}
+LOGICAL = {n: elementwise(n, f"{n}(x, y)", BOOL) for n in ["logical_and", "logical_or", "logical_xor"]}
+LOGICAL["logical_not"] = elementwise("logical_not", "logical_not(x)", BOOL)
+PREDICATES = {n: elementwise(n, f"{n}(x)", BOOL) for n in ["isnan", "isinf", "isfinite"]}
+BITWISE = {n: elementwise(n, f"{n}(x, y)", INT) for n in ["bitwise_and", "bitwise_or", "bitwise_xor",
+                                                             "left_shift", "right_shift"]}
+BITWISE["bitwise_not"] = elementwise("bitwise_not", "bitwise_not(x)", INT)
+
+
+# -- public functions ----------------------------------------------------------------------------------
+clamp_p = elementwise("clamp", "where(x < lo, lo, where(x > hi, hi, x))", SAME, ("x", "lo", "hi"))
+clamp_min_p = elementwise("clamp_min", "where(x < lo, lo, x)", SAME, ("x", "lo"))
+clamp_max_p = elementwise("clamp_max", "where(x > hi, hi, x)", SAME, ("x", "hi"))
+nan_to_num_p = elementwise("nan_to_num", "where(isnan(x), n, where(x == inf, p, where(x == -inf, m, x)))",
+                           SAME, ("x", "n", "p", "m"))
+
+
+def _unary(prim: Primitive, doc: str):
+    def fn(x):
+        return apply(prim, x)
+
+    fn.__name__ = fn.__qualname__ = prim.name
+    fn.__doc__ = doc
+    return fn
+
+
+def _binary(prim: Primitive, doc: str):
+    def fn(x, y):
+        return apply(prim, x, y)
+
+    fn.__name__ = fn.__qualname__ = prim.name
+    fn.__doc__ = doc
+    return fn
+
+
+def add(x, y, *, alpha=1) -> Tensor:
+    """Elementwise ``x + alpha * y`` with broadcasting and PyTorch type promotion."""
+    return apply(add_p, x, y if alpha == 1 else apply(mul_p, y, alpha))
+
+
+def sub(x, y, *, alpha=1) -> Tensor:
+    """Elementwise ``x - alpha * y``."""
+    return apply(sub_p, x, y if alpha == 1 else apply(mul_p, y, alpha))
+
+
+def div(x, y, *, rounding_mode: str | None = None) -> Tensor:
+    """Elementwise division: true division, or rounded with rounding_mode "trunc" or "floor"."""
+    if rounding_mode is None:
+        return apply(div_p, x, y)
+    if rounding_mode == "floor":
+        return apply(floor_divide_p, x, y)
+    if rounding_mode == "trunc":
+        q = apply(div_p, x, y)
+        out = apply(UNARY["trunc"], q)
+        dt = dtypes.result_type(x, y)
+        return convert(out, dt) if dt is not out.dtype else out
+    raise DTypeError("div", f"rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+
+
+def where(condition, x, y) -> Tensor:
+    """Elementwise choice: `x` where `condition` is true, else `y` (broadcasting all three)."""
+    from ..creation import tensor
+
+    if not isinstance(condition, Tensor):
+        condition = tensor(condition)
+    if condition.dtype is not dtypes.bool_:
+        condition = convert(condition, dtypes.bool_)
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+        x = tensor(x)
+    dt = dtypes.result_type(x, y)
+    x = convert(x, dt) if isinstance(x, Tensor) else x
+    y = convert(y, dt) if isinstance(y, Tensor) else y
+    return bind(where_p, condition, x, y)
+
+
+def clamp(x: Tensor, min=None, max=None) -> Tensor:
+    """Limit values to [min, max]; the gradient passes where min <= x <= max."""
+    if min is None and max is None:
+        raise DTypeError("clamp", "at least one of min and max must be given", (x,))
+    if max is None:
+        return apply(clamp_min_p, x, min)
+    if min is None:
+        return apply(clamp_max_p, x, max)
+    return apply(clamp_p, x, min, max)
+
+
+def nan_to_num(x: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
+    """Replace NaN with `nan`, +inf with `posinf` and -inf with `neginf` (default: the dtype's extremes)."""
+    import numpy as np
+
+    if not x.dtype.is_floating_point:
+        return x
+    info = np.finfo(x.dtype.np)
+    posinf = float(info.max) if posinf is None else posinf
+    neginf = float(info.min) if neginf is None else neginf
+    t = x.dtype.np.type
+    return bind(nan_to_num_p, x, t(nan), t(posinf), t(neginf))
+
+
+mul = _binary(mul_p, "Elementwise product with broadcasting.")
+true_divide = _binary(div_p, "Elementwise true division (integers promote to float).")
+pow = _binary(pow_p, "Elementwise power ``x ** y``.")
+maximum = _binary(maximum_p, "Elementwise maximum (the gradient is split evenly at ties).")
+minimum = _binary(minimum_p, "Elementwise minimum (the gradient is split evenly at ties).")
+atan2 = _binary(atan2_p, "Elementwise arctangent of y/x using the signs of both.")
+floor_divide = _binary(floor_divide_p, "Elementwise division rounded down.")
+remainder = _binary(remainder_p, "Elementwise remainder with the sign of the divisor (Python's %).")
+neg = _unary(neg_p, "Elementwise negation.")
+abs = _unary(abs_p, "Elementwise absolute value.")
+sign = _unary(sign_p, "Elementwise sign (-1, 0 or 1).")
+square = _unary(square_p, "Elementwise square.")
+exp, log, sin, cos, tan, tanh, sinh, cosh = (_unary(UNARY[n], f"Elementwise {n}.") for n in
+                                             ["exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh"])
+asin, acos, atan, asinh, acosh, atanh = (_unary(UNARY[n], f"Elementwise {n}.") for n in
+                                         ["asin", "acos", "atan", "asinh", "acosh", "atanh"])
+sqrt, rsqrt, log1p, expm1, erf, erfinv = (_unary(UNARY[n], f"Elementwise {n}.") for n in
+                                          ["sqrt", "rsqrt", "log1p", "expm1", "erf", "erfinv"])
+log2, log10, exp2, reciprocal, logit = (_unary(UNARY[n], f"Elementwise {n}.") for n in
+                                        ["log2", "log10", "exp2", "reciprocal", "logit"])
+floor, ceil, round, trunc = (_unary(UNARY[n], f"Elementwise {n} (round half to even for round).")
+                             for n in ["floor", "ceil", "round", "trunc"])
+sigmoid = _unary(UNARY["sigmoid"], "Elementwise logistic sigmoid 1 / (1 + exp(-x)).")
+relu = _unary(UNARY["relu"], "Elementwise max(x, 0); the gradient at 0 is 0.")
+gelu = _unary(UNARY["gelu"], "Exact GELU: x * Φ(x).")
+gelu_tanh = _unary(UNARY["gelu_tanh"], "GELU with the tanh approximation.")
+silu = _unary(UNARY["silu"], "SiLU / swish: x * sigmoid(x).")
+softplus = _unary(UNARY["softplus"], "log(1 + exp(x)), computed stably.")
+lt, le, gt, ge, eq, ne = (_binary(COMPARE[n], f"Elementwise comparison ({n}); returns bool.")
+                          for n in ["lt", "le", "gt", "ge", "eq", "ne"])
+logical_and, logical_or, logical_xor = (_binary(LOGICAL[n], f"Elementwise {n}; returns bool.")
+                                        for n in ["logical_and", "logical_or", "logical_xor"])
+logical_not = _unary(LOGICAL["logical_not"], "Elementwise logical not; returns bool.")
+isnan, isinf, isfinite = (_unary(PREDICATES[n], f"Elementwise {n}; returns bool.")
+                          for n in ["isnan", "isinf", "isfinite"])
+bitwise_and, bitwise_or, bitwise_xor, bitwise_left_shift, bitwise_right_shift = (
+    _binary(BITWISE[n], f"Elementwise {n} of integer or bool tensors.")
+    for n in ["bitwise_and", "bitwise_or", "bitwise_xor", "left_shift", "right_shift"])
+bitwise_not = _unary(BITWISE["bitwise_not"], "Elementwise bitwise not of integer or bool tensors.")
+
+
+def _copy_impl(xp, x):
+    return xp.array(x, copy=True)
+
+
+copy_p = Primitive("copy", _copy_impl, vjp=lambda g, out, x: (g,),
+                   jvp=lambda primals, tangents: (clone(primals[0]), tangents[0]),
+                   batch=lambda values, bdims: (clone(values[0]), bdims[0]))
+
+
+def clone(x: Tensor) -> Tensor:
+    """A copy of `x` with its own storage (differentiable)."""
+    return bind(copy_p, x)

@@ -1,0 +1,100 @@
+"""Forward mode: a JVP interpreter that pushes tangents through each primitive's JVP rule."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .._core import pytree
+from .._core.creation import zeros_like
+from .._core.dispatch import Trace, bind, new_trace
+from .._core.errors import ShapeError
+from .._core.tensor import Tensor, Tracer
+
+
+class JVPTracer(Tracer):
+    """A value carrying a primal and its tangent."""
+
+    __slots__ = ("primal", "tangent")
+
+    @property
+    def shape(self):
+        return self.primal.shape
+
+    def _concrete(self) -> Tensor:
+        p = self.primal
+        return p._concrete() if isinstance(p, Tracer) else p
+
+
+def _make(trace: "JVPTrace", primal: Tensor, tangent: Tensor) -> JVPTracer:
+    t = JVPTracer._make(None, primal.dtype, primal.device)
+    t._trace = trace
+    t.primal = primal
+    t.tangent = tangent
+    return t
+
+
+class JVPTrace(Trace):
+    """Interprets primitives on JVPTracers with their JVP rules."""
+
+    def process(self, prim, args: tuple, attrs: dict) -> Any:
+        primals, tangents = [], []
+        for a in args:
+            if isinstance(a, JVPTracer) and a._trace is self:
+                primals.append(a.primal)
+                tangents.append(a.tangent)
+            else:
+                primals.append(a)
+                tangents.append(None)
+        if prim.jvp is None or all(t is None for t in tangents):
+            return bind(prim, *primals, **attrs)
+        out, tangent = prim.jvp(primals, tangents, **attrs)
+        if tangent is None or not (out.dtype.is_floating_point or out.dtype.is_complex):
+            return out
+        return _make(self, out, tangent)
+
+    def lift(self, primal: Tensor, tangent: Tensor) -> JVPTracer:
+        return _make(self, primal, tangent)
+
+    def lower(self, value: Any) -> tuple[Any, Any]:
+        if isinstance(value, JVPTracer) and value._trace is self:
+            return value.primal, value.tangent
+        if isinstance(value, Tensor):
+            return value, zeros_like(value)
+        return value, None
+
+
+def jvp(func: Callable, primals, tangents, has_aux: bool = False):
+    """Evaluate `func` at `primals` and its directional derivative along `tangents` (forward mode).
+
+    Args:
+        func: function of tensors (pytrees allowed).
+        primals: tuple of arguments.
+        tangents: tuple with the same structure and shapes as `primals`.
+
+    Returns:
+        ``(func(*primals), tangent_out)``, plus ``aux`` if `has_aux`.
+
+    Example:
+        >>> import ember
+        >>> from ember.func import jvp
+        >>> out, t = jvp(ember.sin, (ember.tensor(0.0),), (ember.tensor(1.0),))
+        >>> float(t)
+        1.0
+    """
+    p_leaves, p_def = pytree.flatten(tuple(primals))
+    t_leaves, t_def = pytree.flatten(tuple(tangents))
+    if p_def != t_def:
+        raise ShapeError("jvp", "primals and tangents must have the same structure")
+    for p, t in zip(p_leaves, t_leaves):
+        if tuple(p.shape) != tuple(t.shape):
+            raise ShapeError("jvp", f"tangent shape {tuple(t.shape)} does not match primal shape "
+                             f"{tuple(p.shape)}", (p, t))
+    trace = JVPTrace()
+    with new_trace(trace):
+        args = pytree.unflatten(p_def, [trace.lift(p, t) for p, t in zip(p_leaves, t_leaves)])
+        result = func(*args)
+    out, aux = (result if has_aux else (result, None))
+    o_leaves, o_def = pytree.flatten(out)
+    pairs = [trace.lower(o) for o in o_leaves]
+    outs = pytree.unflatten(o_def, [p for p, _ in pairs])
+    tans = pytree.unflatten(o_def, [t for _, t in pairs])
+    return (outs, tans, aux) if has_aux else (outs, tans)

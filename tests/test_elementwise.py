@@ -1,0 +1,232 @@
+"""Elementwise ops, driven by one table: values vs NumPy, gradients and JVPs vs finite differences,
+vmap vs a loop, semantics (dtype promotion) vs PyTorch."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import hypothesis.extra.numpy as hnp
+import numpy as np
+import pytest
+import scipy.special
+from helpers import TORCH_DTYPES, assert_close, check_grad, check_jvp, check_vmap, np_of, t64, torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import ember
+
+
+@dataclass
+class Op:
+    name: str
+    fn: Callable            # ember function
+    ref: Callable           # NumPy reference
+    arity: int = 1
+    domain: tuple = (-2.0, 2.0)
+    grad: bool = True
+    rtol: float = 1e-6
+
+
+def _sample(rng, shape, domain):
+    lo, hi = domain
+    return rng.uniform(lo, hi, size=shape)
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+OPS = [
+    Op("add", ember.add, np.add, 2), Op("sub", ember.sub, np.subtract, 2), Op("mul", ember.mul, np.multiply, 2),
+    Op("div", ember.div, np.divide, 2, (0.5, 2.0)), Op("pow", ember.pow, np.power, 2, (0.5, 2.0)),
+    Op("maximum", ember.maximum, np.maximum, 2), Op("minimum", ember.minimum, np.minimum, 2),
+    Op("atan2", ember.atan2, np.arctan2, 2, (0.3, 2.0)),
+    Op("neg", ember.neg, np.negative), Op("abs", ember.abs, np.abs), Op("exp", ember.exp, np.exp),
+    Op("log", ember.log, np.log, domain=(0.2, 3.0)), Op("sin", ember.sin, np.sin), Op("cos", ember.cos, np.cos),
+    Op("tan", ember.tan, np.tan, domain=(-1.0, 1.0)), Op("tanh", ember.tanh, np.tanh),
+    Op("sinh", ember.sinh, np.sinh), Op("cosh", ember.cosh, np.cosh),
+    Op("asin", ember.asin, np.arcsin, domain=(-0.9, 0.9)), Op("acos", ember.acos, np.arccos, domain=(-0.9, 0.9)),
+    Op("atan", ember.atan, np.arctan), Op("asinh", ember.asinh, np.arcsinh),
+    Op("acosh", ember.acosh, np.arccosh, domain=(1.2, 3.0)), Op("atanh", ember.atanh, np.arctanh, domain=(-0.9, 0.9)),
+    Op("sqrt", ember.sqrt, np.sqrt, domain=(0.2, 3.0)), Op("rsqrt", ember.rsqrt, lambda x: 1 / np.sqrt(x), domain=(0.2, 3.0)),
+    Op("log1p", ember.log1p, np.log1p, domain=(-0.5, 2.0)), Op("expm1", ember.expm1, np.expm1),
+    Op("erf", ember.erf, scipy.special.erf), Op("erfinv", ember.erfinv, scipy.special.erfinv, domain=(-0.9, 0.9)),
+    Op("log2", ember.log2, np.log2, domain=(0.2, 3.0)), Op("log10", ember.log10, np.log10, domain=(0.2, 3.0)),
+    Op("exp2", ember.exp2, np.exp2), Op("reciprocal", ember.reciprocal, np.reciprocal, domain=(0.5, 2.0)),
+    Op("sigmoid", ember.sigmoid, scipy.special.expit), Op("silu", ember.silu, lambda x: x * scipy.special.expit(x)),
+    Op("softplus", ember.softplus, lambda x: np.logaddexp(x, 0)),
+    Op("gelu", ember.gelu, lambda x: 0.5 * x * (1 + scipy.special.erf(x / math.sqrt(2)))),
+    Op("gelu_tanh", ember.gelu_tanh, _gelu_tanh), Op("relu", ember.relu, lambda x: np.maximum(x, 0)),
+    Op("logit", ember.logit, scipy.special.logit, domain=(0.1, 0.9)), Op("square", ember.square, np.square),
+    Op("floor", ember.floor, np.floor, grad=False), Op("ceil", ember.ceil, np.ceil, grad=False),
+    Op("round", ember.round, np.rint, grad=False), Op("trunc", ember.trunc, np.trunc, grad=False),
+    Op("sign", ember.sign, np.sign, grad=False),
+    Op("remainder", ember.remainder, np.remainder, 2, (0.5, 3.0), grad=False),
+    Op("floor_divide", ember.floor_divide, np.floor_divide, 2, (0.5, 3.0), grad=False),
+]
+IDS = [op.name for op in OPS]
+SHAPES = [[(3, 4), (3, 4)], [(2, 3, 4), (4,)], [(3, 1), (1, 5)]]
+
+
+def _inputs(op, rng, shapes):
+    return [_sample(rng, s, op.domain) for s in shapes[:op.arity]]
+
+
+@pytest.mark.parametrize("op", OPS, ids=IDS)
+@pytest.mark.parametrize("shapes", SHAPES, ids=["same", "bcast", "outer"])
+def test_values_match_numpy(op, shapes, rng):
+    xs = _inputs(op, rng, shapes)
+    for dtype, tol in [(np.float64, 1e-12), (np.float32, 1e-5)]:
+        got = op.fn(*[ember.tensor(x.astype(dtype)) for x in xs])
+        assert got.dtype is ember._core.dtypes.from_numpy(dtype)
+        assert_close(got, op.ref(*xs), rtol=tol * 10, atol=tol * 10)
+
+
+@pytest.mark.parametrize("op", [o for o in OPS if o.grad], ids=[o.name for o in OPS if o.grad])
+def test_gradients_match_finite_differences_to_second_order(op, rng):
+    xs = _inputs(op, rng, [(2, 3), (3,)])
+    check_grad(op.fn, xs)
+
+
+@pytest.mark.parametrize("op", [o for o in OPS if o.grad], ids=[o.name for o in OPS if o.grad])
+def test_jvp_matches_finite_differences(op, rng):
+    xs = _inputs(op, rng, [(2, 3), (2, 3)])
+    check_jvp(op.fn, xs)
+
+
+@pytest.mark.parametrize("op", OPS, ids=IDS)
+def test_vmap_matches_loop(op, rng):
+    xs = _inputs(op, rng, [(4, 3), (3,)])
+    check_vmap(op.fn, xs, [0] + [None] * (op.arity - 1))
+    if op.arity == 2:
+        xs = _inputs(op, rng, [(3,), (3, 4)])
+        check_vmap(op.fn, xs, [None, 1])
+
+
+@given(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, max_side=4),
+       st.sampled_from(["add", "mul", "maximum", "sub"]))
+def test_broadcasting_follows_numpy(shapes, name):
+    rng = np.random.default_rng(1)
+    a, b = (rng.standard_normal(s) for s in shapes.input_shapes)
+    op = next(o for o in OPS if o.name == name)
+    got = op.fn(t64(a), t64(b))
+    assert tuple(got.shape) == shapes.result_shape
+    assert_close(got, op.ref(a, b))
+
+
+_DT = [ember.bool, ember.uint8, ember.int8, ember.int32, ember.int64, ember.float16, ember.bfloat16,
+       ember.float32, ember.float64]
+
+
+@given(st.sampled_from(_DT), st.sampled_from(_DT), st.booleans(), st.booleans())
+def test_promotion_matches_torch(da, db, a0d, b0d):
+    shape_a = () if a0d else (2,)
+    shape_b = () if b0d else (2,)
+    a = ember.ones(shape_a, dtype=da)
+    b = ember.ones(shape_b, dtype=db)
+    got = (a + b).dtype
+    want = torch.result_type(torch.ones(shape_a, dtype=TORCH_DTYPES[da]), torch.ones(shape_b, dtype=TORCH_DTYPES[db]))
+    assert TORCH_DTYPES[got] == want
+
+
+@pytest.mark.parametrize("dtype", _DT)
+@pytest.mark.parametrize("scalar", [True, 3, 2.5])
+def test_python_scalars_are_weak(dtype, scalar):
+    got = (ember.ones(2, dtype=dtype) * scalar).dtype
+    want = (torch.ones(2, dtype=TORCH_DTYPES[dtype]) * scalar).dtype
+    assert TORCH_DTYPES[got] == want
+
+
+def test_integer_true_division_gives_float():
+    out = ember.tensor([1, 2, 3]) / 2
+    assert out.dtype is ember.float32
+    assert out.tolist() == [0.5, 1.0, 1.5]
+    assert ember.exp(ember.tensor([0, 1])).dtype is ember.float32
+
+
+@pytest.mark.parametrize("dtype", [ember.float16, ember.bfloat16])
+def test_half_precision_transcendentals_match_torch(dtype, rng):
+    x = rng.uniform(-2, 2, 64).astype(np.float32)
+    torch_fns = {"exp": torch.exp, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "erf": torch.erf,
+                 "gelu": torch.nn.functional.gelu}
+    for name, torch_fn in torch_fns.items():
+        got = getattr(ember, name)(ember.tensor(x, dtype=dtype))
+        want = torch_fn(torch.tensor(x, dtype=TORCH_DTYPES[dtype]))
+        assert got.dtype is dtype
+        assert_close(got.float(), want.float().numpy(), rtol=1e-2, atol=1e-2)
+
+
+def test_comparisons_and_logical_ops_give_bool():
+    a = ember.tensor([1.0, 2.0, 3.0])
+    assert (a > 1.5).tolist() == [False, True, True]
+    assert ((a > 1.5) & (a < 2.5)).tolist() == [False, True, False]
+    assert (~(a > 1.5)).tolist() == [True, False, False]
+    assert ember.isnan(ember.tensor([float("nan"), 1.0])).tolist() == [True, False]
+    assert (ember.tensor([6, 3]) & 3).tolist() == [2, 3]
+    assert (ember.tensor([1, 2]) << 2).tolist() == [4, 8]
+
+
+def test_bitwise_ops_reject_floats():
+    with pytest.raises(ember.errors.DTypeError, match="bitwise_and"):
+        ember.bitwise_and(ember.ones(2), ember.ones(2))
+
+
+def test_clamp_gradient_passes_inside_the_closed_interval():
+    x = ember.tensor([-2.0, -1.0, 0.0, 1.0, 2.0], requires_grad=True)
+    ember.clamp(x, -1.0, 1.0).sum().backward()
+    tx = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0], requires_grad=True)
+    torch.clamp(tx, -1.0, 1.0).sum().backward()
+    assert x.grad.tolist() == tx.grad.tolist()
+    assert ember.clamp(ember.tensor([5.0]), max=2.0).tolist() == [2.0]
+
+
+def test_where_promotes_and_differentiates():
+    c = ember.tensor([True, False])
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    y = ember.where(c, x, 0)
+    y.sum().backward()
+    assert y.tolist() == [1.0, 0.0]
+    assert x.grad.tolist() == [1.0, 0.0]
+    check_grad(lambda a, b: ember.where(a > 0, a * b, b), [np.array([1.0, -1.0, 2.0]), np.array([0.5, 2.0, 3.0])])
+
+
+def test_nan_to_num_matches_torch():
+    x = np.array([np.nan, np.inf, -np.inf, 1.5], dtype=np.float32)
+    assert_close(ember.nan_to_num(ember.tensor(x)), torch.nan_to_num(torch.tensor(x)).numpy())
+    assert_close(ember.nan_to_num(ember.tensor(x), 0.0, 9.0, -9.0), [0.0, 9.0, -9.0, 1.5])
+
+
+def test_div_rounding_modes_match_torch():
+    a = np.array([-7.0, 7.0, -7.5, 7.5])
+    b = np.array([2.0, -2.0, 2.0, 2.0])
+    for mode in ["trunc", "floor"]:
+        assert_close(ember.div(t64(a), t64(b), rounding_mode=mode),
+                     torch.div(torch.tensor(a), torch.tensor(b), rounding_mode=mode).numpy())
+
+
+def test_maximum_splits_gradient_at_ties_like_torch():
+    a = ember.tensor([1.0, 2.0], requires_grad=True)
+    b = ember.tensor([1.0, 1.0], requires_grad=True)
+    ember.maximum(a, b).sum().backward()
+    ta = torch.tensor([1.0, 2.0], requires_grad=True)
+    tb = torch.tensor([1.0, 1.0], requires_grad=True)
+    torch.maximum(ta, tb).sum().backward()
+    assert a.grad.tolist() == ta.grad.tolist() and b.grad.tolist() == tb.grad.tolist()
+
+
+def test_broadcast_mismatch_raises_shape_error_naming_op_and_shapes():
+    with pytest.raises(ember.errors.ShapeError) as info:
+        ember.ones(2, 3) + ember.ones(4)
+    msg = str(info.value)
+    assert "add" in msg and "(2, 3)" in msg and "(4,)" in msg and "test_elementwise.py" in msg
+
+
+def test_formula_kernels_are_generated_from_the_dsl():
+    prim = ember._core.primitive.PRIMITIVES["gelu_tanh"]
+    assert prim.formula is not None
+    source = ember._core.expr.compile_kernel(prim.formula, prim.params).source
+    assert "f_tanh" in source and "out=" in source
+    x = np.linspace(-3, 3, 11)
+    assert_close(ember.gelu_tanh(t64(x)), _gelu_tanh(x), rtol=1e-12)
+    assert np_of(ember.gelu_tanh(t64(x))).dtype == np.float64
