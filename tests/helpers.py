@@ -32,7 +32,7 @@ def assert_close(actual, expected, rtol=1e-6, atol=1e-6, msg=""):
 def numerical_grad(f: Callable[[list[np.ndarray]], float], xs: list[np.ndarray], eps=1e-6) -> list[np.ndarray]:
     """Central finite differences of scalar `f` with respect to each array in `xs` (float64)."""
     grads = []
-    for i, x in enumerate(xs):
+    for x in xs:
         g = np.zeros_like(x)
         it = np.nditer(x, flags=["multi_index"])
         for _ in it:

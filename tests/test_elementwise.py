@@ -10,11 +10,11 @@ import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
 import scipy.special
-from helpers import TORCH_DTYPES, assert_close, check_grad, check_jvp, check_vmap, np_of, t64, torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 import ember
+from helpers import TORCH_DTYPES, assert_close, check_grad, check_jvp, check_vmap, np_of, t64, torch
 
 
 @dataclass

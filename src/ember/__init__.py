@@ -42,6 +42,6 @@ negative = neg
 absolute = abs
 arcsin, arccos, arctan = asin, acos, atan
 
-from . import autograd, errors, func  # noqa: E402
+from . import autograd, errors, func, utils  # noqa: E402
 
 __version__ = "0.1.0"

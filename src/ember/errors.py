@@ -1,6 +1,14 @@
 """The errors Ember raises: every one is an :class:`EmberError`."""
-from ._core.errors import (AnomalyError, AutogradError, DeviceError, DTypeError, EmberError, IndexingError,
-                           ShapeError, TraceError)
+from ._core.errors import (
+                           AnomalyError,
+                           AutogradError,
+                           DeviceError,
+                           DTypeError,
+                           EmberError,
+                           IndexingError,
+                           ShapeError,
+                           TraceError,
+)
 
 __all__ = ["EmberError", "ShapeError", "DTypeError", "DeviceError", "IndexingError", "AutogradError",
            "TraceError", "AnomalyError"]

@@ -86,6 +86,25 @@ def is_anomaly_enabled() -> bool:
     return STATE.get().anomaly
 
 
+# -- functional reverse-mode levels ----------------------------------------------------------------
+_GRAD_LEVEL = [0]
+
+
+@contextlib.contextmanager
+def grad_level():
+    """Marks code running inside a functional reverse-mode transform (``ember.func.grad`` and friends)."""
+    _GRAD_LEVEL[0] += 1
+    try:
+        yield _GRAD_LEVEL[0]
+    finally:
+        _GRAD_LEVEL[0] -= 1
+
+
+def grad_level_depth() -> int:
+    """How many functional reverse-mode transforms enclose the current code."""
+    return _GRAD_LEVEL[0]
+
+
 # -- the engine -------------------------------------------------------------------------------------
 def _collect(roots: Sequence[Tensor]) -> list[Node]:
     """Every node reachable from `roots`, latest first (a valid reverse topological order)."""
@@ -160,7 +179,7 @@ def run_backward(roots: Sequence[Tensor], seeds: Sequence[Tensor], retain_graph:
         else:
             _accumulate(grads, id(r._node), s)
     anomaly = STATE.get().anomaly
-    with state_changed(grad=create_graph):
+    with state_changed(grad=create_graph, anomaly=False):  # anomaly checks each VJP's result instead
         for node in nodes:
             g = grads.pop(id(node), None)
             if g is None:
@@ -241,6 +260,8 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
             raise AutogradError("backward", "element 0 of tensors does not require grad and does not have a "
                                 "grad_fn", (t,))
     seeds = [_seed(t, g, "backward") for t, g in zip(tensors, grad_tensors)]
+    # Inside ember.func.grad the gradients written to .grad must stay differentiable for the outer level.
+    create_graph = create_graph or (_GRAD_LEVEL[0] > 0 and STATE.get().grad)
     retain = create_graph if retain_graph is None else retain_graph
     if inputs is not None:
         inputs = list(inputs)

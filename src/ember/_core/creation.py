@@ -112,7 +112,8 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 
 
 def _like(x: Tensor, dtype, device):
-    return (dtypes.as_dtype(dtype) if dtype is not None else x.dtype), (device if device is not None else x.device)
+    dt = dtypes.as_dtype(dtype) if dtype is not None else x.dtype
+    return dt, (device if device is not None else x.device)
 
 
 def full_like(x: Tensor, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

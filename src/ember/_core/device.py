@@ -22,7 +22,9 @@ class Device:
 
     def __eq__(self, other) -> bool:
         other = as_device(other) if isinstance(other, str) else other
-        return isinstance(other, Device) and other.type == self.type and (other.index or 0) == (self.index or 0)
+        if not isinstance(other, Device):
+            return False
+        return other.type == self.type and (other.index or 0) == (self.index or 0)
 
     def __hash__(self) -> int:
         return hash((self.type, self.index or 0))

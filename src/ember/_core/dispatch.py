@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import warnings
 import weakref
 from contextvars import ContextVar
 from typing import Any
@@ -17,6 +18,10 @@ from . import dtypes
 from .errors import AnomalyError, DeviceError, EmberError, ShapeError, describe, user_frame
 from .primitive import Primitive
 from .tensor import Tensor, Tracer
+
+# Kernels follow IEEE semantics silently, as PyTorch does: NaN/Inf results are values, not warnings
+# (anomaly mode is the tool for finding them). The filter only acts when NumPy emits a warning.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"ember\._core\.")
 
 
 class State:
@@ -35,7 +40,8 @@ class State:
         return State(**values)
 
 
-STATE: ContextVar[State] = ContextVar("ember_state", default=State(True, (), False))
+# State objects are never mutated (``replace`` makes a new one), so a shared default is safe.
+STATE: ContextVar[State] = ContextVar("ember_state", default=State(True, (), False))  # noqa: B039
 
 
 @contextlib.contextmanager

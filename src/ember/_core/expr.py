@@ -236,8 +236,10 @@ _atom("logical_not", 1, np.logical_not, "(!{0})", None, bool_out=True)
 for _name, _fn, _c in [("isnan", np.isnan, "isnan({0})"), ("isinf", np.isinf, "isinf({0})"),
                        ("isfinite", np.isfinite, "isfinite({0})")]:
     _atom(_name, 1, _fn, _c, None, bool_out=True)
-for _name, _fn, _c in [("bitwise_and", np.bitwise_and, "({0} & {1})"), ("bitwise_or", np.bitwise_or, "({0} | {1})"),
-                       ("bitwise_xor", np.bitwise_xor, "({0} ^ {1})"), ("left_shift", np.left_shift, "({0} << {1})"),
+for _name, _fn, _c in [("bitwise_and", np.bitwise_and, "({0} & {1})"),
+                       ("bitwise_or", np.bitwise_or, "({0} | {1})"),
+                       ("bitwise_xor", np.bitwise_xor, "({0} ^ {1})"),
+                       ("left_shift", np.left_shift, "({0} << {1})"),
                        ("right_shift", np.right_shift, "({0} >> {1})")]:
     _atom(_name, 2, _fn, _c, None)
 _atom("bitwise_not", 1, np.invert, "(~{0})", None)
@@ -375,7 +377,7 @@ def compile_kernel(e: Expr, params: tuple[str, ...], namespace_module=np) -> Cal
             if isinstance(a, Call) and last_use.get(a.key) == i and names[a.key] != target:
                 free[a.atom.bool_out].append(names[a.key])
     lines.append(f"    return {names[e.key] if not isinstance(e, Const) else _literal(e.value)}")
-    scope = dict(fns)
+    scope = dict(fns, __name__="ember._core.kernels")
     exec("\n".join(lines), scope)
     kernel = scope["kernel"]
     kernel.source = "\n".join(lines)

@@ -1,6 +1,8 @@
 """Operators and methods of :class:`Tensor`, installed from the op families in one explicit list."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from . import creation, dtypes
@@ -27,9 +29,12 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
         raise AutogradError(getattr(fn, "__name__", "inplace") + "_", "a leaf tensor that requires grad is "
                             "being used in an in-place operation; wrap it in ember.no_grad()", (x,))
     source = x
-    if record:
+    if record:  # the op reads a copy that takes over x's place in the graph
         source = Tensor._make(x._data.copy(), x._dtype, x._device)
         source._node, source._requires_grad = x._node, x._requires_grad
+        if x._node is not None:
+            x._node.out_ref = weakref.ref(source)
+        args = tuple(source if a is x else a for a in args)
     out = fn(source, *args, **kwargs)
     if out.dtype is not x.dtype and not _can_cast(out.dtype, x.dtype):
         raise DTypeError(getattr(fn, "__name__", "inplace") + "_", f"result type {out.dtype} can't be cast "
@@ -40,8 +45,6 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     np.copyto(x._data, np.broadcast_to(out._data, x._data.shape), casting="unsafe")
     x._bump_version()
     if record:
-        import weakref
-
         x._node, x._requires_grad = out._node, True
         if out._node is not None:
             out._node.out_ref = weakref.ref(x)
@@ -117,8 +120,6 @@ def retain_grad(x: Tensor) -> None:
     """Populate ``.grad`` of a non-leaf tensor during backward."""
     if x._node is None:
         return
-    import weakref
-
     ref = weakref.ref(x)
 
     def keep(g):
@@ -216,7 +217,8 @@ METHODS = {
     "logical_not": ew.logical_not, "isnan": ew.isnan, "isinf": ew.isinf, "isfinite": ew.isfinite,
     "bitwise_and": ew.bitwise_and, "bitwise_or": ew.bitwise_or, "bitwise_xor": ew.bitwise_xor,
     "bitwise_not": ew.bitwise_not,
-    "clone": ew.clone, "detach": detach, "register_hook": register_hook, "retain_grad": retain_grad, "backward": backward,
+    "clone": ew.clone, "detach": detach, "register_hook": register_hook, "retain_grad": retain_grad,
+    "backward": backward,
     "to": to, "float": _type_method(dtypes.float32), "double": _type_method(dtypes.float64),
     "half": _type_method(dtypes.float16), "bfloat16": _type_method(dtypes.bfloat16),
     "int": _type_method(dtypes.int32), "long": _type_method(dtypes.int64), "bool": _type_method(dtypes.bool_),

@@ -1,7 +1,6 @@
 """Reverse mode as functions: grad, value_and_grad, vjp (over the same tape as ``backward``)."""
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable
 
 from .._core import autograd, pytree
@@ -10,8 +9,6 @@ from .._core.dispatch import STATE, bind, state_changed
 from .._core.errors import AutogradError, ShapeError
 from .._core.primitive import Primitive
 from .._core.tensor import Tensor
-
-_DEPTH = [0]
 
 
 def _alias_batch(values, bdims):
@@ -33,21 +30,12 @@ def watch(x: Any) -> Tensor:
     return y
 
 
-@contextlib.contextmanager
-def _level():
-    _DEPTH[0] += 1
-    try:
-        yield
-    finally:
-        _DEPTH[0] -= 1
-
-
 def _create_graph(leaves: list) -> bool:
     st = STATE.get()
     if not st.grad:
         return False
     # Forward mode and vmap see the backward ops without a tape; only an enclosing reverse mode needs one.
-    return _DEPTH[0] > 1 or any(isinstance(x, Tensor) and x._requires_grad for x in leaves)
+    return autograd.grad_level_depth() > 1 or any(isinstance(x, Tensor) and x._requires_grad for x in leaves)
 
 
 def vjp(func: Callable, *primals, has_aux: bool = False):
@@ -65,7 +53,7 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
         [3.0, 3.0]
     """
     leaves, tdef = pytree.flatten(primals)
-    with _level():
+    with autograd.grad_level():
         create = _create_graph(leaves)
         watched = [watch(x) for x in leaves]
         with state_changed(grad=True):
@@ -80,7 +68,7 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
         pairs = [(o, c) for o, c in zip(out_leaves, ct_leaves) if o._requires_grad]
         grads = [None] * len(watched)
         if pairs:
-            with _level():
+            with autograd.grad_level():
                 found = autograd.grad([o for o, _ in pairs], watched, [c for _, c in pairs],
                                       retain_graph=True, create_graph=create, allow_unused=True)
             grads = list(found)
@@ -100,7 +88,8 @@ def value_and_grad(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: 
         nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
         for n in nums:
             if not -len(args) <= n < len(args):
-                raise AutogradError("grad", f"argnums {n} is out of range for {len(args)} positional arguments")
+                raise AutogradError("grad", f"argnums {n} is out of range for {len(args)} positional "
+                                    "arguments")
 
         def partial(*diff_args):
             full = list(args)

@@ -124,7 +124,7 @@ def _make_vjp(prim: Primitive):
         env = dict(zip(prim.params, inputs))
         env[gname] = g
         grads = []
-        for i, (p, x) in enumerate(zip(prim.params, inputs)):
+        for p, x in zip(prim.params, inputs):
             if not (isinstance(x, Tensor) and x._requires_grad):
                 grads.append(None)
                 continue
@@ -271,8 +271,8 @@ UNARY["exp2"] = elementwise("exp2", "exp(x * log(2))", FLOAT)
 UNARY["reciprocal"] = elementwise("reciprocal", "1 / x", FLOAT)
 UNARY["sigmoid"] = elementwise("sigmoid", "1 / (1 + exp(-x))", FLOAT)
 UNARY["gelu"] = elementwise("gelu", "0.5 * x * (1 + erf(x * 0.7071067811865476))", FLOAT)
-UNARY["gelu_tanh"] = elementwise("gelu_tanh", "0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))",
-                                 FLOAT)
+UNARY["gelu_tanh"] = elementwise(
+    "gelu_tanh", "0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))", FLOAT)
 UNARY["silu"] = elementwise("silu", "x / (1 + exp(-x))", FLOAT)
 UNARY["softplus"] = elementwise("softplus", "maximum(x, 0) + log1p(exp(-abs(x)))", FLOAT)
 UNARY["relu"] = elementwise("relu", "where(x > 0, x, 0)")
@@ -364,7 +364,8 @@ def clamp(x: Tensor, min=None, max=None) -> Tensor:
     return apply(clamp_p, x, min, max)
 
 
-def nan_to_num(x: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
+def nan_to_num(x: Tensor, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None) -> Tensor:
     """Replace NaN with `nan`, +inf with `posinf` and -inf with `neginf` (default: the dtype's extremes)."""
     import numpy as np
 

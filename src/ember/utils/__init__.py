@@ -1,0 +1,4 @@
+"""Utilities: gradient checkpointing."""
+from . import checkpoint
+
+__all__ = ["checkpoint"]

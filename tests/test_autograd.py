@@ -1,0 +1,295 @@
+"""Reverse mode, PyTorch-style: backward, grad, accumulation, hooks, grad modes, in-place safety,
+custom functions, checkpointing and anomaly mode."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ember
+from ember.errors import AnomalyError, AutogradError
+from ember.utils.checkpoint import checkpoint
+from helpers import assert_close, torch
+
+
+def test_backward_matches_torch_on_a_small_network(rng):
+    x = rng.standard_normal((4, 3))
+    w = rng.standard_normal((3, 5))
+    b = rng.standard_normal(5)
+    ex, ew, eb = (ember.tensor(a, requires_grad=True) for a in (x, w, b))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    (ember.tanh(ex @ ew + eb) ** 2).sum().backward()
+    (torch.tanh(tx @ tw + tb) ** 2).sum().backward()
+    for e, t in [(ex, tx), (ew, tw), (eb, tb)]:
+        assert_close(e.grad, t.grad.numpy(), rtol=1e-10)
+
+
+def test_grad_accumulates_across_backward_calls():
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    assert x.grad.tolist() == [5.0, 7.0]
+
+
+def test_second_backward_without_retain_graph_raises():
+    x = ember.tensor([1.0], requires_grad=True)
+    y = (x.exp() * 2).sum()
+    y.backward()
+    with pytest.raises(AutogradError, match="second time"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = ember.tensor([1.0], requires_grad=True)
+    y = (x.exp() * 2).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert_close(x.grad, [4 * np.e])
+
+
+def test_create_graph_gives_third_derivatives():
+    x = ember.tensor(0.7, dtype=ember.float64, requires_grad=True)
+    y = ember.sin(x) * x
+    (g1,) = ember.autograd.grad(y, x, create_graph=True)
+    (g2,) = ember.autograd.grad(g1, x, create_graph=True)
+    (g3,) = ember.autograd.grad(g2, x)
+    v = 0.7
+    assert_close(g1, np.cos(v) * v + np.sin(v))
+    assert_close(g2, -np.sin(v) * v + 2 * np.cos(v))
+    assert_close(g3, -np.cos(v) * v - 3 * np.sin(v))
+
+
+def test_backward_of_nonscalar_needs_a_gradient():
+    x = ember.ones(3, requires_grad=True)
+    with pytest.raises(AutogradError, match="scalar outputs"):
+        (x * 2).backward()
+    (x * 2).backward(ember.tensor([1.0, 2.0, 3.0]))
+    assert x.grad.tolist() == [2.0, 4.0, 6.0]
+
+
+def test_grad_with_nonleaf_inputs_and_allow_unused():
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2
+    y = (h * h).sum()
+    u = ember.ones(2, requires_grad=True)
+    gh, gu = ember.autograd.grad(y, [h, u], allow_unused=True)
+    assert gh.tolist() == [4.0, 8.0] and gu is None
+    assert x.grad is None
+    with pytest.raises(AutogradError, match="not used"):
+        ember.autograd.grad((x * 1).sum(), [u])
+
+
+def test_backward_through_non_differentiable_op_raises():
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    y = (x > 1.0)
+    assert not y.requires_grad
+    with pytest.raises(AutogradError, match="does not require grad"):
+        y.sum().backward()
+
+
+def test_no_grad_enable_grad_and_inference_mode():
+    x = ember.ones(2, requires_grad=True)
+    with ember.no_grad():
+        assert not (x * 2).requires_grad
+        with ember.enable_grad():
+            assert (x * 2).requires_grad
+    with ember.inference_mode():
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+
+    @ember.no_grad()
+    def f(t):
+        return t * 2
+
+    assert not f(x).requires_grad
+    ember.set_grad_enabled(False)
+    try:
+        assert not (x * 2).requires_grad
+    finally:
+        ember.set_grad_enabled(True)
+
+
+def test_detach_shares_data_and_cuts_the_graph():
+    x = ember.ones(2, requires_grad=True)
+    d = (x * 2).detach()
+    assert not d.requires_grad and d.grad_fn is None
+    assert d.tolist() == [2.0, 2.0]
+
+
+def test_tensor_hooks_can_replace_gradients_and_be_removed():
+    x = ember.ones(2, requires_grad=True)
+    seen = []
+    handle = x.register_hook(lambda g: seen.append(g.tolist()))
+    h = x * 3
+    h.register_hook(lambda g: g * 10)
+    h.sum().backward()
+    assert seen == [[30.0, 30.0]] and x.grad.tolist() == [30.0, 30.0]
+    handle.remove()
+    x.grad = None
+    (x * 1).sum().backward()
+    assert len(seen) == 1
+
+
+def test_retain_grad_populates_nonleaf_grad():
+    x = ember.ones(2, requires_grad=True)
+    h = x * 3
+    h.retain_grad()
+    (h * h).sum().backward()
+    assert h.grad.tolist() == [6.0, 6.0]
+
+
+def test_inplace_modification_of_saved_tensor_raises_naming_the_op():
+    x = ember.ones(3, requires_grad=True)
+    h = x * 2
+    y = h * h  # saves h
+    h.add_(1.0)
+    with pytest.raises(AutogradError) as info:
+        y.sum().backward()
+    assert "mul" in str(info.value) and "in-place" in str(info.value)
+
+
+def test_inplace_on_leaf_requiring_grad_raises_but_works_under_no_grad():
+    x = ember.ones(2, requires_grad=True)
+    with pytest.raises(AutogradError, match="leaf"):
+        x.add_(1.0)
+    with ember.no_grad():
+        x.add_(1.0)
+    assert x.tolist() == [2.0, 2.0] and x._version == 1
+
+
+def test_inplace_ops_are_differentiated_like_torch():
+    a = np.array([0.5, -1.0, 2.0])
+    x = ember.tensor(a, requires_grad=True)
+    h = x * 2
+    h.mul_(3.0)
+    h.add_(x * x)
+    h.exp_()
+    h.sum().backward()
+    tx = torch.tensor(a, requires_grad=True)
+    th = tx * 2
+    th.mul_(3.0)
+    th.add_(tx * tx)
+    th.exp_()
+    th.sum().backward()
+    assert_close(h.detach(), th.detach().numpy())
+    assert_close(x.grad, tx.grad.numpy(), rtol=1e-10)
+
+
+def test_inplace_with_itself_as_operand_uses_the_old_value():
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 1
+    h.mul_(h)  # h <- h * h, both operands the value before the write
+    h.sum().backward()
+    assert h.tolist() == [1.0, 4.0] and x.grad.tolist() == [2.0, 4.0]
+
+
+def test_views_share_the_version_counter():
+    x = ember.zeros(2, 3)
+    v = x.reshape(6)
+    v.add_(1.0)
+    assert x._version == 1 and x.tolist() == [[1.0] * 3] * 2
+
+
+def test_requires_grad_only_on_float_tensors():
+    with pytest.raises(ember.errors.DTypeError, match="floating point"):
+        ember.tensor([1, 2]).requires_grad_()
+
+
+def test_numpy_of_a_tensor_requiring_grad_raises():
+    with pytest.raises(AutogradError, match="detach"):
+        ember.ones(2, requires_grad=True).numpy()
+
+
+class _Cube(ember.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x * x
+
+
+def test_custom_function_forward_and_backward():
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    y = _Cube.apply(x)
+    assert y.tolist() == [1.0, 8.0] and y.grad_fn is not None
+    y.sum().backward()
+    assert x.grad.tolist() == [3.0, 12.0]
+
+
+def test_custom_function_backward_is_differentiable():
+    x = ember.tensor([2.0], requires_grad=True)
+    (g,) = ember.autograd.grad(_Cube.apply(x).sum(), x, create_graph=True)
+    (gg,) = ember.autograd.grad(g.sum(), x)
+    assert gg.tolist() == [12.0]
+
+
+def test_custom_function_wrong_number_of_gradients_raises():
+    class Bad(ember.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            return x * y
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    x = ember.ones(1, requires_grad=True)
+    with pytest.raises(AutogradError, match="2 inputs"):
+        Bad.apply(x, ember.ones(1)).sum().backward()
+
+
+def test_checkpoint_matches_plain_backward_and_reaches_closed_over_parameters(rng):
+    w = ember.tensor(rng.standard_normal((4, 4)), requires_grad=True)
+    x_data = rng.standard_normal((3, 4))
+
+    def block(t):
+        return ember.tanh(t @ w) @ w
+
+    x1 = ember.tensor(x_data, requires_grad=True)
+    (block(x1) ** 2).sum().backward()
+    gx, gw = x1.grad, w.grad
+    w.grad = None
+    x2 = ember.tensor(x_data, requires_grad=True)
+    (checkpoint(block, x2) ** 2).sum().backward()
+    assert_close(x2.grad, gx.numpy(), rtol=1e-12)
+    assert_close(w.grad, gw.numpy(), rtol=1e-12)
+
+
+def test_checkpoint_does_not_keep_intermediate_nodes():
+    x = ember.ones(3, requires_grad=True)
+    out = checkpoint(lambda t: ember.exp(ember.sin(t)) * 2, x)
+    assert out.grad_fn.inputs == (x,)
+
+
+def test_anomaly_mode_names_forward_op_and_inputs():
+    x = ember.tensor([1.0, -1.0])
+    with ember.autograd.detect_anomaly():
+        with pytest.raises(AnomalyError) as info:
+            ember.log(x - 1.0)
+    msg = str(info.value)
+    assert "log" in msg and "NaN" in msg and "min=" in msg and "test_autograd.py" in msg
+
+
+def test_anomaly_mode_catches_nan_in_backward_and_names_the_forward_line():
+    x = ember.tensor([0.0], requires_grad=True)
+    with ember.autograd.detect_anomaly():
+        y = ember.sqrt(x) * 0.0  # forward is finite; d sqrt / dx at 0 is inf, times 0 -> NaN
+        with pytest.raises(AnomalyError) as info:
+            y.sum().backward()
+    msg = str(info.value)
+    assert "backward" in msg and "sqrt" in msg and "y = ember.sqrt(x)" in msg
+
+
+def test_anomaly_mode_global_switch():
+    ember.autograd.set_detect_anomaly(True)
+    try:
+        assert ember.autograd.is_anomaly_enabled()
+        with pytest.raises(AnomalyError):
+            ember.tensor([0.0]) / 0.0
+    finally:
+        ember.autograd.set_detect_anomaly(False)
+    assert not ember.autograd.is_anomaly_enabled()
+    assert ember.isnan(ember.tensor([0.0]) / 0.0).tolist() == [True]
