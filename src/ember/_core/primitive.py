@@ -28,7 +28,7 @@ class Primitive:
     """
 
     __slots__ = ("name", "impl", "abstract", "vjp", "jvp", "batch", "decomp", "view", "multiple_results",
-                 "nondiff_inputs", "formula", "params", "kernels", "dtype_rule", "doc")
+                 "nondiff_inputs", "formula", "params", "kernels", "dtype_rule", "fast_dtypes", "doc")
 
     def __init__(self, name: str, impl: Callable | None = None, *, abstract: Callable | None = None,
                  vjp: Callable | None = None, jvp: Callable | None = None, batch: Callable | None = None,
@@ -50,6 +50,7 @@ class Primitive:
         self.params: tuple[str, ...] = ()
         self.kernels: dict[str, Callable] = {}
         self.dtype_rule = None
+        self.fast_dtypes: frozenset = frozenset()
         self.doc = doc
         PRIMITIVES[name] = self
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import dtypes, expr
-from ..dispatch import bind
+from ..dispatch import STATE, bind, record
 from ..errors import DTypeError
 from ..primitive import PRIMITIVES, Primitive
 from ..tensor import Tensor
@@ -35,6 +35,7 @@ def elementwise(name: str, formula: str | expr.Expr, kind: str = SAME, params: t
     prim.formula = e
     prim.params = params
     prim.dtype_rule = kind
+    prim.fast_dtypes = _fast_dtypes(kind)
     prim.impl = _make_impl(e, params)
     direct = _direct_ufunc(e, params)
     if direct is not None:
@@ -193,8 +194,36 @@ def compute_dtype(prim: Primitive, args: tuple) -> dtypes.DType:
     return dt
 
 
+def _fast_dtypes(kind: str) -> frozenset:
+    """Dtypes for which same-dtype operands need no cast and the result dtype is known in advance."""
+    if kind == FLOAT:
+        return frozenset((dtypes.float32, dtypes.float64, dtypes.complex64, dtypes.complex128))
+    if kind == INT:
+        return frozenset(dtypes.INTS + (dtypes.bool_,))
+    return frozenset(dtypes.ALL)
+
+
 def apply(prim: Primitive, *args: Any) -> Tensor:
-    """Promote operands (Python scalars stay weak), cast tensors to the compute dtype, and bind."""
+    """Promote operands (Python scalars stay weak), cast tensors to the compute dtype, and bind.
+
+    Two tensors of one dtype on one device with no transform active take the eager fast path: the
+    backend kernel runs directly and only what ``bind`` would do for them is done.
+    """
+    if len(args) == 2:
+        a, b = args
+        if type(a) is Tensor and type(b) is Tensor and a._dtype is b._dtype and a._device is b._device \
+                and a._dtype in prim.fast_dtypes:
+            st = STATE.get()
+            kernel = prim.kernels.get(a._device.backend.name)
+            if not st.traces and not st.anomaly and kernel is not None:
+                try:
+                    data = kernel(a._data, b._data)
+                except Exception:  # let the general path produce the detailed error
+                    return bind(prim, a, b)
+                out = Tensor._make(data, dtypes.bool_ if prim.dtype_rule == BOOL else a._dtype, a._device)
+                if st.grad and (a._requires_grad or b._requires_grad):
+                    record(prim, args, {}, out, False)
+                return out
     if not any(isinstance(a, Tensor) for a in args):
         from ..creation import tensor
         args = (tensor(args[0]),) + args[1:]
