@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import dtypes, expr
 from ..dispatch import STATE, bind, record
 from ..errors import DTypeError
@@ -118,21 +120,24 @@ def _fresh(base: str, taken: tuple[str, ...]) -> str:
 def _make_vjp(prim: Primitive):
     gname = _fresh("g_", prim.params)
     gvar = expr.Var(gname)
+    entries: dict[int, Any] = {}  # input position -> derived primitive of g * d(formula)/d(input)
+
+    def entry(i: int):
+        if i not in entries:
+            partial = expr.diff(prim.formula, prim.params[i])
+            entries[i] = _derived((prim.name, "vjp", prim.params[i]), gvar * partial, prim.params + (gname,))
+        return entries[i]
 
     def vjp(g, out, *inputs):
-        from .reduce import sum_to_shape
-
         env = dict(zip(prim.params, inputs))
         env[gname] = g
         grads = []
-        for p, x in zip(prim.params, inputs):
+        for i, x in enumerate(inputs):
             if not (isinstance(x, Tensor) and x._requires_grad):
                 grads.append(None)
                 continue
-            partial = expr.diff(prim.formula, p)
-            entry = _derived((prim.name, "vjp", p), gvar * partial, prim.params + (gname,))
-            gi = _apply_derived(entry, env, g)
-            grads.append(sum_to_shape(gi, x.shape))
+            gi = _apply_derived(entry(i), env, g)
+            grads.append(reduce.sum_to_shape(gi, x.shape))
         return tuple(grads)
 
     return vjp
@@ -140,21 +145,25 @@ def _make_vjp(prim: Primitive):
 
 def _make_jvp(prim: Primitive):
     tnames = tuple(_fresh(f"t{i}_", prim.params) for i in range(len(prim.params)))
+    entries: dict[tuple, Any] = {}  # positions with tangents -> derived primitive of the tangent formula
+
+    def entry(present: tuple):
+        if present not in entries:
+            total = expr.Const(0.0)
+            for i in present:
+                total = total + expr.diff(prim.formula, prim.params[i]) * expr.Var(tnames[i])
+            params = prim.params + tuple(tnames[i] for i in present)
+            entries[present] = _derived((prim.name, "jvp") + present, total, params)
+        return entries[present]
 
     def jvp(primals, tangents):
         out = bind(prim, *primals)
         present = tuple(i for i, t in enumerate(tangents) if t is not None)
-        total = expr.Const(0.0)
-        for i in present:
-            total = total + expr.diff(prim.formula, prim.params[i]) * expr.Var(tnames[i])
-        params = prim.params + tuple(tnames[i] for i in present)
-        entry = _derived((prim.name, "jvp") + present, total, params)
         env = dict(zip(prim.params, primals))
         env.update({tnames[i]: tangents[i] for i in present})
-        tangent = _apply_derived(entry, env, out)
+        tangent = _apply_derived(entry(present), env, out)
         if tuple(tangent.shape) != tuple(out.shape):
-            from .movement import broadcast_to
-            tangent = broadcast_to(tangent, out.shape)
+            tangent = movement.broadcast_to(tangent, out.shape)
         return out, tangent
 
     return jvp
@@ -162,8 +171,6 @@ def _make_jvp(prim: Primitive):
 
 def _batch_rule(prim: Primitive):
     def batch(values, bdims):
-        from .movement import moveaxis, reshape
-
         rank = max((len(v.shape) - (b is not None) for v, b in zip(values, bdims) if isinstance(v, Tensor)),
                    default=0)
         moved = []
@@ -171,10 +178,10 @@ def _batch_rule(prim: Primitive):
             if b is None:
                 moved.append(v)
                 continue
-            v = moveaxis(v, b, 0) if b != 0 else v
+            v = movement.moveaxis(v, b, 0) if b != 0 else v
             extra = rank - (len(v.shape) - 1)
             if extra:
-                v = reshape(v, (v.shape[0],) + (1,) * extra + tuple(v.shape[1:]))
+                v = movement.reshape(v, (v.shape[0],) + (1,) * extra + tuple(v.shape[1:]))
             moved.append(v)
         return bind(prim, *moved), 0
 
@@ -203,6 +210,42 @@ def _fast_dtypes(kind: str) -> frozenset:
     return frozenset(dtypes.ALL)
 
 
+_FLOAT_TYPES = (dtypes.float32, dtypes.float64)
+_SCALAR_TYPES = frozenset((float, int, np.float32, np.float64))
+
+
+def _fast_binary(prim: Primitive, a: Any, b: Any) -> Tensor | None:
+    """The eager fast path for two operands that need no promotion work, or None to take the long way.
+
+    Covers two tensors of one dtype, and a float32/float64 tensor with a Python float or int (a weak
+    scalar keeps the tensor's dtype).
+    """
+    ta, tb = type(a) is Tensor, type(b) is Tensor
+    if ta and tb:
+        if a._dtype is not b._dtype or a._device is not b._device or a._dtype not in prim.fast_dtypes:
+            return None
+        x, args = a, (a, b)
+    elif ta and type(b) in _SCALAR_TYPES and a._dtype in _FLOAT_TYPES:
+        x, args = a, (a, a._dtype.np.type(b))
+    elif tb and type(a) in _SCALAR_TYPES and b._dtype in _FLOAT_TYPES:
+        x, args = b, (b._dtype.np.type(a), b)
+    else:
+        return None
+    st = STATE.get()
+    kernel = prim.kernels.get(x._device.backend.name)
+    if st.traces or st.anomaly or kernel is None:
+        return None
+    u, v = args
+    try:
+        data = kernel(u._data if type(u) is Tensor else u, v._data if type(v) is Tensor else v)
+    except Exception:  # the general path produces the detailed error
+        return None
+    out = Tensor._make(data, dtypes.bool_ if prim.dtype_rule == BOOL else x._dtype, x._device)
+    if st.grad and (x._requires_grad or (ta and tb and b._requires_grad)):
+        record(prim, args, {}, out, False)
+    return out
+
+
 def apply(prim: Primitive, *args: Any) -> Tensor:
     """Promote operands (Python scalars stay weak), cast tensors to the compute dtype, and bind.
 
@@ -210,20 +253,9 @@ def apply(prim: Primitive, *args: Any) -> Tensor:
     backend kernel runs directly and only what ``bind`` would do for them is done.
     """
     if len(args) == 2:
-        a, b = args
-        if type(a) is Tensor and type(b) is Tensor and a._dtype is b._dtype and a._device is b._device \
-                and a._dtype in prim.fast_dtypes:
-            st = STATE.get()
-            kernel = prim.kernels.get(a._device.backend.name)
-            if not st.traces and not st.anomaly and kernel is not None:
-                try:
-                    data = kernel(a._data, b._data)
-                except Exception:  # let the general path produce the detailed error
-                    return bind(prim, a, b)
-                out = Tensor._make(data, dtypes.bool_ if prim.dtype_rule == BOOL else a._dtype, a._device)
-                if st.grad and (a._requires_grad or b._requires_grad):
-                    record(prim, args, {}, out, False)
-                return out
+        out = _fast_binary(prim, args[0], args[1])
+        if out is not None:
+            return out
     if not any(isinstance(a, Tensor) for a in args):
         from ..creation import tensor
         args = (tensor(args[0]),) + args[1:]
@@ -460,3 +492,8 @@ copy_p = Primitive("copy", _copy_impl, vjp=lambda g, out, x: (g,),
 def clone(x: Tensor) -> Tensor:
     """A copy of `x` with its own storage (differentiable)."""
     return bind(copy_p, x)
+
+
+# Shape ops are used by the rules above at call time. Movement and reduction composites use elementwise
+# ops, so those modules are imported last, once every name here exists (either module may load first).
+from . import movement, reduce  # noqa: E402
