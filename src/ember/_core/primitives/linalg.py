@@ -1,17 +1,61 @@
-"""Matrix products: matmul (batched, broadcasting), dot, outer, einsum."""
+"""Matrix products: two primitives, ``matmul`` and ``einsum``, and the products built on them
+(dot, vdot, outer/ger, mm, bmm, mv, inner, tensordot, kron).
+
+``einsum`` carries its equation as an attribute in one canonical form: explicit output, no ellipsis,
+one size per letter. The public function does the parsing (implicit output, ``...``, broadcasting of
+size-1 dimensions), so the VJP, JVP and batching rules only ever see plain letters.
+"""
 from __future__ import annotations
 
+import string
+from typing import Sequence
+
+from .. import dtypes
 from ..dispatch import bind
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..primitive import Primitive
 from ..tensor import Tensor
-from .reduce import sum_to_shape
+from .reduce import normalize_axis, sum_to_shape
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "einsum", "dot", "vdot", "outer", "ger", "mm", "bmm", "mv", "inner", "tensordot",
+           "kron"]
+
+_HALF_NP = (dtypes.float16.np, dtypes.bfloat16.np)
+_LETTERS = string.ascii_uppercase + string.ascii_lowercase
 
 
+def _as_tensor(x) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    from ..creation import tensor
+
+    return tensor(x)
+
+
+def _promoted(*operands: Tensor) -> list[Tensor]:
+    """Operands cast to their common dtype (PyTorch's result_type)."""
+    from .elementwise import convert
+
+    dt = dtypes.result_type(*operands)
+    return [x if x.dtype is dt else convert(x, dt) for x in operands]
+
+
+def _shapes(*operands: Tensor) -> str:
+    return " and ".join(str(tuple(x.shape)) for x in operands)
+
+
+def _run_half_in_float32(xp, fn, arrays):
+    """Run `fn` on half-precision arrays in float32 and cast back: NumPy has no bfloat16 loop for these
+    products and its float16 loop accumulates in float16."""
+    if arrays and arrays[0].dtype in _HALF_NP:
+        dt = arrays[0].dtype
+        return xp.asarray(fn(*(a.astype(xp.float32) for a in arrays))).astype(dt)
+    return xp.asarray(fn(*arrays))
+
+
+# -- matmul ---------------------------------------------------------------------------------------------
 def _matmul_impl(xp, a, b):
-    return xp.matmul(a, b)
+    return _run_half_in_float32(xp, xp.matmul, (a, b))
 
 
 def _mT(x: Tensor) -> Tensor:
@@ -79,22 +123,455 @@ def _matmul_batch(values, bdims):
 matmul_p = Primitive("matmul", _matmul_impl, vjp=_matmul_vjp, jvp=_matmul_jvp, batch=_matmul_batch)
 
 
-def matmul(a: Tensor, b: Tensor) -> Tensor:
-    """Matrix product with NumPy/PyTorch semantics: 1-d operands are vectors, leading dims broadcast."""
-    from .elementwise import convert
-    from .. import dtypes
-
+def _check_matmul(op: str, a: Tensor, b: Tensor) -> None:
     if a.ndim == 0 or b.ndim == 0:
-        raise ShapeError("matmul", "both arguments must have at least one dimension", (a, b))
+        raise ShapeError(op, f"both arguments must have at least one dimension, got shapes {_shapes(a, b)}",
+                         (a, b))
     k_a = a.shape[-1]
     k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if k_a != k_b:
-        raise ShapeError("matmul", f"inner dimensions do not match: {tuple(a.shape)} @ {tuple(b.shape)} "
+        raise ShapeError(op, f"inner dimensions do not match: {tuple(a.shape)} @ {tuple(b.shape)} "
                          f"({k_a} != {k_b})", (a, b))
-    if a.dtype is not b.dtype:
-        dt = dtypes.promote(a.dtype, b.dtype)
-        a, b = convert(a, dt), convert(b, dt)
+    if a.ndim > 2 and b.ndim > 2:
+        from .movement import broadcast_shapes
+
+        broadcast_shapes(a.shape[:-2], b.shape[:-2], op=op, operands=(a, b))
+    for x in (a, b):
+        if x.dtype is dtypes.bool_:
+            raise DTypeError(op, "bool tensors are not supported (as in PyTorch); convert to an integer or "
+                             "floating dtype first", (a, b))
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product with NumPy/PyTorch semantics.
+
+    1-d operands are vectors (a leading 1 is added to the first, a trailing 1 to the second, and removed
+    from the result); the leading (batch) dimensions of operands with more than two broadcast. Mixed
+    dtypes promote as in :func:`ember.result_type` (PyTorch raises instead).
+
+    Args:
+        a: tensor of shape ``(..., n, k)`` or ``(k,)``.
+        b: tensor of shape ``(..., k, m)`` or ``(k,)``.
+
+    Returns:
+        The product, of shape ``broadcast(...) + (n, m)`` with the vector dimensions dropped.
+
+    Example:
+        >>> import ember
+        >>> ember.matmul(ember.ones(2, 3), ember.ones(3)).tolist()
+        [3.0, 3.0]
+    """
+    a, b = _as_tensor(a), _as_tensor(b)
+    _check_matmul("matmul", a, b)
+    a, b = _promoted(a, b)
     return bind(matmul_p, a, b)
 
 
-TENSOR_METHODS = {"matmul": matmul}
+# -- einsum ---------------------------------------------------------------------------------------------
+def _einsum_impl(xp, *arrays, equation):
+    out = _run_half_in_float32(xp, lambda *xs: xp.einsum(equation, *xs, optimize=len(xs) > 1), arrays)
+    if len(arrays) == 1:  # one-operand einsum may return a view of its input (transpose, diagonal)
+        out = out.copy()
+    return out
+
+
+def _split(equation: str) -> tuple[list[str], str]:
+    lhs, out = equation.split("->")
+    return lhs.split(","), out
+
+
+def _join(terms: Sequence[str], out: str) -> str:
+    return ",".join(terms) + "->" + out
+
+
+def _fresh_letters(used: str):
+    return (c for c in _LETTERS if c not in used)
+
+
+def _einsum_letters(terms: Sequence[str], out: str, operands: Sequence[Tensor]) -> Tensor:
+    """Bind einsum on an equation already in canonical form (plain letters, explicit output)."""
+    return bind(einsum_p, *operands, equation=_join(terms, out))
+
+
+def _operand_grad(g: Tensor, operands: tuple, terms: list[str], out: str, k: int) -> Tensor:
+    """The cotangent of operand `k`: an einsum of `g` with the other operands.
+
+    A letter repeated in operand `k` (a diagonal or trace) is renamed and tied to the original by an
+    identity matrix; letters the forward summed away and nothing else carries are broadcast back.
+    """
+    from ..creation import eye
+    from .movement import broadcast_to, reshape
+
+    x = operands[k]
+    fresh = _fresh_letters(_join(terms, out))
+    args = [g] + [o for j, o in enumerate(operands) if j != k]
+    subs = [out] + [s for j, s in enumerate(terms) if j != k]
+    target = ""
+    for pos, c in enumerate(terms[k]):
+        if c in target:
+            f = next(fresh)
+            args.append(eye(x.shape[pos], dtype=g.dtype, device=g.device))
+            subs.append(c + f)
+            target += f
+        else:
+            target += c
+    carried = set("".join(subs))
+    kept = "".join(c for c in target if c in carried)
+    grad = _einsum_letters(subs, kept, args)
+    if kept != target:
+        grad = reshape(grad, tuple(s if c in carried else 1 for c, s in zip(target, x.shape)))
+        grad = broadcast_to(grad, tuple(x.shape))
+    return grad
+
+
+def _einsum_vjp(g, out, *operands, equation):
+    terms, out_sub = _split(equation)
+    grads = []
+    for k, x in enumerate(operands):
+        if isinstance(x, Tensor) and x._requires_grad:
+            grads.append(_operand_grad(g, operands, terms, out_sub, k))
+        else:
+            grads.append(None)
+    return tuple(grads)
+
+
+def _einsum_jvp(primals, tangents, equation):
+    out = bind(einsum_p, *primals, equation=equation)
+    total = None
+    for k, t in enumerate(tangents):  # einsum is linear in each operand
+        if t is None:
+            continue
+        args = list(primals)
+        args[k] = t
+        term = bind(einsum_p, *args, equation=equation)
+        total = term if total is None else total + term
+    return out, total
+
+
+def _einsum_batch(values, bdims, equation):
+    from .movement import moveaxis
+
+    terms, out = _split(equation)
+    letter = next(_fresh_letters(equation), None)
+    if letter is None:
+        raise ShapeError("einsum", f"no letter left to name the vmap dimension in {equation!r}")
+    new_terms, args = [], []
+    for v, d, s in zip(values, bdims, terms):
+        if d is None:
+            new_terms.append(s)
+            args.append(v)
+        else:
+            new_terms.append(letter + s)
+            args.append(moveaxis(v, d, 0))
+    return _einsum_letters(new_terms, letter + out, args), 0
+
+
+einsum_p = Primitive("einsum", _einsum_impl, vjp=_einsum_vjp, jvp=_einsum_jvp, batch=_einsum_batch)
+
+
+def _parse_terms(equation: str, operands: tuple) -> tuple[list[str], str | None]:
+    """Input terms and the explicit output (None if implicit), with syntax checked."""
+    eq = equation.replace(" ", "")
+    if eq.count("->") > 1:
+        raise ShapeError("einsum", f"equation {equation!r} has more than one '->'", operands)
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        raise ShapeError("einsum", f"equation {equation!r} has {len(terms)} operand terms but "
+                         f"{len(operands)} operands were given", operands)
+    for term in terms + ([out] if arrow else []):
+        body = term.replace("...", "", 1)
+        if not all(c in _LETTERS for c in body):
+            raise ShapeError("einsum", f"invalid subscript {term!r} in {equation!r}: use letters a-z, A-Z "
+                             "and at most one '...' per term", operands)
+    return terms, (out if arrow else None)
+
+
+def _expand_ellipsis(equation: str, terms: list[str], out: str | None, operands: tuple):
+    """Replace '...' by fresh letters (right-aligned across operands, as broadcasting aligns)."""
+    counts = []
+    for term, x in zip(terms, operands):
+        named = len(term.replace("...", ""))
+        n = x.ndim - named
+        if n < 0 or (n > 0 and "..." not in term):
+            raise ShapeError("einsum", f"subscript {term!r} of {equation!r} names {named} dimensions but the "
+                             f"operand has {x.ndim}", operands)
+        counts.append(n)
+    width = max(counts, default=0)
+    letters = "".join(c for c, _ in zip(_fresh_letters(equation), range(width)))
+    if len(letters) < width:
+        raise ShapeError("einsum", f"too many dimensions under '...' in {equation!r}", operands)
+    terms = [t.replace("...", letters[width - n:] if n else "") for t, n in zip(terms, counts)]
+    if out is None:
+        once = [c for c in sorted(set("".join(terms))) if "".join(terms).count(c) == 1 and c not in letters]
+        out = letters + "".join(once)
+    else:
+        out = out.replace("...", letters)
+    return terms, out
+
+
+def _letter_sizes(equation: str, terms: list[str], operands: tuple) -> dict[str, int]:
+    """The size of each letter; size-1 dimensions broadcast, any other mismatch is an error."""
+    sizes: dict[str, int] = {}
+    for term, x in zip(terms, operands):
+        for c, s in zip(term, x.shape):
+            if term.count(c) > 1 and s != x.shape[term.index(c)]:
+                raise ShapeError("einsum", f"subscript {c!r} is repeated in {term!r} of {equation!r} but "
+                                 f"the dimensions have different sizes {tuple(x.shape)}", operands)
+            old = sizes.get(c, 1)
+            if old != s and 1 not in (old, s):
+                raise ShapeError("einsum", f"subscript {c!r} of {equation!r} has size {old} in one operand "
+                                 f"and {s} in another (shapes {_shapes(*operands)})", operands)
+            sizes[c] = max(old, s)
+    return sizes
+
+
+def einsum(equation: str, *operands: Tensor) -> Tensor:
+    """Einstein summation, as ``torch.einsum`` / ``numpy.einsum``.
+
+    Letters name dimensions; a letter shared by operands multiplies them along that dimension and a
+    letter absent from the output is summed. Without ``->`` the output holds, after the ``...``
+    dimensions, the letters that appear exactly once, in alphabetical order. A letter repeated in one
+    operand takes its diagonal (``"ii->i"``, or the trace ``"ii"``). ``...`` stands for the remaining
+    dimensions, which broadcast; dimensions of size 1 broadcast against any size.
+
+    Args:
+        equation: e.g. ``"ij,jk->ik"``, ``"bij,bjk"``, ``"...ij->...ji"``.
+        operands: the tensors (or a single list of them, as PyTorch also accepts).
+
+    Returns:
+        The contraction, in the operands' promoted dtype.
+
+    Example:
+        >>> import ember
+        >>> ember.einsum("ij,j->i", ember.ones(2, 3), ember.ones(3)).tolist()
+        [3.0, 3.0]
+        >>> float(ember.einsum("ii", ember.eye(3)))
+        3.0
+    """
+    from .movement import broadcast_to
+
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    operands = tuple(_as_tensor(x) for x in operands)
+    if not operands:
+        raise ShapeError("einsum", "at least one operand is required")
+    terms, out = _parse_terms(equation, operands)
+    terms, out = _expand_ellipsis(equation, terms, out, operands)
+    known = set("".join(terms))
+    for c in out:
+        if c not in known or out.count(c) > 1:
+            raise ShapeError("einsum", f"output subscript {c!r} of {equation!r} must appear in an input "
+                             "and only once in the output", operands)
+    sizes = _letter_sizes(equation, terms, operands)
+    operands = tuple(broadcast_to(x, tuple(sizes[c] for c in t)) for x, t in zip(operands, terms))
+    return _einsum_letters(terms, out, _promoted(*operands))
+
+
+# -- products built on matmul and einsum --------------------------------------------------------------------
+def _require_ndim(op: str, expected: Sequence[int], *operands: Tensor) -> None:
+    if tuple(x.ndim for x in operands) != tuple(expected):
+        want = " and ".join(f"{n}-d" for n in expected)
+        got = " and ".join(f"{x.ndim}-d" for x in operands)
+        raise ShapeError(op, f"expected {want} tensors, got {got} tensors of shapes {_shapes(*operands)}",
+                         operands)
+
+
+def dot(a: Tensor, b: Tensor) -> Tensor:
+    """Dot product of two 1-d tensors of equal length.
+
+    Example:
+        >>> import ember
+        >>> float(ember.dot(ember.tensor([1.0, 2.0]), ember.tensor([3.0, 4.0])))
+        11.0
+    """
+    a, b = _as_tensor(a), _as_tensor(b)
+    _require_ndim("dot", (1, 1), a, b)
+    if a.shape != b.shape:
+        raise ShapeError("dot", f"the vectors have different lengths: shapes {_shapes(a, b)}", (a, b))
+    _check_matmul("dot", a, b)
+    return bind(matmul_p, *_promoted(a, b))
+
+
+def vdot(a: Tensor, b: Tensor) -> Tensor:
+    """Dot product of two 1-d tensors, conjugating the first (real dtypes only for now).
+
+    Example:
+        >>> import ember
+        >>> float(ember.vdot(ember.tensor([1.0, 2.0]), ember.tensor([3.0, 4.0])))
+        11.0
+    """
+    a, b = _as_tensor(a), _as_tensor(b)
+    if a.dtype.is_complex or b.dtype.is_complex:
+        raise DTypeError("vdot", "complex operands need a conjugate, which Ember does not have yet; "
+                         "only real dtypes are supported", (a, b))
+    _require_ndim("vdot", (1, 1), a, b)
+    if a.shape != b.shape:
+        raise ShapeError("vdot", f"the vectors have different lengths: shapes {_shapes(a, b)}", (a, b))
+    _check_matmul("vdot", a, b)
+    return bind(matmul_p, *_promoted(a, b))
+
+
+def outer(a: Tensor, b: Tensor) -> Tensor:
+    """Outer product of two 1-d tensors: ``out[i, j] = a[i] * b[j]``.
+
+    Example:
+        >>> import ember
+        >>> ember.outer(ember.tensor([1.0, 2.0]), ember.tensor([1.0, 10.0])).tolist()
+        [[1.0, 10.0], [2.0, 20.0]]
+    """
+    from .elementwise import mul
+    from .movement import reshape
+
+    a, b = _as_tensor(a), _as_tensor(b)
+    _require_ndim("outer", (1, 1), a, b)
+    return mul(reshape(a, (a.shape[0], 1)), reshape(b, (1, b.shape[0])))
+
+
+ger = outer
+
+
+def mm(a: Tensor, b: Tensor) -> Tensor:
+    """Product of two matrices, ``(n, k) @ (k, m) -> (n, m)`` (no broadcasting).
+
+    Example:
+        >>> import ember
+        >>> ember.mm(ember.ones(2, 3), ember.ones(3, 4)).shape
+        (2, 4)
+    """
+    a, b = _as_tensor(a), _as_tensor(b)
+    _require_ndim("mm", (2, 2), a, b)
+    _check_matmul("mm", a, b)
+    return bind(matmul_p, *_promoted(a, b))
+
+
+def bmm(a: Tensor, b: Tensor) -> Tensor:
+    """Batched matrix product, ``(B, n, k) @ (B, k, m) -> (B, n, m)``; batch sizes must be equal.
+
+    Example:
+        >>> import ember
+        >>> ember.bmm(ember.ones(5, 2, 3), ember.ones(5, 3, 4)).shape
+        (5, 2, 4)
+    """
+    a, b = _as_tensor(a), _as_tensor(b)
+    _require_ndim("bmm", (3, 3), a, b)
+    if a.shape[0] != b.shape[0]:
+        raise ShapeError("bmm", f"batch sizes differ: shapes {_shapes(a, b)}", (a, b))
+    _check_matmul("bmm", a, b)
+    return bind(matmul_p, *_promoted(a, b))
+
+
+def mv(a: Tensor, v: Tensor) -> Tensor:
+    """Matrix-vector product, ``(n, k) @ (k,) -> (n,)``.
+
+    Example:
+        >>> import ember
+        >>> ember.mv(ember.ones(2, 3), ember.ones(3)).tolist()
+        [3.0, 3.0]
+    """
+    a, v = _as_tensor(a), _as_tensor(v)
+    _require_ndim("mv", (2, 1), a, v)
+    _check_matmul("mv", a, v)
+    return bind(matmul_p, *_promoted(a, v))
+
+
+def _tensordot_dims(a: Tensor, b: Tensor, dims) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    if isinstance(dims, int):
+        if not 0 <= dims <= min(a.ndim, b.ndim):
+            raise ShapeError("tensordot", f"dims={dims} must be in [0, {min(a.ndim, b.ndim)}] for shapes "
+                             f"{_shapes(a, b)}", (a, b))
+        return tuple(range(a.ndim - dims, a.ndim)), tuple(range(dims))
+    try:
+        da, db = dims
+    except (TypeError, ValueError):
+        raise ShapeError("tensordot", f"dims must be an int or a pair of lists of dimensions, got {dims!r}",
+                         (a, b)) from None
+    da = (da,) if isinstance(da, int) else tuple(da)
+    db = (db,) if isinstance(db, int) else tuple(db)
+    if len(da) != len(db):
+        raise ShapeError("tensordot", f"both operands must contract the same number of dimensions, got "
+                         f"{list(da)} and {list(db)}", (a, b))
+    da = tuple(normalize_axis(d, a.ndim, "tensordot", a) for d in da)
+    db = tuple(normalize_axis(d, b.ndim, "tensordot", b) for d in db)
+    if len(set(da)) != len(da) or len(set(db)) != len(db):
+        raise ShapeError("tensordot", f"a dimension is repeated in dims {dims!r}", (a, b))
+    return da, db
+
+
+def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
+    """Sum of products over the given dimensions of `a` and `b`.
+
+    Args:
+        a, b: the tensors.
+        dims: an int ``d`` (contract the last ``d`` dimensions of `a` with the first ``d`` of `b`) or a
+            pair of lists ``([dims of a], [dims of b])``.
+
+    Returns:
+        A tensor whose dimensions are the free dimensions of `a` followed by those of `b`.
+
+    Example:
+        >>> import ember
+        >>> ember.tensordot(ember.ones(2, 3, 4), ember.ones(3, 4, 5), dims=2).shape
+        (2, 5)
+        >>> ember.tensordot(ember.ones(3, 2), ember.ones(3, 4), dims=([0], [0])).shape
+        (2, 4)
+    """
+    a, b = _as_tensor(a), _as_tensor(b)
+    da, db = _tensordot_dims(a, b, dims)
+    for i, j in zip(da, db):
+        if a.shape[i] != b.shape[j]:
+            raise ShapeError("tensordot", f"contracted dimensions {i} of {tuple(a.shape)} and {j} of "
+                             f"{tuple(b.shape)} have different sizes ({a.shape[i]} != {b.shape[j]})", (a, b))
+    if a.ndim + b.ndim - len(da) > len(_LETTERS):
+        raise ShapeError("tensordot", f"too many dimensions for shapes {_shapes(a, b)}", (a, b))
+    letters = iter(_LETTERS)
+    ta = "".join(next(letters) for _ in range(a.ndim))
+    tb = "".join(ta[da[db.index(j)]] if j in db else next(letters) for j in range(b.ndim))
+    free_a = "".join(c for i, c in enumerate(ta) if i not in da)
+    free_b = "".join(c for j, c in enumerate(tb) if j not in db)
+    return _einsum_letters([ta, tb], free_a + free_b, _promoted(a, b))
+
+
+def inner(a: Tensor, b: Tensor) -> Tensor:
+    """Inner product over the last dimension: shape ``a.shape[:-1] + b.shape[:-1]`` (a product if either
+    operand is 0-d).
+
+    Example:
+        >>> import ember
+        >>> ember.inner(ember.ones(2, 3), ember.ones(4, 3)).shape
+        (2, 4)
+    """
+    from .elementwise import mul
+
+    a, b = _as_tensor(a), _as_tensor(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return mul(a, b)
+    if a.shape[-1] != b.shape[-1]:
+        raise ShapeError("inner", f"the last dimensions differ: shapes {_shapes(a, b)} "
+                         f"({a.shape[-1]} != {b.shape[-1]})", (a, b))
+    return tensordot(a, b, ([a.ndim - 1], [b.ndim - 1]))
+
+
+def kron(a: Tensor, b: Tensor) -> Tensor:
+    """Kronecker product: block ``i`` of the result is ``a[i] * b`` (the rank is the larger of the two).
+
+    Example:
+        >>> import ember
+        >>> ember.kron(ember.eye(2), ember.ones(2, 2)).tolist()[0]
+        [1.0, 1.0, 0.0, 0.0]
+    """
+    from .elementwise import mul
+    from .movement import reshape
+
+    a, b = _as_tensor(a), _as_tensor(b)
+    nd = max(a.ndim, b.ndim)
+    sa = (1,) * (nd - a.ndim) + tuple(a.shape)
+    sb = (1,) * (nd - b.ndim) + tuple(b.shape)
+    pa = tuple(s for n in sa for s in (n, 1))  # (a0, 1, a1, 1, ...)
+    pb = tuple(s for n in sb for s in (1, n))  # (1, b0, 1, b1, ...)
+    out = mul(reshape(a, pa), reshape(b, pb))
+    return reshape(out, tuple(x * y for x, y in zip(sa, sb)))
+
+
+TENSOR_METHODS = {"matmul": matmul, "mm": mm, "bmm": bmm, "mv": mv, "dot": dot, "vdot": vdot, "outer": outer,
+                  "ger": ger, "inner": inner, "kron": kron}
