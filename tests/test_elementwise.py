@@ -230,3 +230,33 @@ def test_formula_kernels_are_generated_from_the_dsl():
     x = np.linspace(-3, 3, 11)
     assert_close(ember.gelu_tanh(t64(x)), _gelu_tanh(x), rtol=1e-12)
     assert np_of(ember.gelu_tanh(t64(x))).dtype == np.float64
+
+
+_INT_DT = [ember.uint8, ember.int8, ember.int16, ember.int32, ember.int64]
+
+
+@given(st.sampled_from(_INT_DT), st.sampled_from(_INT_DT),
+       st.sampled_from(["add", "sub", "mul", "maximum", "minimum", "floor_divide", "remainder", "lt", "eq",
+                        "bitwise_and", "bitwise_xor"]),
+       hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3))
+def test_integer_ops_match_torch_values_and_dtypes(da, db, name, shapes):
+    rng = np.random.default_rng(2)
+    a = rng.integers(1, 10, shapes.input_shapes[0])
+    b = rng.integers(1, 10, shapes.input_shapes[1])
+    got = getattr(ember, name)(ember.tensor(a, dtype=da), ember.tensor(b, dtype=db))
+    ta = torch.tensor(a, dtype=TORCH_DTYPES[da])
+    tb = torch.tensor(b, dtype=TORCH_DTYPES[db])
+    want = getattr(torch, name)(ta, tb)
+    assert TORCH_DTYPES[got.dtype] == want.dtype
+    np.testing.assert_array_equal(np_of(got), want.numpy())
+
+
+@given(st.sampled_from([ember.float16, ember.bfloat16, ember.float32, ember.float64]),
+       st.sampled_from(["add", "mul", "div", "sub"]))
+def test_float_dtypes_keep_their_precision_like_torch(dtype, name):
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0.5, 2.0, (2, 8)).astype(np.float32)
+    got = getattr(ember, name)(ember.tensor(a, dtype=dtype), ember.tensor(b, dtype=dtype))
+    want = getattr(torch, name)(torch.tensor(a, dtype=TORCH_DTYPES[dtype]), torch.tensor(b, dtype=TORCH_DTYPES[dtype]))
+    assert TORCH_DTYPES[got.dtype] == want.dtype
+    np.testing.assert_allclose(np_of(got.float()), want.float().numpy(), rtol=1e-2 if dtype.itemsize == 2 else 1e-6)
