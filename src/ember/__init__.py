@@ -23,6 +23,7 @@ from ._core.primitives.elementwise import (abs, acos, acosh, add, asin, asinh, a
                                            softplus, sqrt, square, sub, tan, tanh, true_divide, trunc, where)
 from ._core.primitives.elementwise import clamp as clip
 from ._core.primitives.elementwise import convert as _convert  # noqa: F401
+from ._core.primitives.indexing import *  # noqa: F403
 from ._core.primitives.linalg import *  # noqa: F403  (each family lists its public names in __all__)
 from ._core.primitives.movement import *  # noqa: F403
 from ._core.primitives.reduce import *  # noqa: F403

@@ -9,7 +9,7 @@ from . import creation, dtypes
 from .dispatch import STATE
 from .errors import AutogradError, DTypeError
 from .primitives import elementwise as ew
-from .primitives import linalg, movement, reduce
+from .primitives import indexing, linalg, movement, reduce
 from .tensor import Tensor, Tracer
 
 
@@ -246,7 +246,7 @@ def install(methods: dict, inplace_methods: dict | None = None) -> None:
 
 
 # Each op family lists its own Tensor methods (name -> function taking the tensor first).
-FAMILIES = [reduce, movement, linalg]
+FAMILIES = [reduce, movement, linalg, indexing]
 
 install(METHODS, INPLACE)
 for _family in FAMILIES:
