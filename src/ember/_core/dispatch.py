@@ -102,13 +102,13 @@ class Node:
 
     def __init__(self, prim: Primitive, inputs: tuple, attrs: dict, out: Tensor):
         self.prim = prim
-        self.inputs = inputs
+        self.inputs: tuple | None = inputs
         self.versions = tuple(a._vc.value if isinstance(a, Tensor) and a._vc is not None else 0
                               for a in inputs)
         self.attrs = attrs
         self.out_ref = weakref.ref(out)
         self.seq = next(_SEQ)
-        self.where = None
+        self.where: tuple[str, int, str] | None = None
 
     @property
     def name(self) -> str:

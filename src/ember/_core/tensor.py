@@ -40,6 +40,14 @@ class Tensor:
     __slots__ = ("_data", "_dtype", "_device", "_requires_grad", "_node", "_grad", "_vc", "_hooks",
                  "__weakref__")
     __array_priority__ = 1000  # NumPy defers to our reflected operators
+    _data: Any  # the backend array (None for tracers)
+    _dtype: dtypes.DType
+    _device: Device
+    _requires_grad: bool
+    _node: Any  # the tape node that produced this tensor, None for leaves
+    _grad: Any
+    _vc: "VersionCounter | None"
+    _hooks: "list | None"
 
     @classmethod
     def _make(cls, data: Any, dtype: dtypes.DType, device: Device = CPU_DEVICE) -> "Tensor":
@@ -231,6 +239,7 @@ class Tracer(Tensor):
     """
 
     __slots__ = ("_trace",)
+    _trace: Any
 
     @property
     def level(self) -> int:
