@@ -5,7 +5,7 @@ import weakref
 
 import numpy as np
 
-from . import creation, dtypes
+from . import creation, dtypes, random
 from .dispatch import STATE
 from .errors import AutogradError, DTypeError
 from .primitives import elementwise as ew
@@ -246,7 +246,7 @@ def install(methods: dict, inplace_methods: dict | None = None) -> None:
 
 
 # Each op family lists its own Tensor methods (name -> function taking the tensor first).
-FAMILIES = [reduce, movement, linalg, indexing]
+FAMILIES = [reduce, movement, linalg, random, indexing]
 
 install(METHODS, INPLACE)
 for _family in FAMILIES:
