@@ -27,6 +27,7 @@ from ._core.primitives.indexing import *  # noqa: F403
 from ._core.primitives.linalg import *  # noqa: F403  (each family lists its public names in __all__)
 from ._core.primitives.movement import *  # noqa: F403
 from ._core.primitives.reduce import *  # noqa: F403
+from ._core.memory import *  # noqa: F403
 from ._core.random import *  # noqa: F403
 from ._core.tensor import Tensor
 

@@ -345,11 +345,14 @@ def evaluate(e: Expr, env: dict, apply: Callable) -> object:
     return value(e)
 
 
-def compile_kernel(e: Expr, params: tuple[str, ...], namespace_module=np) -> Callable:
+def compile_kernel(e: Expr, params: tuple[str, ...], namespace_module=np, alloc: Callable | None = None
+                   ) -> Callable:
     """Generate a NumPy (or CuPy) function computing `e`, reusing dead temporaries in place.
 
     For one-input formulas every intermediate has the input's shape, so temporaries of the same
-    dtype class are recycled with ``out=``; the input itself is never written.
+    dtype class are recycled with ``out=``; the input itself is never written. With `alloc`, every
+    other result is written into ``alloc(fn, *args)`` (an output array from a backend's pool, or None
+    to let ``fn`` allocate).
     """
     nodes = topo_nodes(e)
     last_use: dict = {}
@@ -370,6 +373,8 @@ def compile_kernel(e: Expr, params: tuple[str, ...], namespace_module=np) -> Cal
         if reuse and free[kind] and n.atom.name != "where" and any(not isinstance(a, Const) for a in n.args):
             target = free[kind].pop()
             lines.append(f"    {target} = {fname}({', '.join(args)}, out={target})")
+        elif alloc is not None and n.atom.name != "where":
+            lines.append(f"    {target} = {fname}({', '.join(args)}, out=alloc({fname}, {', '.join(args)}))")
         else:
             lines.append(f"    {target} = {fname}({', '.join(args)})")
         names[n.key] = target
@@ -377,7 +382,7 @@ def compile_kernel(e: Expr, params: tuple[str, ...], namespace_module=np) -> Cal
             if isinstance(a, Call) and last_use.get(a.key) == i and names[a.key] != target:
                 free[a.atom.bool_out].append(names[a.key])
     lines.append(f"    return {names[e.key] if not isinstance(e, Const) else _literal(e.value)}")
-    scope = dict(fns, __name__="ember._core.kernels")
+    scope = dict(fns, __name__="ember._core.kernels", alloc=alloc)
     exec("\n".join(lines), scope)
     kernel = scope["kernel"]
     kernel.source = "\n".join(lines)

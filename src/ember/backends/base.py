@@ -49,6 +49,18 @@ class Backend:
     def synchronize(self) -> None:
         """Wait for queued work to finish (a no-op on synchronous devices)."""
 
-    def memory_stats(self) -> dict:
-        """Allocation statistics of this device."""
+    def memory_stats(self) -> dict[str, int]:
+        """Allocation statistics of this device.
+
+        Keys a backend with a pool reports: ``current_bytes`` and ``peak_bytes`` (bytes of live pooled
+        buffers now and at the peak), ``allocated_count`` and ``freed_count`` (buffers handed out and
+        returned), ``pool_hits`` and ``pool_misses`` (requests served from the cache or from new memory)
+        and ``pool_cached_bytes`` (freed memory the pool keeps for reuse). Empty if nothing is tracked.
+        """
         return {}
+
+    def reset_peak_memory_stats(self) -> None:
+        """Restart the peak from the current usage."""
+
+    def empty_cache(self) -> None:
+        """Return cached free memory to the system (live buffers are untouched)."""

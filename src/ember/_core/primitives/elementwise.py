@@ -6,10 +6,12 @@ one ``elementwise(...)`` line.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
+from ...backends import CPU
 from .. import dtypes, expr
 from ..dispatch import STATE, bind, record
 from ..errors import DTypeError
@@ -40,8 +42,9 @@ def elementwise(name: str, formula: str | expr.Expr, kind: str = SAME, params: t
     prim.fast_dtypes = _fast_dtypes(kind)
     prim.impl = _make_impl(e, params)
     direct = _direct_ufunc(e, params)
-    if direct is not None:
-        prim.kernels["cpu"] = direct
+    # CPU: the ufunc (or compiled formula); results of large inputs are written into pooled buffers
+    prim.kernels["cpu"] = CPU.elementwise_kernel(direct or functools.partial(prim.impl, np),
+                                                 lambda alloc: expr.compile_kernel(e, params, np, alloc))
     smooth = kind in (SAME, FLOAT) and _differentiable(e)
     if smooth:
         prim.vjp = _make_vjp(prim)

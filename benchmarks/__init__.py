@@ -1,0 +1,1 @@
+"""Ember's benchmarks: workloads measured side by side with their peers (NumPy, PyTorch)."""

@@ -1,0 +1,13 @@
+"""The workloads, by name. Each module's ``run(quick)`` returns harness rows; ``quick`` uses tiny sizes
+and one repeat (to check that the workload runs, not to time it)."""
+from __future__ import annotations
+
+from . import elementwise_large, grad_overhead, matmul, op_overhead, reduce_large
+
+WORKLOADS = {
+    "op_overhead": op_overhead.run,
+    "elementwise_large": elementwise_large.run,
+    "reduce_large": reduce_large.run,
+    "matmul": matmul.run,
+    "grad_overhead": grad_overhead.run,
+}

@@ -1,0 +1,33 @@
+"""Reductions over each axis of a (4096, 1024) float32 matrix: sum, mean and (unbiased) var."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import ember
+
+from ..harness import Row, Target, compare, skipped
+
+_NUMPY = {"sum": lambda x, d: x.sum(d), "mean": lambda x, d: x.mean(d), "var": lambda x, d: x.var(d, ddof=1)}
+
+
+def run(quick: bool = False) -> list[Row]:
+    shape = (64, 32) if quick else (4096, 1024)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    ex, tx = ember.tensor(x), torch.from_numpy(x.copy())
+    rows = []
+    for op, np_fn in _NUMPY.items():
+        for dim in (0, 1):
+            case = f"{op}(dim={dim}) of {shape[0]}x{shape[1]}"
+            if not hasattr(ex, op):
+                rows.append(skipped("reduce_large", case, f"Tensor.{op} does not exist yet"))
+                continue
+            ember_fn, torch_fn = getattr(ex, op), getattr(tx, op)
+            times = compare({
+                "ember": lambda f=ember_fn, d=dim: f(d),
+                "numpy": lambda f=np_fn, d=dim: f(x, d),
+                "torch": lambda f=torch_fn, d=dim: f(d),
+            }, warmup=1 if quick else 3, repeat=1 if quick else 15)
+            ms = {k: v * 1e3 for k, v in times.items()}
+            rows.append(Row("reduce_large", case, "ms", ms.pop("ember"), ms, Target("numpy", 1.2)))
+    return rows
