@@ -28,6 +28,7 @@ from ._core.primitives.linalg import *  # noqa: F403  (each family lists its pub
 from ._core.primitives.movement import *  # noqa: F403
 from ._core.primitives.reduce import *  # noqa: F403
 from ._core.memory import *  # noqa: F403
+from ._core.creation_extra import *  # noqa: F403
 from ._core.random import *  # noqa: F403
 from ._core.tensor import Tensor
 
