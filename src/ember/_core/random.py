@@ -18,6 +18,8 @@ import math
 import os
 from typing import Any, Callable, NamedTuple, Sequence
 
+import numpy as np
+
 from . import dtypes
 from .creation import tensor
 from .device import Device, as_device
@@ -431,15 +433,7 @@ def randn(*size: Any, generator: Generator | None = None, dtype: Any = None, dev
     equals ``randn(n, dtype=float64)`` cast to float32 for the same generator state. Complex dtypes
     draw each component with variance 1/2.
 
-    Args:
-        size: the shape, as integers or one sequence.
-        generator: the generator to draw from.
-        dtype: a floating or complex dtype (default: the default float dtype).
-        device: where the result lives.
-        requires_grad: make the result a leaf that requires grad.
-
-    Returns:
-        A tensor of shape `size`.
+    Args and Returns: as :func:`rand`.
 
     Example:
         >>> import ember
@@ -467,8 +461,6 @@ def randn_like(input: Tensor, *, generator: Generator | None = None, dtype: Any 
 
 def _int_bounds(dt: dtypes.DType) -> tuple[int, int]:
     """The inclusive range of integers a dtype holds exactly."""
-    import numpy as np
-
     if dt is dtypes.bool_:
         return 0, 1
     if dt.kind == dtypes._INT:
@@ -552,8 +544,6 @@ def randint_like(input: Tensor, *args: Any, generator: Generator | None = None, 
 
 def _check_values(t: Tensor, op: str, low: float, high: float, what: str) -> None:
     """Raise unless every element of a concrete tensor lies in [low, high]."""
-    import numpy as np
-
     if isinstance(t, Tracer):
         return  # values under a transform are not concrete
     data = np.asarray(t._device.backend.to_numpy(t._data))
@@ -675,8 +665,6 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
 
 
 def _check_weights(input: Tensor, num_samples: int, replacement: bool) -> None:
-    import numpy as np
-
     if input.ndim not in (1, 2) or input.shape[-1] == 0:
         raise ShapeError("multinomial", "expected weights of shape (categories,) or (rows, categories) "
                          "with at least one category", (input,))
