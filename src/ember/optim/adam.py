@@ -1,0 +1,61 @@
+"""Adam and AdamW (with AMSGrad), following PyTorch's update exactly."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from .._core.creation import zeros_like
+from .._core.primitives import elementwise as ew
+from .._core.tensor import Tensor
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Adam: moment estimates with bias correction; `weight_decay` adds ``wd·p`` to the gradient.
+
+    ``m = β1·m + (1-β1)·g``, ``v = β2·v + (1-β2)·g²``,
+    ``p -= lr/(1-β1ᵗ) · m / (sqrt(v)/sqrt(1-β2ᵗ) + eps)`` (with `amsgrad`, v is its running maximum).
+    """
+
+    decoupled = False
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
+
+    def _updates(self, group: dict, p: Tensor, grad: Tensor, state: dict) -> Tensor:
+        g = -grad if group["maximize"] else grad
+        lr, wd = group["lr"], group["weight_decay"]
+        b1, b2 = group["betas"]
+        if wd and self.decoupled:
+            p = p * (1 - lr * wd)
+        elif wd:
+            g = g + wd * p
+        step = state.get("step", 0) + 1
+        m = state.get("exp_avg", None)
+        v = state.get("exp_avg_sq", None)
+        m = (1 - b1) * g if m is None else m * b1 + (1 - b1) * g
+        v = (1 - b2) * g * g if v is None else v * b2 + (1 - b2) * g * g
+        state.update(step=step, exp_avg=m, exp_avg_sq=v)
+        if group["amsgrad"]:
+            vmax = state.get("max_exp_avg_sq", zeros_like(v))
+            vmax = ew.maximum(vmax, v)
+            state["max_exp_avg_sq"] = vmax
+            v = vmax
+        bias1 = 1 - b1 ** step
+        bias2_sqrt = math.sqrt(1 - b2 ** step)
+        denom = ew.sqrt(v) / bias2_sqrt + group["eps"]
+        return p - (lr / bias1) * (m / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p *= 1 - lr·wd`` before the Adam update (default wd 0.01)."""
+
+    decoupled = True
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

@@ -1,0 +1,119 @@
+"""The optimiser base class: parameter groups, per-parameter state, state dicts, atomic steps."""
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Iterable
+
+from .._core.autograd import no_grad
+from .._core.errors import EmberError, ShapeError
+from .._core.tensor import Tensor
+
+
+class Optimizer:
+    """Base class of optimisers (PyTorch's API).
+
+    Subclasses implement :meth:`_updates`, which returns the new value of every parameter (and
+    updates their state in a scratch copy); :meth:`step` writes them all only once every update has been
+    computed, so an error during a step leaves the parameters and state unchanged.
+    """
+
+    def __init__(self, params: Iterable[Any], defaults: dict) -> None:
+        self.defaults = dict(defaults)
+        self.state: dict[Tensor, dict] = {}
+        self.param_groups: list[dict] = []
+        groups = list(params)
+        if not groups:
+            raise EmberError(type(self).__name__, "optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, group: dict) -> None:
+        """Add a group of parameters with its own options (others default to the constructor's)."""
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]):
+            raise EmberError(type(self).__name__, "some parameters appear in more than one parameter group")
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of all parameters (to None by default)."""
+        for g in self.param_groups:
+            for p in g["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad = p.grad.detach() * 0
+
+    def _updates(self, group: dict, p: Tensor, grad: Tensor, state: dict) -> Tensor:
+        """The new value of `p`; may update `state` (a copy that is committed with the step)."""
+        raise NotImplementedError
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; returns the closure's loss if one is given."""
+        loss = None
+        if closure is not None:
+            from .._core.autograd import enable_grad
+
+            with enable_grad():
+                loss = closure()
+        pending = []
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    if tuple(p.grad.shape) != tuple(p.shape):
+                        raise ShapeError(f"{type(self).__name__}.step", f"gradient of shape "
+                                         f"{tuple(p.grad.shape)} for a parameter of shape {tuple(p.shape)}",
+                                         (p, p.grad))
+                    state = copy.copy(self.state.get(p, {}))
+                    new = self._updates(group, p, p.grad.detach(), state)
+                    pending.append((p, new, state))
+            for p, new, state in pending:  # commit: nothing above has touched a parameter or the state
+                p._data[...] = new._data
+                p._bump_version()
+                self.state[p] = state
+        return loss
+
+    def state_dict(self) -> dict:
+        """Optimiser state and hyper-parameters; parameters are referred to by position."""
+        index = {}
+        groups = []
+        for g in self.param_groups:
+            ids = []
+            for p in g["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
+        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what :meth:`state_dict` returned (the parameter groups must have the same sizes)."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
+            raise EmberError("load_state_dict", "the optimizer state does not match the parameter groups")
+        params = {}
+        for saved, group in zip(groups, self.param_groups):
+            for i, p in zip(saved["params"], group["params"]):
+                params[i] = p
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = {params[int(i)]: _clone_state(s) for i, s in state_dict["state"].items()}
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines.extend(f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params")
+        return "\n".join(lines + [")"])
+
+
+def _clone_state(state: dict) -> dict:
+    return {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in state.items()}

@@ -1,0 +1,43 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov, weight decay and maximize."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .._core.tensor import Tensor
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """SGD as in PyTorch.
+
+    ``g = grad (+ weight_decay·p)``; with momentum ``b = momentum·b + (1 - dampening)·g`` (``b = g`` on
+    the first step) and ``g = g + momentum·b`` (Nesterov) or ``g = b``; then ``p -= lr·g`` (``+=`` with
+    `maximize`).
+
+    Example:
+        >>> import ember
+        >>> w = ember.nn.Parameter(ember.tensor([1.0]))
+        >>> opt = ember.optim.SGD([w], lr=0.1)
+        >>> (w * 2).sum().backward(); opt.step()
+        >>> round(w.item(), 4)
+        0.8
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False) -> None:
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
+
+    def _updates(self, group: dict, p: Tensor, grad: Tensor, state: dict) -> Tensor:
+        g = -grad if group["maximize"] else grad
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p
+        mu = group["momentum"]
+        if mu:
+            buf = state.get("momentum_buffer")
+            buf = g.clone() if buf is None else buf * mu + (1 - group["dampening"]) * g
+            state["momentum_buffer"] = buf
+            g = g + mu * buf if group["nesterov"] else buf
+        return p - group["lr"] * g
