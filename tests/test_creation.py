@@ -266,12 +266,6 @@ def test_bad_data_raises_ember_error_naming_the_op(call, op):
     assert str(info.value).startswith(op + ":") and "test_creation.py" in str(info.value)
 
 
-# Known gaps in creation.py (reported to its owner); strict xfail flips to a failure once fixed.
-_RAW = "creation.py lets a raw NumPy exception escape instead of raising an EmberError"
-
-
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason=f"{_RAW}: _infer_dtype calls np.asarray(data) outside the try")
 @pytest.mark.parametrize("data", [[[1, 2], [3]], [[1.0], [2.0, 3.0]], [[[1]], [2]]])
 def test_ragged_lists_raise_ember_error_naming_tensor(data):
     with pytest.raises(EmberError, match="^tensor:"):
@@ -283,8 +277,6 @@ def test_ragged_lists_with_an_explicit_dtype_raise_ember_error_naming_tensor():
         ember.tensor([[1, 2], [3]], dtype=ember.float32)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason=f"{_RAW}: negative sizes reach np.full / np.empty / np.eye / np.linspace")
 @pytest.mark.parametrize("call", [lambda: ember.zeros(-1), lambda: ember.ones(2, -3), lambda: ember.empty(-2),
                                   lambda: ember.eye(-1), lambda: ember.linspace(0, 1, -1)],
                          ids=["zeros", "ones", "empty", "eye", "linspace"])
@@ -293,15 +285,11 @@ def test_negative_sizes_raise_ember_error(call):
         call()
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="creation.arange returns an empty tensor where PyTorch raises for a "
-                   "step whose sign points away from the end")
 def test_arange_rejects_a_step_of_the_wrong_sign_like_torch():
     with pytest.raises(EmberError, match="^arange:"):
         ember.arange(0, 5, -1)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="creation._infer_dtype maps NumPy scalars inside lists to the Python "
-                   "defaults (int64/float32) where PyTorch keeps their dtype")
 def test_numpy_scalars_inside_lists_keep_their_dtype_like_torch():
     same_as_torch(ember.tensor([np.int32(1), np.int32(2)]), torch.tensor([np.int32(1), np.int32(2)]))
     same_as_torch(ember.tensor([np.float64(1.0), 2.0]), torch.tensor([np.float64(1.0), 2.0]))

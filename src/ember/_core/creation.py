@@ -8,7 +8,7 @@ import numpy as np
 
 from . import dtypes
 from .device import as_device
-from .errors import DTypeError, EmberError
+from .errors import DTypeError, EmberError, ShapeError
 from .tensor import Tensor, Tracer
 
 
@@ -17,7 +17,12 @@ def _infer_dtype(data: Any) -> dtypes.DType:
         return data.dtype
     if isinstance(data, np.ndarray) or isinstance(data, np.generic):
         return dtypes.from_numpy(data.dtype)
-    arr = np.asarray(data)
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError) as exc:
+        raise EmberError("tensor", f"cannot make a tensor from this data: {exc}") from None
+    if _has_numpy_scalars(data):  # NumPy scalars are typed values, as in PyTorch
+        return dtypes.from_numpy(arr.dtype)
     if arr.dtype == np.bool_:
         return dtypes.bool_
     if arr.dtype.kind in "iu":
@@ -27,6 +32,20 @@ def _infer_dtype(data: Any) -> dtypes.DType:
     if arr.dtype.kind == "c":
         return dtypes.complex_for(dtypes.get_default_dtype())
     raise DTypeError("tensor", f"cannot make a tensor from data of type {type(data).__name__}")
+
+
+def _has_numpy_scalars(data: Any) -> bool:
+    if isinstance(data, np.generic):
+        return True
+    if isinstance(data, (list, tuple)):
+        return any(_has_numpy_scalars(d) for d in data)
+    return False
+
+
+def _check_size(size: tuple[int, ...], op: str) -> tuple[int, ...]:
+    if any(s < 0 for s in size):
+        raise ShapeError(op, f"negative dimension in size {size}")
+    return size
 
 
 def _finish(data: Any, dtype: dtypes.DType, device, requires_grad: bool) -> Tensor:
@@ -88,7 +107,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
     """A tensor of shape `size` filled with `fill_value` (dtype inferred from the value if not given)."""
     dt = dtypes.as_dtype(dtype) if dtype is not None else dtypes.scalar_dtype(fill_value)
     dev = as_device(device)
-    data = dev.backend.xp.full(tuple(size), fill_value, dtype=dt.np)
+    data = dev.backend.xp.full(_check_size(tuple(size), "full"), fill_value, dtype=dt.np)
     t = Tensor._make(data, dt, dev)
     return t.requires_grad_(True) if requires_grad else t
 
@@ -107,7 +126,7 @@ def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     """An uninitialised tensor."""
     dt = _dtype_or_default(dtype)
     dev = as_device(device)
-    t = Tensor._make(dev.backend.empty(_size(size), dt), dt, dev)
+    t = Tensor._make(dev.backend.empty(_check_size(_size(size), "empty"), dt), dt, dev)
     return t.requires_grad_(True) if requires_grad else t
 
 
@@ -144,6 +163,9 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
         start, end = 0, start
     if step == 0:
         raise EmberError("arange", "step must be nonzero")
+    if (end - start) * step < 0:
+        raise EmberError("arange", f"upper bound and lower bound inconsistent with step sign "
+                         f"(start={start}, end={end}, step={step})")
     if dtype is None:
         is_float = any(isinstance(v, float) for v in (start, end, step))
         dt = dtypes.get_default_dtype() if is_float else dtypes.int64
@@ -158,6 +180,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
 def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """`steps` evenly spaced values from `start` to `end` inclusive."""
     dt = _dtype_or_default(dtype)
+    _check_size((int(steps),), "linspace")
     return _finish(np.linspace(start, end, int(steps), dtype=np.float64).astype(dt.np), dt, device,
                    requires_grad)
 
@@ -173,4 +196,5 @@ def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=N
 def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """The n×m identity matrix."""
     dt = _dtype_or_default(dtype)
+    _check_size((n,) if m is None else (n, m), "eye")
     return _finish(np.eye(n, m, dtype=dt.np), dt, device, requires_grad)
