@@ -8,19 +8,13 @@ from ._core.creation import (arange, as_tensor, empty, empty_like, eye, from_num
                              logspace, ones, ones_like, tensor, zeros, zeros_like)
 from ._core.device import Device, as_device as device
 from ._core.dispatch import is_grad_enabled
-from ._core.dtypes import (DType, bfloat16, complex64, complex128, float16, float32, float64, get_default_dtype,
-                           int8, int16, int32, int64, result_type, set_default_dtype, uint8)
+from ._core.dtypes import (DType, bfloat16, complex64, complex128, float16, float32, float64,
+                           get_default_dtype, int8, int16, int32, int64, result_type, set_default_dtype,
+                           uint8)
 from ._core.dtypes import bool_ as bool  # noqa: A001  (ember.bool, as torch.bool)
 from ._core.dtypes import promote as promote_types
-from ._core.primitives.elementwise import (abs, acos, acosh, add, asin, asinh, atan, atan2, atanh,
-                                           bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
-                                           bitwise_right_shift, bitwise_xor, ceil, clamp, clone, cos, cosh,
-                                           div, eq, erf, erfinv, exp, exp2, expm1, floor, floor_divide, ge,
-                                           gelu, gelu_tanh, gt, isfinite, isinf, isnan, le, log, log1p, log2,
-                                           log10, logical_and, logical_not, logical_or, logical_xor, logit, lt,
-                                           maximum, minimum, mul, nan_to_num, ne, neg, pow, reciprocal,
-                                           relu, remainder, round, rsqrt, sigmoid, sign, silu, sin, sinh,
-                                           softplus, sqrt, square, sub, tan, tanh, true_divide, trunc, where)
+from ._core.primitives.elementwise import *  # noqa: F403
+from ._core.primitives.elementwise import abs, acos, asin, atan, div, mul, neg, sub  # aliases below
 from ._core.primitives.elementwise import clamp as clip
 from ._core.primitives.elementwise import convert as _convert  # noqa: F401
 from ._core.primitives.indexing import *  # noqa: F403

@@ -18,6 +18,15 @@ from ..errors import DTypeError
 from ..primitive import PRIMITIVES, Primitive
 from ..tensor import Tensor
 
+__all__ = ["abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "atanh", "bitwise_and",
+           "bitwise_left_shift", "bitwise_not", "bitwise_or", "bitwise_right_shift", "bitwise_xor",
+           "ceil", "clamp", "clone", "cos", "cosh", "div", "eq", "erf", "erfinv", "exp", "exp2",
+           "expm1", "floor", "floor_divide", "ge", "gelu", "gelu_tanh", "gt", "isfinite", "isinf",
+           "isnan", "le", "log", "log1p", "log2", "log10", "logical_and", "logical_not", "logical_or",
+           "logical_xor", "logit", "lt", "maximum", "minimum", "mul", "nan_to_num", "ne", "neg", "pow",
+           "reciprocal", "relu", "remainder", "round", "rsqrt", "sigmoid", "sign", "silu", "sin",
+           "sinh", "softplus", "sqrt", "square", "sub", "tan", "tanh", "true_divide", "trunc", "where"]
+
 SAME, FLOAT, BOOL, INT = "same", "float", "bool", "int"
 _HALF = (dtypes.float16, dtypes.bfloat16)
 
