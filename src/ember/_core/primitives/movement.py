@@ -12,11 +12,12 @@ from typing import Sequence
 import numpy as np
 
 from .. import dtypes
+from ..creation import arange, tensor, zeros_like
 from ..dispatch import bind
 from ..errors import DTypeError, EmberError, IndexingError, ShapeError
 from ..primitive import Primitive
 from ..tensor import Tensor, Tracer
-from .elementwise import clone, where
+from .elementwise import clone, convert, where
 from .reduce import normalize_axes, normalize_axis, sum_to_shape
 
 __all__ = ["reshape", "broadcast_to", "broadcast_shapes", "permute", "transpose", "moveaxis", "movedim",
@@ -592,8 +593,6 @@ def _cat_vjp(g, out, *inputs, dim):
 
 
 def _cat_jvp(primals, tangents, dim):
-    from ..creation import zeros_like
-
     filled = [zeros_like(p) if tg is None else tg for p, tg in zip(primals, tangents)]
     return bind(cat_p, *primals, dim=dim), bind(cat_p, *filled, dim=dim)
 
@@ -645,8 +644,6 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
         raise ShapeError("cat", "zero-dimensional tensors cannot be concatenated", tuple(tensors))
     d = normalize_axis(dim, kept[0].ndim, "cat", kept[0])
     _check_cat(kept, d)
-    from .elementwise import convert
-
     kept = [convert(x, dtype) for x in kept]
     return bind(cat_p, *kept, dim=d) if len(kept) > 1 else clone(kept[0])
 
@@ -675,17 +672,35 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 
 def atleast_1d(x: Tensor) -> Tensor:
-    """`x` with at least one dimension (a 0-d tensor becomes shape (1,))."""
+    """`x` with at least one dimension (a 0-d tensor becomes shape (1,)); others are returned as they are.
+
+    Example:
+        >>> import ember
+        >>> ember.atleast_1d(ember.tensor(3.0)).shape
+        (1,)
+    """
     return reshape(x, (1,)) if x.ndim == 0 else x
 
 
 def atleast_2d(x: Tensor) -> Tensor:
-    """`x` with at least two dimensions: shape (n,) becomes (1, n)."""
+    """`x` with at least two dimensions: shape (n,) becomes (1, n) and a 0-d tensor (1, 1).
+
+    Example:
+        >>> import ember
+        >>> ember.atleast_2d(ember.zeros(3)).shape
+        (1, 3)
+    """
     return reshape(x, (1,) * (2 - x.ndim) + tuple(x.shape)) if x.ndim < 2 else x
 
 
 def atleast_3d(x: Tensor) -> Tensor:
-    """`x` with at least three dimensions: (n,) becomes (1, n, 1) and (r, c) becomes (r, c, 1)."""
+    """`x` with at least three dimensions: (n,) becomes (1, n, 1) and (r, c) becomes (r, c, 1).
+
+    Example:
+        >>> import ember
+        >>> ember.atleast_3d(ember.zeros(2, 3)).shape
+        (2, 3, 1)
+    """
     if x.ndim >= 3:
         return x
     shape = {0: (1, 1, 1), 1: (1,) + tuple(x.shape) + (1,), 2: tuple(x.shape) + (1,)}[x.ndim]
@@ -716,7 +731,13 @@ def vstack(tensors: Sequence[Tensor]) -> Tensor:
 
 
 def dstack(tensors: Sequence[Tensor]) -> Tensor:
-    """Join along dimension 2 after making each tensor at least 3-d, as ``torch.dstack``."""
+    """Join along dimension 2 after making each tensor at least 3-d, as ``torch.dstack``.
+
+    Example:
+        >>> import ember
+        >>> ember.dstack([ember.zeros(2, 3), ember.ones(2, 3)]).shape
+        (2, 3, 2)
+    """
     return cat([atleast_3d(x) for x in tensors], 2)
 
 
@@ -832,14 +853,26 @@ def flip(x: Tensor, dims, *more_dims) -> Tensor:
 
 
 def fliplr(x: Tensor) -> Tensor:
-    """``flip(x, 1)`` for tensors of at least two dimensions."""
+    """``flip(x, 1)``: columns in reverse order (for tensors of at least two dimensions).
+
+    Example:
+        >>> import ember
+        >>> ember.tensor([[1, 2], [3, 4]]).fliplr().tolist()
+        [[2, 1], [4, 3]]
+    """
     if x.ndim < 2:
         raise ShapeError("fliplr", "input must be at least 2-d", (x,))
     return flip(x, 1)
 
 
 def flipud(x: Tensor) -> Tensor:
-    """``flip(x, 0)`` for tensors of at least one dimension."""
+    """``flip(x, 0)``: rows in reverse order (for tensors of at least one dimension).
+
+    Example:
+        >>> import ember
+        >>> ember.tensor([[1, 2], [3, 4]]).flipud().tolist()
+        [[3, 4], [1, 2]]
+    """
     if x.ndim < 1:
         raise ShapeError("flipud", "input must be at least 1-d", (x,))
     return flip(x, 0)
@@ -961,8 +994,6 @@ def repeat_interleave(x: Tensor, repeats=None, dim: int | None = None, *,
         [1, 3, 3]
     """
     if repeats is None:
-        from ..creation import arange
-
         return repeat_interleave(arange(x.shape[0] if x.ndim else 1, device=x.device), x, 0)
     if dim is None:
         x, dim = flatten(x), 0
@@ -987,8 +1018,6 @@ def _zero_for(x: Tensor):
 
 
 def _triangle(x: Tensor, keep: np.ndarray) -> Tensor:
-    from ..creation import tensor
-
     return where(tensor(keep, device=x.device), x, _zero_for(x))
 
 
@@ -1028,8 +1057,6 @@ def _diagonal_impl(xp, x, offset, dim1, dim2):
 
 def _embed_diagonal(g: Tensor, offset: int, rows: int, cols: int) -> Tensor:
     """Put the last dimension of `g` on diagonal `offset` of zero (rows, cols) matrices."""
-    from ..creation import tensor
-
     n = g.shape[-1]
     square = where(tensor(np.eye(n, dtype=bool), device=g.device), unsqueeze(g, -1), _zero_for(g))
     r0, c0 = max(-offset, 0), max(offset, 0)
