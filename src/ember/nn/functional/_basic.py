@@ -1,14 +1,17 @@
-"""Functional forms of layers, activations and losses (``ember.nn.functional``, PyTorch's names)."""
+"""Basic functional ops: linear, dropout, core activations, softmax and the classification losses."""
 from __future__ import annotations
 
 from typing import Any
 
-from .. import _core
-from .._core import creation
-from .._core.errors import DTypeError, ShapeError
-from .._core.primitives import elementwise as ew
-from .._core.primitives import indexing, linalg, movement, reduce
-from .._core.tensor import Tensor
+from ... import _core
+from ..._core import creation
+from ..._core.errors import DTypeError, ShapeError
+from ..._core.primitives import elementwise as ew
+from ..._core.primitives import indexing, linalg, movement, reduce
+from ..._core.tensor import Tensor
+
+__all__ = ["linear", "dropout", "relu", "sigmoid", "tanh", "silu", "gelu", "softplus", "softmax",
+           "log_softmax", "mse_loss", "nll_loss", "cross_entropy", "one_hot"]
 
 # -- layers ---------------------------------------------------------------------------------------
 

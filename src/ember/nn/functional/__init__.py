@@ -1,0 +1,5 @@
+"""Functional forms of layers, activations and losses (``ember.nn.functional``, PyTorch's names).
+
+Each family lives in its own module and lists its public names in ``__all__``.
+"""
+from ._basic import *  # noqa: F403
