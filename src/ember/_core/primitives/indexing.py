@@ -24,7 +24,7 @@ from ..creation import arange, full, tensor, zeros
 from ..dispatch import bind
 from ..errors import DTypeError, IndexingError, ShapeError, TraceError
 from ..primitive import Primitive
-from ..tensor import Tensor
+from ..tensor import Tensor, Tracer
 from .elementwise import clamp, convert, div, eq, logical_and, where
 from .movement import broadcast_shapes, broadcast_to, moveaxis, permute, reshape
 from .reduce import normalize_axis
@@ -331,7 +331,8 @@ def _parse(x: Tensor, key: Any, op: str) -> tuple[tuple, list]:
              for k in items]
     consumed = sum(_span(k) for k in items)
     if consumed > x.ndim:
-        raise IndexingError(op, f"too many indices for a tensor of {x.ndim} dimensions ({consumed} given)", (x,))
+        raise IndexingError(op, f"too many indices for a tensor of {x.ndim} dimensions ({consumed} given)",
+                            (x,))
     if sum(k is Ellipsis for k in items) > 1:
         raise IndexingError(op, "an index can only have a single ellipsis ('...')", (x,))
     basic: list = []
@@ -408,10 +409,27 @@ def getitem(x: Tensor, key: Any) -> Tensor:
     """
     basic, adv = _parse(x, key, "__getitem__")
     y = _basic_view(x, basic, force=not adv)
+    front0, scalars, adv = _scalar_selects(y, adv, x, "__getitem__")
+    if scalars:
+        y = bind(index_p, permute(y, front0), *scalars)
     if not adv:
         return y
     idx, front, back = _advanced(y, adv, x, "__getitem__")
     return permute(bind(index_p, permute(y, front), *idx), back)
+
+
+def _scalar_selects(y: Tensor, adv: list, x: Tensor, op: str) -> tuple[tuple, list, list]:
+    """Split off 0-d integer tensor indices, which select like ints (as in PyTorch) before the others
+    are placed; return (the permutation bringing their dims to the front, them, the other entries)."""
+    scalars = [e for e in adv if e[1].ndim == 0]
+    if not scalars:
+        return (), [], adv
+    dims = [o for o, _, _ in scalars]
+    for o, t, d in scalars:
+        _check_range(t, y.shape[o], d, x, op)
+    front = tuple(dims + [i for i in range(y.ndim) if i not in dims])
+    rest = [(o - sum(s < o for s in dims), t, d) for o, t, d in adv if t.ndim != 0]
+    return front, [t for _, t, _ in scalars], rest
 
 
 def _fit(value: Any, shape: tuple, like: Tensor, op: str) -> Tensor:
@@ -438,16 +456,21 @@ def _assign(x: Tensor, key: Any, value: Any, accumulate: bool = False, op: str =
     """The out-of-place result of ``x[key] = value`` (or ``+=`` with `accumulate`)."""
     basic, adv = _parse(x, key, op)
     y = _basic_view(x, basic, force=False)
+    front0, scalars, adv = _scalar_selects(y, adv, x, op)
+    y2 = bind(index_p, permute(y, front0), *scalars) if scalars else y
     if adv:
-        idx, front, back = _advanced(y, adv, x, op)
-        yf = permute(y, front)
+        idx, front, back = _advanced(y2, adv, x, op)
+        yf = permute(y2, front)
         result_shape = tuple(idx[0].shape) + tuple(yf.shape[len(idx):])
         result_shape = tuple(result_shape[i] for i in back)
         v = permute(_fit(value, result_shape, x, op), _inverse(back))
         new = permute(bind(index_put_p, yf, v, *idx, accumulate=accumulate), _inverse(front))
     else:
-        new = _fit(value, tuple(y.shape), x, op)
-        new = y + new if accumulate else new
+        new = _fit(value, tuple(y2.shape), x, op)
+        new = y2 + new if accumulate else new
+    if scalars:
+        new = bind(index_put_p, permute(y, front0), new, *scalars, accumulate=False)
+        new = permute(new, _inverse(front0))
     if y is x:
         return broadcast_to(new, tuple(x.shape))
     return bind(slice_scatter_p, x, new, index=basic)
@@ -468,7 +491,17 @@ def setitem(x: Tensor, key: Any, value: Any) -> None:
     def setitem(x, key, value):
         return _assign(x, key, value)
 
-    inplace(x, setitem, key, value)
+    inplace(x, setitem, key, _unaliased(value, x))
+
+
+def _unaliased(value: Any, x: Tensor) -> Any:
+    """`value` with storage and version of its own if it is a view of `x` (as in ``x[i] += v``), so that
+    the write into `x` does not invalidate it as a saved input; its autograd history is kept."""
+    if not isinstance(value, Tensor) or isinstance(value, Tracer) or value._vc is not x._vc or x._vc is None:
+        return value
+    out = Tensor._make(value._data.copy(), value._dtype, value._device)
+    out._node, out._requires_grad = value._node, value._requires_grad
+    return out
 
 
 def index_put(x: Tensor, indices: tuple, values: Any, accumulate: bool = False) -> Tensor:
@@ -793,7 +826,8 @@ def masked_select(x: Tensor, mask: Tensor) -> Tensor:
         [1, 3]
     """
     mask = _bool_mask(mask, "masked_select", x)
-    shape = broadcast_shapes(tuple(x.shape), tuple(mask.shape), op="masked_select", operands=(x, mask)) or (1,)
+    shape = broadcast_shapes(tuple(x.shape), tuple(mask.shape), op="masked_select", operands=(x, mask))
+    shape = shape or (1,)
     return getitem(broadcast_to(reshape(x, tuple(x.shape) or (1,)), shape),
                    broadcast_to(reshape(mask, tuple(mask.shape) or (1,)), shape))
 
