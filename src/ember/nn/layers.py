@@ -12,6 +12,9 @@ from . import init
 from .module import Module
 from .parameter import Parameter
 
+__all__ = ["Identity", "Linear", "Flatten", "Dropout", "ReLU", "Tanh", "Sigmoid", "SiLU", "GELU", "Softmax",
+           "LogSoftmax", "MSELoss", "CrossEntropyLoss", "NLLLoss"]
+
 
 class Identity(Module):
     """Returns its input unchanged."""
