@@ -116,6 +116,20 @@ def test_vmap_matches_loop(case, rng):
     check_vmap(case.fn, xs, dims)
 
 
+def test_transforms_compose_through_indexing(rng):
+    from ember.func import grad, hessian, jacfwd, jacrev
+
+    x = t64(rng.standard_normal((2, 3)))
+    f = lambda v: v[[0, 0, 1], 1:] ** 2  # noqa: E731
+    assert_close(jacrev(f)(x), np.asarray(jacfwd(f)(x)))
+    g = lambda v: (ember.sort(v.reshape(-1)).values * ember.arange(6.0, dtype=ember.float64)).sum() ** 2  # noqa: E731
+    assert_close(hessian(g)(x), np.asarray(jacfwd(jacrev(g))(x)))
+    idx = i64([[0, 0, 1], [2, 2, 2]])
+    h = lambda v: ember.scatter_reduce(v, 1, idx, v * v, "prod").sum()  # noqa: E731
+    xs = rng.uniform(0.5, 2.0, size=(3, 2, 3))
+    check_vmap(grad(h), [xs], [0])
+
+
 def test_vmap_with_batched_indices_matches_loop(rng):
     x = rng.standard_normal((4, 5, 3))
     idx = rng.integers(0, 5, size=(4, 2)).astype(np.float64)  # converted inside (check_vmap passes floats)
@@ -310,6 +324,7 @@ def test_gather_and_scatter_match_torch_on_random_shapes(shape, dim, seed):
     assert_close(ember.scatter(x, dim, i64(uniq), t64(src)), torch.scatter(tt(a), dim, tt(uniq), tt(src)).numpy())
 
 
+@pytest.mark.filterwarnings("ignore:The reduce argument of torch.scatter")
 def test_integer_scatter_reduce_and_scalar_scatter_match_torch():
     a = np.array([[5, 2, 7], [1, 8, 3]])
     idx = np.array([[0, 0, 2], [1, 1, 1]])
