@@ -1,25 +1,40 @@
-"""Reductions over any set of axes (sum, …) and the helpers that normalise axes."""
+"""Reductions over any set of dimensions, scans, and the helpers that normalise axes.
+
+Reductions that need their own kernel are primitives (sum, prod, amax/amin, argmax/argmin, var, all/any,
+cumsum/cumprod); mean, std, logsumexp, norm and count_nonzero are compositions, and max/min along a dim
+is argmax/argmin followed by ``pick_along_axis`` (so the values' gradient goes to the returned index).
+Kernels call the backend's reductions directly; float16/bfloat16 accumulate in float32.
+"""
 from __future__ import annotations
 
+import builtins
+import math
+import warnings
+from collections import namedtuple
 from typing import Sequence
 
 from .. import dtypes
+from ..creation import arange
 from ..dispatch import bind
-from ..errors import IndexingError
+from ..errors import DTypeError, EmberError, IndexingError
 from ..primitive import Primitive
 from ..tensor import Tensor
+from . import elementwise as ew
 
-__all__ = ["sum"]
+__all__ = ["sum", "mean", "prod", "amax", "amin", "max", "min", "argmax", "argmin", "var", "std", "var_mean",
+           "std_mean", "logsumexp", "norm", "cumsum", "cumprod", "all", "any", "count_nonzero"]
 
 _HALF_NP = (dtypes.float16.np, dtypes.bfloat16.np)
+_INT64_NP = dtypes.int64.np
 
 
+# -- axes ---------------------------------------------------------------------------------------------
 def normalize_axis(axis: int, ndim: int, op: str = "reduce", operand=None) -> int:
     """A non-negative axis index, or IndexingError naming the op and the valid range."""
-    if not -max(ndim, 1) <= axis < max(ndim, 1):
+    size = builtins.max(ndim, 1)
+    if not -size <= axis < size:
         raise IndexingError(op, f"dimension {axis} is out of range for a tensor of {ndim} dimensions "
-                            f"(expected in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])",
-                            (operand,) if operand is not None else ())
+                            f"(expected in [{-size}, {size - 1}])", (operand,) if operand is not None else ())
     return axis % ndim if ndim else 0
 
 
@@ -33,12 +48,34 @@ def normalize_axes(axis, ndim: int, op: str = "reduce", operand=None) -> tuple[i
     return axes if ndim else ()
 
 
-def _sum_impl(xp, x, axis, keepdims):
-    if x.dtype in _HALF_NP:
-        return xp.sum(x, axis=axis, keepdims=keepdims, dtype=xp.float32).astype(x.dtype)
-    if x.dtype.kind in "biu":
-        return xp.sum(x, axis=axis, keepdims=keepdims, dtype=xp.int64)
-    return xp.sum(x, axis=axis, keepdims=keepdims)
+def reduce_dims(dim, x: Tensor, op: str) -> tuple[int, ...]:
+    """PyTorch's `dim` argument as sorted axes: None or () mean all; a repeated dim is an error."""
+    if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
+        return tuple(range(x.ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    axes = [normalize_axis(d, x.ndim, op, x) for d in dims]
+    for a in axes:
+        if axes.count(a) > 1:
+            raise IndexingError(op, f"dim {a} appears multiple times in the list of dims {tuple(dims)}", (x,))
+    return tuple(sorted(axes)) if x.ndim else ()
+
+
+def _numel(shape: Sequence[int], axes: tuple[int, ...]) -> int:
+    return math.prod(shape[a] for a in axes)
+
+
+def _check_nonempty(x: Tensor, axes: tuple[int, ...], op: str) -> None:
+    for a in axes:
+        if x.shape[a] == 0:
+            raise IndexingError(op, f"expected reduction dim {a} to have non-zero size", (x,))
+    if x.numel() == 0 and not axes:
+        raise IndexingError(op, "expected a non-empty tensor", (x,))
+
+
+def _require_float(x: Tensor, op: str) -> None:
+    if not x.dtype.is_floating_point:
+        raise DTypeError(op, f"expected a floating point input, got {x.dtype}; convert it first or pass "
+                         "dtype=", (x,))
 
 
 def expand_reduced(g: Tensor, shape: Sequence[int], axis: tuple[int, ...], keepdims: bool) -> Tensor:
@@ -51,14 +88,13 @@ def expand_reduced(g: Tensor, shape: Sequence[int], axis: tuple[int, ...], keepd
     return broadcast_to(g, tuple(shape))
 
 
-def _sum_vjp(g, out, x, axis, keepdims):
-    return (expand_reduced(g, x.shape, axis, keepdims),)
+def _squeeze(x: Tensor, axis: tuple[int, ...]) -> Tensor:
+    from .movement import reshape
+
+    return reshape(x, tuple(s for i, s in enumerate(x.shape) if i not in axis))
 
 
-def _sum_jvp(primals, tangents, axis, keepdims):
-    return sum(primals[0], axis, keepdims), sum(tangents[0], axis, keepdims)
-
-
+# -- batching ------------------------------------------------------------------------------------------
 def shifted_axes(axis: tuple[int, ...], bdim: int) -> tuple[int, ...]:
     """Axes of the logical (unbatched) tensor expressed for the batched value whose batch dim is `bdim`."""
     return tuple(a + (a >= bdim) for a in axis)
@@ -75,20 +111,731 @@ def batch_reduction(fn):
     return rule
 
 
-sum_p = Primitive("reduce_sum", _sum_impl, vjp=_sum_vjp, jvp=_sum_jvp)
-sum_p.batch = batch_reduction(lambda x, axis, keepdims: bind(sum_p, x, axis=axis, keepdims=keepdims))
+def _reduction(name: str, impl, vjp, jvp) -> Primitive:
+    """A reduction primitive with ``axis``/``keepdims`` attributes and the standard batching rule."""
+    prim = Primitive(name, impl, vjp=vjp, jvp=jvp)
+    prim.batch = batch_reduction(lambda x, axis, keepdims, **attrs: bind(prim, x, axis=axis,
+                                                                         keepdims=keepdims, **attrs))
+    return prim
+
+
+def _no_tangent(prim: Primitive):
+    """JVP of an op with an integer or bool result: no tangent."""
+    def jvp(primals, tangents, **attrs):
+        return bind(prim, *primals, **attrs), None
+
+    return jvp
+
+
+# -- sum and prod --------------------------------------------------------------------------------------
+def _acc_dtypes(in_np, dtype):
+    """(accumulator, result) NumPy dtypes: ints and bools give int64, halves accumulate in float32."""
+    out = dtype.np if dtype is not None else (_INT64_NP if in_np.kind in "biu" else in_np)
+    return (dtypes.float32.np if out in _HALF_NP else out), out
+
+
+def _accumulating_impl(name: str):
+    def impl(xp, x, axis, keepdims, dtype=None):
+        acc, out = _acc_dtypes(x.dtype, dtype)
+        result = getattr(xp, name)(x, axis=axis, keepdims=keepdims, dtype=acc)
+        return xp.asarray(result).astype(out, copy=False)
+
+    return impl
+
+
+def _like_input(g: Tensor, x: Tensor) -> Tensor:
+    return g if g.dtype is x.dtype else ew.convert(g, x.dtype)
+
+
+def _sum_vjp(g, out, x, axis, keepdims, dtype=None):
+    return (_like_input(expand_reduced(g, x.shape, axis, keepdims), x),)
+
+
+def _sum_jvp(primals, tangents, axis, keepdims, dtype=None):
+    attrs = dict(axis=axis, keepdims=keepdims, dtype=dtype)
+    return bind(sum_p, primals[0], **attrs), bind(sum_p, tangents[0], **attrs)
+
+
+sum_p = _reduction("reduce_sum", _accumulating_impl("sum"), _sum_vjp, _sum_jvp)
+
+
+def _others_product(x: Tensor, axis: tuple[int, ...]) -> Tensor:
+    """Each element's product of the other elements of its slice, without dividing by zero.
+
+    Zeros are set aside; the factor they contribute stays a function of them (numerically 0 or 1), so
+    second derivatives are right too.
+    """
+    def over_slice(prim, v):
+        return expand_reduced(bind(prim, v, axis=axis, keepdims=True), x.shape, axis, True)
+
+    zero = ew.eq(x, 0)
+    nonzero = ew.where(zero, 1.0, x)
+    n_zero = over_slice(sum_p, zero)
+    zeros_sum = over_slice(sum_p, ew.where(zero, x, 0.0))
+    one_zero = ew.where(zero, 1.0, zeros_sum)         # a nonzero element times the single zero
+    two_zeros = ew.where(zero, zeros_sum - x, 0.0)    # a zero element times the other zero
+    factor = ew.where(n_zero == 1, one_zero, ew.where(n_zero == 2, two_zeros, 0.0))
+    return over_slice(prod_p, nonzero) / nonzero * ew.where(n_zero == 0, 1.0, factor)
+
+
+def _prod_vjp(g, out, x, axis, keepdims, dtype=None):
+    g = _like_input(expand_reduced(g, x.shape, axis, keepdims), x)
+    return (g * _others_product(x, axis),)
+
+
+def _prod_jvp(primals, tangents, axis, keepdims, dtype=None):
+    x, t = primals[0], tangents[0]
+    out = bind(prod_p, x, axis=axis, keepdims=keepdims, dtype=dtype)
+    return out, bind(sum_p, t * _others_product(x, axis), axis=axis, keepdims=keepdims, dtype=dtype)
+
+
+prod_p = _reduction("reduce_prod", _accumulating_impl("prod"), _prod_vjp, _prod_jvp)
 
 
 def sum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
-    """Sum over `dim` (an int, a tuple, or None for all dimensions)."""
-    from .elementwise import convert
+    """Sum over `dim` (an int, a tuple, or None / () for all dimensions).
 
+    Args:
+        x: input tensor.
+        dim: dimension(s) to reduce.
+        keepdim: keep reduced dimensions with size 1.
+        dtype: result dtype (the input is accumulated in it). By default ints and bools give int64.
+
+    Returns:
+        The sums.
+
+    Example:
+        >>> ember.tensor([[1, 2], [3, 4]]).sum(1).tolist()
+        [3, 7]
+    """
+    axis = reduce_dims(dim, x, "sum")
+    dtype = dtypes.as_dtype(dtype) if dtype is not None else None
+    return bind(sum_p, x, axis=axis, keepdims=bool(keepdim), dtype=dtype)
+
+
+def prod(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Product over `dim`; the gradient is exact with zeros in the input (no division by zero).
+
+    Args:
+        x: input tensor.
+        dim: dimension(s) to reduce (None for all).
+        keepdim: keep reduced dimensions with size 1.
+        dtype: result dtype. By default ints and bools give int64.
+
+    Returns:
+        The products.
+
+    Example:
+        >>> ember.tensor([[1.0, 2.0], [3.0, 4.0]]).prod(0).tolist()
+        [3.0, 8.0]
+    """
+    axis = reduce_dims(dim, x, "prod")
+    dtype = dtypes.as_dtype(dtype) if dtype is not None else None
+    return bind(prod_p, x, axis=axis, keepdims=bool(keepdim), dtype=dtype)
+
+
+def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """Mean over `dim`; the input must be floating point (or `dtype` given), as in PyTorch.
+
+    Args:
+        x: input tensor.
+        dim: dimension(s) to reduce (None for all).
+        keepdim: keep reduced dimensions with size 1.
+        dtype: convert the input to this dtype first.
+
+    Returns:
+        The means (float16/bfloat16 inputs are summed in float32).
+
+    Example:
+        >>> ember.tensor([[1.0, 2.0], [3.0, 4.0]]).mean(0).tolist()
+        [2.0, 3.0]
+    """
     if dtype is not None:
-        x = convert(x, dtype)
-    axis = normalize_axes(dim, len(x.shape), "sum", x)
-    return bind(sum_p, x, axis=axis, keepdims=bool(keepdim))
+        x = ew.convert(x, dtype)
+    if not (x.dtype.is_floating_point or x.dtype.is_complex):
+        raise DTypeError("mean", f"could not infer the output dtype: the input must be floating point or "
+                         f"complex, got {x.dtype}; pass dtype=", (x,))
+    axis = reduce_dims(dim, x, "mean")
+    n = _numel(x.shape, axis)
+    if x.dtype.np in _HALF_NP:
+        total = bind(sum_p, x, axis=axis, keepdims=bool(keepdim), dtype=dtypes.float32)
+        return ew.convert(total / n, x.dtype)
+    return bind(sum_p, x, axis=axis, keepdims=bool(keepdim), dtype=None) / n
 
 
+# -- amax / amin ---------------------------------------------------------------------------------------
+def _extreme_impl(name: str):
+    def impl(xp, x, axis, keepdims):
+        return xp.asarray(getattr(xp, name)(x, axis=axis, keepdims=keepdims))
+
+    return impl
+
+
+def _ties(x: Tensor, out: Tensor, axis, keepdims) -> tuple[Tensor, Tensor]:
+    """The mask of elements equal to their slice's extreme, and the tie count (shaped like `out`)."""
+    mask = ew.eq(x, expand_reduced(out, x.shape, axis, keepdims))
+    return mask, bind(sum_p, mask, axis=axis, keepdims=keepdims, dtype=None)
+
+
+def _extreme_vjp(g, out, x, axis, keepdims):
+    mask, count = _ties(x, out, axis, keepdims)
+    return (ew.where(mask, expand_reduced(g / count, x.shape, axis, keepdims), 0.0),)
+
+
+def _extreme_jvp(prim: Primitive):
+    def jvp(primals, tangents, axis, keepdims):
+        x, t = primals[0], tangents[0]
+        out = bind(prim, x, axis=axis, keepdims=keepdims)
+        mask, count = _ties(x, out, axis, keepdims)
+        return out, bind(sum_p, ew.where(mask, t, 0.0), axis=axis, keepdims=keepdims, dtype=None) / count
+
+    return jvp
+
+
+amax_p = _reduction("reduce_max", _extreme_impl("amax"), _extreme_vjp, None)
+amin_p = _reduction("reduce_min", _extreme_impl("amin"), _extreme_vjp, None)
+amax_p.jvp = _extreme_jvp(amax_p)
+amin_p.jvp = _extreme_jvp(amin_p)
+
+
+def _extreme(prim: Primitive, x: Tensor, dim, keepdim: bool, op: str) -> Tensor:
+    axis = reduce_dims(dim, x, op)
+    _check_nonempty(x, axis, op)
+    return bind(prim, x, axis=axis, keepdims=bool(keepdim))
+
+
+def amax(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    """Maximum over `dim` (() or None for all); the gradient is split evenly among tied maxima.
+
+    Args:
+        x: input tensor.
+        dim: dimension(s) to reduce.
+        keepdim: keep reduced dimensions with size 1.
+
+    Returns:
+        The maxima.
+
+    Example:
+        >>> ember.tensor([[1.0, 5.0], [3.0, 4.0]]).amax(1).tolist()
+        [5.0, 4.0]
+    """
+    return _extreme(amax_p, x, dim, keepdim, "amax")
+
+
+def amin(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    """Minimum over `dim` (() or None for all); the gradient is split evenly among tied minima.
+
+    Args and Returns as in :func:`amax`.
+
+    Example:
+        >>> ember.tensor([[1.0, 5.0], [3.0, 4.0]]).amin(1).tolist()
+        [1.0, 3.0]
+    """
+    return _extreme(amin_p, x, dim, keepdim, "amin")
+
+
+# -- argmax / argmin and max / min with indices --------------------------------------------------------
+def _arg_impl(name: str):
+    def impl(xp, x, axis, keepdims):
+        return xp.asarray(getattr(xp, name)(x, axis=axis, keepdims=keepdims)).astype(_INT64_NP, copy=False)
+
+    return impl
+
+
+def _arg_batch(prim: Primitive):
+    def rule(values, bdims, axis, keepdims):
+        from .movement import moveaxis, reshape
+
+        x = moveaxis(values[0], bdims[0], 0)
+        if axis is not None:
+            return bind(prim, x, axis=axis + 1, keepdims=keepdims), 0
+        out = bind(prim, reshape(x, (x.shape[0], -1)), axis=1, keepdims=False)
+        if keepdims:
+            out = reshape(out, (x.shape[0],) + (1,) * (x.ndim - 1))
+        return out, 0
+
+    return rule
+
+
+# Integer results carry no gradient: no VJP, so nothing is recorded on the tape.
+argmax_p = Primitive("argmax", _arg_impl("argmax"))
+argmin_p = Primitive("argmin", _arg_impl("argmin"))
+for _prim in (argmax_p, argmin_p):
+    _prim.jvp = _no_tangent(_prim)
+    _prim.batch = _arg_batch(_prim)
+
+
+def _arg(prim: Primitive, x: Tensor, dim, keepdim: bool, op: str) -> Tensor:
+    if x.dtype is dtypes.bool_:
+        raise DTypeError(op, "does not support bool input (as in PyTorch); convert it first", (x,))
+    if dim is None or x.ndim == 0:
+        if x.numel() == 0:
+            raise IndexingError(op, "expected reduction dim to be specified for an empty input", (x,))
+        if dim is not None:
+            normalize_axis(dim, x.ndim, op, x)  # a 0-d tensor accepts dim 0 or -1
+        return bind(prim, x, axis=None, keepdims=bool(keepdim))
+    axis = normalize_axis(dim, x.ndim, op, x)
+    _check_nonempty(x, (axis,), op)
+    return bind(prim, x, axis=axis, keepdims=bool(keepdim))
+
+
+def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index (int64) of the first maximum along `dim`, or in the flattened tensor when `dim` is None.
+
+    Args:
+        x: input tensor.
+        dim: the dimension to reduce, or None.
+        keepdim: keep the reduced dimension(s) with size 1.
+
+    Returns:
+        An int64 tensor of indices.
+
+    Example:
+        >>> ember.tensor([[1.0, 5.0], [3.0, 2.0]]).argmax(1).tolist()
+        [1, 0]
+    """
+    return _arg(argmax_p, x, dim, keepdim, "argmax")
+
+
+def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index (int64) of the first minimum along `dim`, or in the flattened tensor when `dim` is None.
+
+    Args and Returns as in :func:`argmax`.
+
+    Example:
+        >>> ember.tensor([[1.0, 5.0], [3.0, 2.0]]).argmin(1).tolist()
+        [0, 1]
+    """
+    return _arg(argmin_p, x, dim, keepdim, "argmin")
+
+
+def _pick_impl(xp, x, index, axis):
+    return xp.take_along_axis(x, index, axis=axis)
+
+
+def _pick_vjp(g, out, x, index, axis):
+    from .movement import reshape
+
+    if not (isinstance(x, Tensor) and x._requires_grad):
+        return None, None
+    n = x.shape[axis]
+    positions = reshape(arange(n, device=x.device), tuple(n if i == axis else 1 for i in range(x.ndim)))
+    return ew.where(ew.eq(positions, index), g, 0.0), None
+
+
+def _pick_jvp(primals, tangents, axis):
+    x, index = primals
+    return bind(pick_p, x, index, axis=axis), bind(pick_p, tangents[0], index, axis=axis)
+
+
+def _batched_at_0(v, bdim, size):
+    from .movement import broadcast_to, moveaxis, reshape
+
+    if bdim is not None:
+        return moveaxis(v, bdim, 0)
+    return broadcast_to(reshape(v, (1,) + tuple(v.shape)), (size,) + tuple(v.shape))
+
+
+def _pick_batch(values, bdims, axis):
+    size = next(v.shape[b] for v, b in zip(values, bdims) if b is not None)
+    x, index = (_batched_at_0(v, b, size) for v, b in zip(values, bdims))
+    return bind(pick_p, x, index, axis=axis + 1), 0
+
+
+# The value at a given index along an axis (index has size 1 there): the gradient goes to that index only.
+pick_p = Primitive("pick_along_axis", _pick_impl, vjp=_pick_vjp, jvp=_pick_jvp, batch=_pick_batch,
+                   nondiff_inputs=(1,))
+
+max_result = namedtuple("max", ("values", "indices"))
+min_result = namedtuple("min", ("values", "indices"))
+
+
+def _with_index(arg: Primitive, x: Tensor, dim: int, keepdim: bool, op: str, result):
+    axis = normalize_axis(dim, x.ndim, op, x)
+    if x.ndim == 0:
+        return result(ew.clone(x), bind(arg, x, axis=None, keepdims=False))
+    _check_nonempty(x, (axis,), op)
+    index = bind(arg, x, axis=axis, keepdims=True)
+    values = bind(pick_p, x, index, axis=axis)
+    if keepdim:
+        return result(values, index)
+    return result(_squeeze(values, (axis,)), _squeeze(index, (axis,)))
+
+
+def max(x: Tensor, dim=None, keepdim: bool = False):
+    """The maximum of all elements, or ``(values, indices)`` along `dim`, or ``maximum(x, other)``.
+
+    Args:
+        x: input tensor.
+        dim: None for the overall maximum (gradient split evenly among ties); an int for a namedtuple
+            ``(values, indices)`` whose values' gradient goes to the returned (first) index; a tensor
+            for the elementwise maximum.
+        keepdim: keep the reduced dimension with size 1.
+
+    Returns:
+        A tensor, or a ``max(values, indices)`` namedtuple.
+
+    Example:
+        >>> ember.tensor([[1.0, 5.0], [3.0, 2.0]]).max(dim=1).indices.tolist()
+        [1, 0]
+    """
+    if isinstance(dim, Tensor):
+        return ew.maximum(x, dim)
+    if dim is None:
+        return _extreme(amax_p, x, None, False, "max")
+    return _with_index(argmax_p, x, dim, keepdim, "max", max_result)
+
+
+def min(x: Tensor, dim=None, keepdim: bool = False):
+    """The minimum of all elements, or ``(values, indices)`` along `dim`, or ``minimum(x, other)``.
+
+    Args and Returns as in :func:`max`, with a ``min(values, indices)`` namedtuple.
+
+    Example:
+        >>> ember.tensor([[1.0, 5.0], [3.0, 2.0]]).min(dim=1).values.tolist()
+        [1.0, 2.0]
+    """
+    if isinstance(dim, Tensor):
+        return ew.minimum(x, dim)
+    if dim is None:
+        return _extreme(amin_p, x, None, False, "min")
+    return _with_index(argmin_p, x, dim, keepdim, "min", min_result)
+
+
+# -- variance ------------------------------------------------------------------------------------------
+def _var_impl(xp, x, axis, keepdims, correction):
+    acc = dtypes.float32.np if x.dtype in _HALF_NP else None
+    if _numel(x.shape, axis) - correction > 0:
+        out = xp.var(x, axis=axis, keepdims=keepdims, ddof=correction, dtype=acc)
+    else:  # NaN or Inf, as in PyTorch; the front end has warned
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = xp.var(x, axis=axis, keepdims=keepdims, ddof=correction, dtype=acc)
+    return xp.asarray(out).astype(x.dtype, copy=False)
+
+
+def _centered(x: Tensor, axis) -> Tensor:
+    return x - bind(sum_p, x, axis=axis, keepdims=True, dtype=None) / _numel(x.shape, axis)
+
+
+def _var_scale(x: Tensor, axis, correction) -> float:
+    dof = _numel(x.shape, axis) - correction
+    return math.inf if dof == 0 else 2.0 / dof
+
+
+def _var_vjp(g, out, x, axis, keepdims, correction):
+    scale = _var_scale(x, axis, correction)
+    return (expand_reduced(g, x.shape, axis, keepdims) * (_centered(x, axis) * scale),)
+
+
+def _var_jvp(primals, tangents, axis, keepdims, correction):
+    x, t = primals[0], tangents[0]
+    out = bind(var_p, x, axis=axis, keepdims=keepdims, correction=correction)
+    dot = bind(sum_p, _centered(x, axis) * t, axis=axis, keepdims=keepdims, dtype=None)
+    return out, dot * _var_scale(x, axis, correction)
+
+
+var_p = _reduction("reduce_var", _var_impl, _var_vjp, _var_jvp)
+
+
+def _variance(x: Tensor, dim, unbiased, keepdim: bool, correction, op: str) -> Tensor:
+    """The variance with PyTorch's argument forms; errors and warnings name `op`."""
+    if isinstance(dim, bool):  # var(x, False): the older positional `unbiased`
+        unbiased, dim = dim, None
+    if unbiased is not None and correction is not None:
+        raise EmberError(op, "pass either unbiased or correction, not both", (x,))
+    c = correction if correction is not None else (0 if unbiased is False else 1)
+    _require_float(x, op)
+    axis = reduce_dims(dim, x, op)
+    if _numel(x.shape, axis) - c <= 0:
+        warnings.warn(f"{op}(): degrees of freedom is <= 0", RuntimeWarning, stacklevel=3)
+    return bind(var_p, x, axis=axis, keepdims=bool(keepdim), correction=c)
+
+
+def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: float | None = None) -> Tensor:
+    """Variance over `dim`: ``sum((x - mean)**2) / (N - correction)``.
+
+    Args:
+        x: floating point input.
+        dim: dimension(s) to reduce (None for all). ``var(x, False)`` reads as the older ``unbiased`` flag.
+        unbiased: older spelling: True means correction=1, False correction=0.
+        keepdim: keep reduced dimensions with size 1.
+        correction: difference between the sample size and the degrees of freedom (default 1).
+
+    Returns:
+        The variances (NaN or Inf with a warning when N - correction <= 0).
+
+    Example:
+        >>> ember.tensor([1.0, 2.0, 3.0, 4.0]).var(correction=0).item()
+        1.25
+    """
+    return _variance(x, dim, unbiased, keepdim, correction, "var")
+
+
+def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: float | None = None) -> Tensor:
+    """Standard deviation over `dim`: ``sqrt(var(x, dim, correction=correction))``.
+
+    Args as in :func:`var`. Returns the standard deviations.
+
+    Example:
+        >>> ember.tensor([1.0, 3.0]).std(correction=0).item()
+        1.0
+    """
+    return ew.sqrt(_variance(x, dim, unbiased, keepdim, correction, "std"))
+
+
+def var_mean(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+             correction: float | None = None) -> tuple[Tensor, Tensor]:
+    """``(var(x, dim), mean(x, dim))`` with the same arguments as :func:`var`.
+
+    Example:
+        >>> [t.item() for t in ember.var_mean(ember.tensor([1.0, 3.0]))]
+        [2.0, 2.0]
+    """
+    variance = _variance(x, dim, unbiased, keepdim, correction, "var_mean")
+    return variance, mean(x, None if isinstance(dim, bool) else dim, keepdim)
+
+
+def std_mean(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+             correction: float | None = None) -> tuple[Tensor, Tensor]:
+    """``(std(x, dim), mean(x, dim))`` with the same arguments as :func:`std`.
+
+    Example:
+        >>> [t.item() for t in ember.std_mean(ember.tensor([1.0, 3.0]), correction=0)]
+        [1.0, 2.0]
+    """
+    variance = _variance(x, dim, unbiased, keepdim, correction, "std_mean")
+    return ew.sqrt(variance), mean(x, None if isinstance(dim, bool) else dim, keepdim)
+
+
+# -- logsumexp and norm --------------------------------------------------------------------------------
+def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """``log(sum(exp(x), dim))`` computed stably (the slice maximum is taken out first).
+
+    Args:
+        x: input tensor (integers are converted to the default float dtype).
+        dim: dimension(s) to reduce (None for all).
+        keepdim: keep reduced dimensions with size 1.
+
+    Returns:
+        The log-sum-exps.
+
+    Example:
+        >>> round(ember.tensor([1000.0, 1000.0], dtype=ember.float64).logsumexp(0).item(), 4)
+        1000.6931
+    """
+    if not (x.dtype.is_floating_point or x.dtype.is_complex):
+        x = ew.convert(x, dtypes.get_default_dtype())
+    axis = reduce_dims(dim, x, "logsumexp")
+    if _numel(x.shape, axis) == 0:
+        return ew.log(bind(sum_p, ew.exp(x), axis=axis, keepdims=bool(keepdim), dtype=None))
+    top = bind(amax_p, x, axis=axis, keepdims=True)
+    top = ew.where(ew.isfinite(top), top, 0.0)  # all -inf (or an inf) in a slice: no shift
+    total = bind(sum_p, ew.exp(x - top), axis=axis, keepdims=bool(keepdim), dtype=None)
+    return ew.log(total) + (top if keepdim else _squeeze(top, axis))
+
+
+def _safe_root(s: Tensor, p: float) -> Tensor:
+    """``s ** (1/p)`` with a zero (not NaN) gradient where s == 0."""
+    zero = s == 0
+    safe = ew.where(zero, 1.0, s)
+    root = ew.sqrt(safe) if p == 2 else safe ** (1.0 / p)
+    return ew.where(zero, 0.0, root)
+
+
+def _safe_power(a: Tensor, p: float) -> Tensor:
+    """``a ** p`` for a >= 0 with a zero gradient where a == 0."""
+    zero = a == 0
+    return ew.where(zero, 0.0, ew.where(zero, 1.0, a) ** p)
+
+
+def _vector_norm(x: Tensor, p, axis: tuple[int, ...], keepdim: bool) -> Tensor:
+    if p == "fro" or p == 2:
+        return _safe_root(bind(sum_p, x * x, axis=axis, keepdims=keepdim, dtype=None), 2)
+    if p == math.inf or p == -math.inf:
+        op = amax_p if p > 0 else amin_p
+        _check_nonempty(x, axis, "norm")
+        return bind(op, ew.abs(x), axis=axis, keepdims=keepdim)
+    if p == 1:
+        return bind(sum_p, ew.abs(x), axis=axis, keepdims=keepdim, dtype=None)
+    if p == 0:
+        # x * 0 where x == 0 keeps the count differentiable, with a zero gradient as in PyTorch
+        return bind(sum_p, ew.where(x != 0, 1.0, x * 0.0), axis=axis, keepdims=keepdim, dtype=None)
+    total = bind(sum_p, _safe_power(ew.abs(x), p), axis=axis, keepdims=keepdim, dtype=None)
+    return _safe_root(total, p)
+
+
+def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    """Vector p-norm over `dim` (all dimensions by default), as ``torch.norm`` / ``linalg.vector_norm``.
+
+    Args:
+        x: floating point input.
+        p: "fro" or 2 (Euclidean), 1, inf (max abs), -inf (min abs), 0 (count of nonzeros) or any p > 0.
+        dim: dimension(s) to reduce (None for all).
+        keepdim: keep reduced dimensions with size 1.
+        dtype: convert the input to this dtype first.
+
+    Returns:
+        The norms. The gradient at a zero vector (and at zero elements for p < 1) is 0, as in PyTorch.
+
+    Example:
+        >>> ember.tensor([3.0, 4.0]).norm().item()
+        5.0
+    """
+    if dtype is not None:
+        x = ew.convert(x, dtype)
+    _require_float(x, "norm")
+    if not (p == "fro" or (isinstance(p, (int, float)) and not isinstance(p, bool)
+                           and (p >= 0 or p == -math.inf))):
+        raise EmberError("norm", f"unsupported p={p!r}: expected 'fro', inf, -inf or a number >= 0", (x,))
+    axis = reduce_dims(dim, x, "norm")
+    if x.dtype.np in _HALF_NP:  # squares and powers overflow in half precision
+        return ew.convert(_vector_norm(ew.convert(x, dtypes.float32), p, axis, bool(keepdim)), x.dtype)
+    return _vector_norm(x, p, axis, bool(keepdim))
+
+
+def count_nonzero(x: Tensor, dim=None) -> Tensor:
+    """Number of nonzero elements over `dim` (int64).
+
+    Example:
+        >>> ember.count_nonzero(ember.tensor([[0.0, 1.0], [2.0, 3.0]]), dim=0).tolist()
+        [1, 2]
+    """
+    axis = reduce_dims(dim, x, "count_nonzero")
+    return bind(sum_p, x != 0, axis=axis, keepdims=False, dtype=None)
+
+
+# -- all / any -----------------------------------------------------------------------------------------
+def _logical_impl(name: str):
+    def impl(xp, x, axis, keepdims):
+        out = xp.asarray(getattr(xp, name)(x, axis=axis, keepdims=keepdims))
+        return out.astype(x.dtype) if x.dtype == xp.uint8 else out  # uint8 stays uint8, as in PyTorch
+
+    return impl
+
+
+all_p = _reduction("reduce_all", _logical_impl("all"), None, None)
+any_p = _reduction("reduce_any", _logical_impl("any"), None, None)
+all_p.jvp = _no_tangent(all_p)
+any_p.jvp = _no_tangent(any_p)
+
+
+def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """True where every element over `dim` is nonzero (bool; uint8 input gives uint8).
+
+    Example:
+        >>> ember.tensor([[1.0, 0.0], [2.0, 3.0]]).all(1).tolist()
+        [False, True]
+    """
+    return bind(all_p, x, axis=reduce_dims(dim, x, "all"), keepdims=bool(keepdim))
+
+
+def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """True where some element over `dim` is nonzero (bool; uint8 input gives uint8).
+
+    Example:
+        >>> ember.tensor([[1.0, 0.0], [0.0, 0.0]]).any(1).tolist()
+        [True, False]
+    """
+    return bind(any_p, x, axis=reduce_dims(dim, x, "any"), keepdims=bool(keepdim))
+
+
+# -- scans ---------------------------------------------------------------------------------------------
+def _scan_impl(name: str):
+    def impl(xp, x, axis, reverse):
+        if x.ndim == 0:
+            return impl(xp, x.reshape(1), 0, reverse).reshape(())
+        acc = dtypes.float32.np if x.dtype in _HALF_NP else None
+        src = xp.flip(x, axis) if reverse else x
+        out = getattr(xp, name)(src, axis=axis, dtype=acc)
+        return (xp.flip(out, axis) if reverse else out).astype(x.dtype, copy=False)
+
+    return impl
+
+
+def _scan_batch(prim: Primitive):
+    def rule(values, bdims, axis, reverse):
+        from .movement import moveaxis
+
+        return bind(prim, moveaxis(values[0], bdims[0], 0), axis=axis + 1, reverse=reverse), 0
+
+    return rule
+
+
+def _cumsum_vjp(g, out, x, axis, reverse):
+    return (bind(cumsum_p, g, axis=axis, reverse=not reverse),)
+
+
+def _cumsum_jvp(primals, tangents, axis, reverse):
+    return (bind(cumsum_p, primals[0], axis=axis, reverse=reverse),
+            bind(cumsum_p, tangents[0], axis=axis, reverse=reverse))
+
+
+def _zero_parts(x: Tensor, axis: int, reverse: bool):
+    """Zero mask, x with zeros replaced by 1, the running product of that and the running zero count."""
+    zero = ew.eq(x, 0)
+    nonzero = ew.where(zero, 1.0, x)
+    count = bind(cumsum_p, ew.convert(zero, x.dtype), axis=axis, reverse=reverse)
+    return zero, nonzero, bind(cumprod_p, nonzero, axis=axis, reverse=reverse), count
+
+
+def _cumprod_vjp(g, out, x, axis, reverse):
+    # d out_i / d x_k is out'_i / x'_k (primes: zeros replaced by 1) while no zero other than x_k
+    # precedes i, else 0: two masked reverse sums, with no division by zero.
+    zero, nonzero, running, count = _zero_parts(x, axis, reverse)
+    weighted = g * running
+    before_zero = bind(cumsum_p, ew.where(count == 0, weighted, 0.0), axis=axis, reverse=not reverse)
+    at_first_zero = bind(cumsum_p, ew.where(count == 1, weighted, 0.0), axis=axis, reverse=not reverse)
+    return (ew.where(zero, at_first_zero, before_zero / nonzero),)
+
+
+def _cumprod_jvp(primals, tangents, axis, reverse):
+    x, t = primals[0], tangents[0]
+    zero, nonzero, running, count = _zero_parts(x, axis, reverse)
+    no_zero = bind(cumsum_p, t / nonzero, axis=axis, reverse=reverse)
+    one_zero = bind(cumsum_p, ew.where(zero, t, 0.0), axis=axis, reverse=reverse)
+    rate = ew.where(count == 0, no_zero, ew.where(count == 1, one_zero, 0.0))
+    return bind(cumprod_p, x, axis=axis, reverse=reverse), running * rate
+
+
+cumsum_p = Primitive("cumsum", _scan_impl("cumsum"), vjp=_cumsum_vjp, jvp=_cumsum_jvp)
+cumprod_p = Primitive("cumprod", _scan_impl("cumprod"), vjp=_cumprod_vjp, jvp=_cumprod_jvp)
+cumsum_p.batch = _scan_batch(cumsum_p)
+cumprod_p.batch = _scan_batch(cumprod_p)
+
+
+def _scan(prim: Primitive, x: Tensor, dim: int, dtype, op: str) -> Tensor:
+    axis = normalize_axis(dim, x.ndim, op, x)
+    if dtype is not None:
+        x = ew.convert(x, dtype)
+    elif not (x.dtype.is_floating_point or x.dtype.is_complex):
+        x = ew.convert(x, dtypes.int64)  # ints and bools accumulate in int64, as in PyTorch
+    return bind(prim, x, axis=axis, reverse=False)
+
+
+def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
+    """Running sum along `dim` (ints and bools give int64).
+
+    Example:
+        >>> ember.tensor([1, 2, 3]).cumsum(0).tolist()
+        [1, 3, 6]
+    """
+    return _scan(cumsum_p, x, dim, dtype, "cumsum")
+
+
+def cumprod(x: Tensor, dim: int, *, dtype=None) -> Tensor:
+    """Running product along `dim` (ints and bools give int64); the gradient is exact with zeros.
+
+    Example:
+        >>> ember.tensor([1.0, 2.0, 3.0]).cumprod(0).tolist()
+        [1.0, 2.0, 6.0]
+    """
+    return _scan(cumprod_p, x, dim, dtype, "cumprod")
+
+
+# -- used by the other families ------------------------------------------------------------------------
 def sum_to_shape(g: Tensor, shape: Sequence[int]) -> Tensor:
     """Sum `g` over the dimensions that broadcasting added or stretched, giving `shape`."""
     from .movement import reshape
@@ -98,9 +845,14 @@ def sum_to_shape(g: Tensor, shape: Sequence[int]) -> Tensor:
     if gshape == shape:
         return g
     lead = len(gshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and gshape[i + lead] != 1)
-    out = bind(sum_p, g, axis=axes, keepdims=True) if axes else g
+    stretched = tuple(i + lead for i, s in enumerate(shape) if s == 1 and gshape[i + lead] != 1)
+    axes = tuple(range(lead)) + stretched
+    out = bind(sum_p, g, axis=axes, keepdims=True, dtype=None) if axes else g
     return reshape(out, shape)
 
 
-TENSOR_METHODS = {"sum": sum}
+TENSOR_METHODS = {
+    "sum": sum, "mean": mean, "prod": prod, "amax": amax, "amin": amin, "max": max, "min": min,
+    "argmax": argmax, "argmin": argmin, "var": var, "std": std, "logsumexp": logsumexp, "norm": norm,
+    "cumsum": cumsum, "cumprod": cumprod, "all": all, "any": any, "count_nonzero": count_nonzero,
+}
