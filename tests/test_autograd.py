@@ -293,3 +293,44 @@ def test_anomaly_mode_global_switch():
         ember.autograd.set_detect_anomaly(False)
     assert not ember.autograd.is_anomaly_enabled()
     assert ember.isnan(ember.tensor([0.0]) / 0.0).tolist() == [True]
+
+
+def test_inplace_on_an_input_whose_value_the_vjp_does_not_read_is_allowed_like_torch():
+    x = ember.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 1
+    y = h * 2  # mul's VJP for h reads only the constant 2
+    h.add_(1.0)
+    y.sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("make_view", [lambda t: t[0], lambda t: t[:, 1:], lambda t: t.reshape(6), lambda t: t.T],
+                         ids=["int", "slice", "reshape", "transpose"])
+def test_inplace_through_a_view_updates_the_base_graph_like_torch(make_view, rng):
+    a = rng.standard_normal((2, 3))
+    grads = []
+    for lib in (ember, torch):
+        x = lib.tensor(a, requires_grad=True)
+        h = x * 2
+        v = make_view(h)
+        v.mul_(lib.tensor(3.0, dtype=lib.float64))
+        (h * h).sum().backward()
+        grads.append(np.asarray(x.grad))
+    assert_close(grads[0], grads[1])
+
+
+def test_inplace_through_a_view_of_a_leaf_requiring_grad_raises():
+    x = ember.ones(2, 3, requires_grad=True)
+    with pytest.raises(AutogradError, match="view of a leaf"):
+        x[0].mul_(2.0)
+
+
+def test_overwriting_with_a_constant_drops_the_dependency():
+    x = ember.ones(2, requires_grad=True)
+    h = x * 2
+    h.copy_(ember.tensor([5.0, 6.0]))
+    assert not h.requires_grad and h.grad_fn is None
+    h2 = x * 2
+    h2.copy_(x * 3)
+    h2.sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]

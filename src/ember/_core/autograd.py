@@ -119,9 +119,9 @@ def _collect(roots: Sequence[Tensor]) -> list[Node]:
                                 "after its saved tensors were freed); pass retain_graph=True to the first "
                                 "backward call")
         seen[id(node)] = node
-        for a in node.inputs:
-            if isinstance(a, Tensor) and a._node is not None:
-                stack.append(a._node)
+        for edge in node.edges:
+            if edge is not None:
+                stack.append(edge)
     return sorted(seen.values(), key=lambda n: n.seq, reverse=True)
 
 
@@ -129,15 +129,30 @@ def _relevant(nodes: list[Node], targets: set[int]) -> set[int]:
     """Ids of the nodes through which gradient can reach a tensor in `targets` (by id)."""
     good: set[int] = set()
     for node in reversed(nodes):  # earliest first: inputs are decided before their users
-        for a in node.inputs:
-            if isinstance(a, Tensor) and (id(a) in targets or (a._node is not None and id(a._node) in good)):
+        for a, edge in zip(node.inputs, node.edges):
+            if (isinstance(a, Tensor) and id(a) in targets) or (edge is not None and id(edge) in good):
                 good.add(id(node))
                 break
     return good
 
 
+def _read_positions(node: Node) -> set | None:
+    """Inputs whose values this node's VJP will read (None: all of them)."""
+    reads = getattr(node.prim, "reads", None)
+    if not isinstance(reads, dict):
+        return None if reads is None else set(reads)
+    needed: set = set()
+    for i, a in enumerate(node.inputs):
+        if isinstance(a, Tensor) and a._requires_grad:
+            needed.update(reads.get(i, ()))
+    return needed
+
+
 def _check_saved(node: Node) -> None:
-    for a, v in zip(node.inputs, node.versions):
+    reads = _read_positions(node)
+    for i, (a, v) in enumerate(zip(node.inputs, node.versions)):
+        if reads is not None and i not in reads:
+            continue
         if isinstance(a, Tensor) and a._vc is not None and a._vc.value != v:
             raise AutogradError(node.prim.name, f"a tensor needed for gradient computation was modified by "
                                 f"an in-place operation (version {a._vc.value}, expected {v}); "
@@ -206,17 +221,17 @@ def _backward_node(node, out, g, anomaly, grads, leaf_grads, leaves, target_ids)
             where = f"\n  the forward op was created at {node.where[0]}:{node.where[1]}: {node.where[2]}" \
                 if node.where else ""
             raise AnomalyError(node.prim.name, err.detail + where) from None
-    for a, ga in zip(node.inputs, in_grads):
-        if ga is None or not isinstance(a, Tensor) or not a._requires_grad:
+    for a, edge, ga in zip(node.inputs, node.edges, in_grads):
+        if ga is None or not isinstance(a, Tensor) or (edge is None and not a._requires_grad):
             continue
         if tuple(ga.shape) != tuple(a.shape):
             raise ShapeError(node.prim.name, f"VJP rule returned a gradient of shape {tuple(ga.shape)} for "
                              f"an input of shape {tuple(a.shape)}")
-        if a._node is None:
+        if edge is None:
             leaves[id(a)] = a
             _accumulate(leaf_grads, id(a), ga)
         else:
-            _accumulate(grads, id(a._node), ga)
+            _accumulate(grads, id(edge), ga)
 
 
 def _finish(leaf_grads: dict, leaves: dict, target_ids: set | None) -> dict:

@@ -96,15 +96,18 @@ _SEQ = itertools.count()
 
 class Node:
     """A recorded application: the primitive, its inputs (saved for the VJP), their versions at save
-    time, the attributes, and a weak reference to the output."""
+    time, the attributes, a weak reference to the output, and the edges of the graph: for each input,
+    the node that had produced it when this node was recorded (None for leaves and constants)."""
 
-    __slots__ = ("prim", "inputs", "versions", "attrs", "out_ref", "seq", "where", "__weakref__")
+    __slots__ = ("prim", "inputs", "versions", "attrs", "out_ref", "seq", "where", "edges", "__weakref__")
 
     def __init__(self, prim: Primitive, inputs: tuple, attrs: dict, out: Tensor):
         self.prim = prim
         self.inputs: tuple | None = inputs
         self.versions = tuple(a._vc.value if isinstance(a, Tensor) and a._vc is not None else 0
                               for a in inputs)
+        # Fixed now: an in-place op may later give an input tensor a new node.
+        self.edges = tuple(a._node if isinstance(a, Tensor) else None for a in inputs)
         self.attrs = attrs
         self.out_ref = weakref.ref(out)
         self.seq = next(_SEQ)
@@ -183,6 +186,7 @@ def eager(prim: Primitive, args: tuple, attrs: dict) -> Tensor:
     if prim.view:
         src = args[0]
         out._vc = src._version_counter()
+        out._base = (src, prim, attrs)
     return out
 
 

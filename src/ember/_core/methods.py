@@ -3,64 +3,12 @@ from __future__ import annotations
 
 import weakref
 
-import numpy as np
-
 from . import creation, dtypes, random
-from .dispatch import STATE
-from .errors import AutogradError, DTypeError
+from .errors import AutogradError
+from .inplace import inplace
 from .primitives import elementwise as ew
 from .primitives import indexing, linalg, movement, reduce
-from .tensor import Tensor, Tracer
-
-
-def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
-    """Run ``fn(x, *args)`` and write the result into `x` (bumping its version).
-
-    With autograd recording, the op reads a copy of the old value, so earlier saved references stay
-    valid and later use of a stale saved tensor is caught by the version check.
-    """
-    if isinstance(x, Tracer):
-        out = fn(x, *args, **kwargs)
-        _become(x, out)
-        return x
-    st = STATE.get()
-    record = st.grad and (x._requires_grad or any(isinstance(a, Tensor) and a._requires_grad for a in args))
-    if record and x._node is None and x._requires_grad:
-        raise AutogradError(getattr(fn, "__name__", "inplace") + "_", "a leaf tensor that requires grad is "
-                            "being used in an in-place operation; wrap it in ember.no_grad()", (x,))
-    source = x
-    if record:  # the op reads a copy that takes over x's place in the graph
-        source = Tensor._make(x._data.copy(), x._dtype, x._device)
-        source._node, source._requires_grad = x._node, x._requires_grad
-        if x._node is not None:
-            x._node.out_ref = weakref.ref(source)
-        args = tuple(source if a is x else a for a in args)
-    out = fn(source, *args, **kwargs)
-    if out.dtype is not x.dtype and not _can_cast(out.dtype, x.dtype):
-        raise DTypeError(getattr(fn, "__name__", "inplace") + "_", f"result type {out.dtype} can't be cast "
-                         f"to the desired output type {x.dtype}", (x,))
-    if not x._data.flags.writeable:
-        raise AutogradError("inplace", "cannot write into this tensor: it is a broadcast (expanded) view; "
-                            "use .clone() first", (x,))
-    np.copyto(x._data, np.broadcast_to(out._data, x._data.shape), casting="unsafe")
-    x._bump_version()
-    if record:
-        x._node, x._requires_grad = out._node, True
-        if out._node is not None:
-            out._node.out_ref = weakref.ref(x)
-    return x
-
-
-def _can_cast(src: dtypes.DType, dst: dtypes.DType) -> bool:
-    return src.kind <= dst.kind
-
-
-def _become(x: Tensor, out: Tensor) -> None:
-    for slot in ("_data", "_dtype", "_device", "_requires_grad", "_node", "_grad", "_vc", "_hooks"):
-        object.__setattr__(x, slot, getattr(out, slot))
-    for slot in type(out).__slots__:
-        if slot != "__weakref__":
-            object.__setattr__(x, slot, getattr(out, slot))
+from .tensor import Tensor
 
 
 def _rev(fn):

@@ -25,15 +25,22 @@ class Primitive:
         decomp: optional function of ember ops computing the same thing (fallback for backends).
         view: True if the output shares storage with the first input (reshape, transpose, slicing).
         nondiff_inputs: positions of inputs that never receive gradients (indices, masks).
+        reads: positions of inputs whose *values* the VJP reads (None: all), or a dict mapping an input's
+            position to the positions its gradient reads. Only these are checked for in-place
+            modification before backward; shape-only rules (views, add) use ``()``.
+        unview: for view primitives, ``unview(base, value, **attrs)`` returns `base` with the viewed part
+            replaced by `value`; in-place writes through such a view update the base's graph with it.
     """
 
     __slots__ = ("name", "impl", "abstract", "vjp", "jvp", "batch", "decomp", "view", "multiple_results",
-                 "nondiff_inputs", "formula", "params", "kernels", "dtype_rule", "fast_dtypes", "doc")
+                 "nondiff_inputs", "reads", "unview", "formula", "params", "kernels", "dtype_rule",
+                 "fast_dtypes", "doc")
 
     def __init__(self, name: str, impl: Callable | None = None, *, abstract: Callable | None = None,
                  vjp: Callable | None = None, jvp: Callable | None = None, batch: Callable | None = None,
                  decomp: Callable | None = None, view: bool = False, multiple_results: bool = False,
-                 nondiff_inputs: tuple[int, ...] = (), doc: str = ""):
+                 nondiff_inputs: tuple[int, ...] = (), reads: tuple[int, ...] | dict | None = None,
+                 doc: str = ""):
         if name in PRIMITIVES:
             raise ValueError(f"primitive {name!r} is already registered")
         self.name = name
@@ -46,6 +53,8 @@ class Primitive:
         self.view = view
         self.multiple_results = multiple_results
         self.nondiff_inputs = nondiff_inputs
+        self.reads = reads
+        self.unview: Callable | None = None
         self.formula = None
         self.params: tuple[str, ...] = ()
         self.kernels: dict[str, Callable] = {}

@@ -38,7 +38,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_dtype", "_device", "_requires_grad", "_node", "_grad", "_vc", "_hooks",
-                 "__weakref__")
+                 "_base", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to our reflected operators
     _data: Any  # the backend array (None for tracers)
     _dtype: dtypes.DType
@@ -48,6 +48,7 @@ class Tensor:
     _grad: Any
     _vc: "VersionCounter | None"
     _hooks: "list | None"
+    _base: tuple  # views only: (aliased tensor, view primitive, attrs); read with getattr(t, "_base", None)
 
     @classmethod
     def _make(cls, data: Any, dtype: dtypes.DType, device: Device = CPU_DEVICE) -> "Tensor":

@@ -17,7 +17,7 @@ def _alias_batch(values, bdims):
 
 alias_p = Primitive("alias", lambda xp, x: x, vjp=lambda g, out, x: (g,),
                     jvp=lambda primals, tangents: (bind(alias_p, primals[0]), tangents[0]),
-                    batch=_alias_batch, view=True)
+                    batch=_alias_batch, view=True, reads=())
 
 
 def watch(x: Any) -> Tensor:

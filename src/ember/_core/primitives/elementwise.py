@@ -58,8 +58,18 @@ def elementwise(name: str, formula: str | expr.Expr, kind: str = SAME, params: t
     if smooth:
         prim.vjp = _make_vjp(prim)
         prim.jvp = _make_jvp(prim)
+        prim.reads = _read_inputs(e, params)
     prim.batch = _batch_rule(prim)
     return prim
+
+
+def _read_inputs(e: expr.Expr, params: tuple[str, ...]) -> dict[int, tuple[int, ...]]:
+    """For each input, the positions of the inputs its partial derivative depends on (what its VJP reads)."""
+    reads = {}
+    for i, p in enumerate(params):
+        used = expr.variables(expr.diff(e, p))
+        reads[i] = tuple(j for j, q in enumerate(params) if q in used)
+    return reads
 
 
 def _differentiable(e: expr.Expr) -> bool:
@@ -302,7 +312,7 @@ def _convert_batch(values, bdims, dtype):
 
 
 convert_p = Primitive("convert_element_type", _convert_impl, vjp=_convert_vjp, jvp=_convert_jvp,
-                      batch=_convert_batch)
+                      batch=_convert_batch, reads=())
 
 
 def convert(x: Tensor, dtype) -> Tensor:
@@ -498,7 +508,7 @@ def _copy_impl(xp, x):
 
 copy_p = Primitive("copy", _copy_impl, vjp=lambda g, out, x: (g,),
                    jvp=lambda primals, tangents: (clone(primals[0]), tangents[0]),
-                   batch=lambda values, bdims: (clone(values[0]), bdims[0]))
+                   batch=lambda values, bdims: (clone(values[0]), bdims[0]), reads=())
 
 
 def clone(x: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ from .. import dtypes
 from ..creation import arange, full, tensor, zeros
 from ..dispatch import bind
 from ..errors import DTypeError, IndexingError, ShapeError, TraceError
+from ..inplace import inplace
 from ..primitive import Primitive
 from ..tensor import Tensor, Tracer
 from .elementwise import clamp, convert, div, eq, logical_and, where
@@ -148,9 +149,9 @@ def _slice_scatter_batch(values, bdims, index):
 
 getitem_p = Primitive("getitem", _getitem_impl, vjp=_getitem_vjp, batch=_getitem_batch, view=True,
                       jvp=lambda p, t, index: (bind(getitem_p, p[0], index=index),
-                                               bind(getitem_p, t[0], index=index)))
+                                               bind(getitem_p, t[0], index=index)), reads=())
 slice_scatter_p = Primitive("slice_scatter", _slice_scatter_impl, vjp=_slice_scatter_vjp,
-                            jvp=_slice_scatter_jvp, batch=_slice_scatter_batch)
+                            jvp=_slice_scatter_jvp, batch=_slice_scatter_batch, reads=())
 
 
 # -- index (advanced indexing of the leading dims) and its adjoint index_put ----------------------------
@@ -486,7 +487,6 @@ def setitem(x: Tensor, key: Any, value: Any) -> None:
         >>> x.tolist()
         [1.0, 0.0, 1.0]
     """
-    from ..methods import inplace  # methods installs this module's functions, so it is imported late
 
     def setitem(x, key, value):
         return _assign(x, key, value)
@@ -1045,3 +1045,5 @@ TENSOR_INPLACE = {
     "scatter_reduce_": scatter_reduce, "index_add_": index_add, "index_copy_": index_copy,
     "index_fill_": index_fill, "index_put_": index_put,
 }
+
+getitem_p.unview = lambda base, value, index: bind(slice_scatter_p, base, value, index=index)

@@ -71,7 +71,7 @@ def _reshape_batch(values, bdims, shape):
 
 
 reshape_p = Primitive("reshape", lambda xp, x, shape: xp.reshape(x, shape), vjp=_reshape_vjp,
-                      jvp=_reshape_jvp, batch=_reshape_batch, view=True)
+                      jvp=_reshape_jvp, batch=_reshape_batch, view=True, reads=())
 
 
 def infer_shape(shape: tuple[int, ...], numel: int, operand=None, op: str = "reshape") -> tuple[int, ...]:
@@ -109,7 +109,8 @@ def _dense_batch(values, bdims):
 
 dense_copy_p = Primitive("contiguous", lambda xp, x: xp.array(x, order="C", copy=True),
                          vjp=lambda g, out, x: (g,), jvp=lambda p, tg: (bind(dense_copy_p, p[0]), tg[0]),
-                         batch=_dense_batch, doc="A row-major copy (clone keeps the input's memory order).")
+                         batch=_dense_batch, doc="A row-major copy (clone keeps the input's memory order).",
+                         reads=())
 
 
 def reshape(x: Tensor, *shape) -> Tensor:
@@ -243,7 +244,7 @@ def _broadcast_batch(values, bdims, shape):
 
 
 broadcast_p = Primitive("broadcast_to", lambda xp, x, shape: xp.broadcast_to(x, shape), vjp=_broadcast_vjp,
-                        jvp=_broadcast_jvp, batch=_broadcast_batch, view=True)
+                        jvp=_broadcast_jvp, batch=_broadcast_batch, view=True, reads=())
 
 
 def broadcast_shapes(*shapes: Sequence[int], op: str = "broadcast", operands=()) -> tuple[int, ...]:
@@ -314,7 +315,7 @@ def _transpose_batch(values, bdims, perm):
 
 
 transpose_p = Primitive("transpose", lambda xp, x, perm: xp.transpose(x, perm), vjp=_transpose_vjp,
-                        jvp=_transpose_jvp, batch=_transpose_batch, view=True)
+                        jvp=_transpose_jvp, batch=_transpose_batch, view=True, reads=())
 
 
 def permute(x: Tensor, *dims) -> Tensor:
@@ -425,7 +426,8 @@ def _slice_batch(values, bdims, starts, stops, steps):
 
 
 slice_p = Primitive("slice", _slice_impl, vjp=_slice_vjp, jvp=_slice_jvp, batch=_slice_batch, view=True,
-                    doc="x[a0:b0:s0, ...] with static, normalised bounds (0 <= a <= b <= n, s >= 1).")
+                    doc="x[a0:b0:s0, ...] with static, normalised bounds (0 <= a <= b <= n, s >= 1).",
+                    reads=())
 
 
 def _pad_impl(xp, x, config, value):
@@ -451,7 +453,8 @@ def _pad_batch(values, bdims, config, value):
 
 
 pad_p = Primitive("pad", _pad_impl, vjp=_pad_vjp, jvp=_pad_jvp, batch=_pad_batch,
-                  doc="Constant padding by (low, high, interior) >= 0 per dimension; the VJP of slice.")
+                  doc="Constant padding by (low, high, interior) >= 0 per dimension; the VJP of slice.",
+                  reads=())
 
 
 def static_slice(x: Tensor, starts: Sequence[int], stops: Sequence[int],
@@ -605,7 +608,7 @@ def _cat_batch(values, bdims, dim):
 
 
 cat_p = Primitive("cat", lambda xp, *arrays, dim: xp.concatenate(arrays, axis=dim), vjp=_cat_vjp,
-                  jvp=_cat_jvp, batch=_cat_batch)
+                  jvp=_cat_jvp, batch=_cat_batch, reads=())
 
 
 def _check_cat(tensors: list, d: int) -> None:
@@ -835,7 +838,7 @@ def _flip_batch(values, bdims, dims):
 flip_p = Primitive("flip", lambda xp, x, dims: xp.flip(x, axis=dims).copy(),
                    vjp=lambda g, out, x, dims: (bind(flip_p, g, dims=dims),),
                    jvp=lambda p, tg, dims: (bind(flip_p, p[0], dims=dims), bind(flip_p, tg[0], dims=dims)),
-                   batch=_flip_batch)
+                   batch=_flip_batch, reads=())
 
 
 def flip(x: Tensor, dims, *more_dims) -> Tensor:
@@ -888,7 +891,7 @@ def _roll_vjp(g, out, x, shifts, dims):
 
 roll_p = Primitive("roll", lambda xp, x, shifts, dims: xp.roll(x, shifts, axis=dims), vjp=_roll_vjp,
                    jvp=lambda p, tg, **a: (bind(roll_p, p[0], **a), bind(roll_p, tg[0], **a)),
-                   batch=_roll_batch)
+                   batch=_roll_batch, reads=())
 
 
 def roll(x: Tensor, shifts, dims=None) -> Tensor:
@@ -965,11 +968,13 @@ def _interleave_batch(prim):
 repeat_interleave_p = Primitive(
     "repeat_interleave", lambda xp, x, repeats, dim: xp.repeat(x, repeats, axis=dim),
     vjp=lambda g, out, x, **a: (bind(segment_sum_p, g, **a),),
-    jvp=lambda p, tg, **a: (bind(repeat_interleave_p, p[0], **a), bind(repeat_interleave_p, tg[0], **a)))
+    jvp=lambda p, tg, **a: (bind(repeat_interleave_p, p[0], **a), bind(repeat_interleave_p, tg[0], **a)),
+    reads=())
 segment_sum_p = Primitive(
     "segment_sum", _segment_sum_impl, vjp=lambda g, out, x, **a: (bind(repeat_interleave_p, g, **a),),
     jvp=lambda p, tg, **a: (bind(segment_sum_p, p[0], **a), bind(segment_sum_p, tg[0], **a)),
-    doc="Sums of consecutive runs of `repeats[i]` entries along `dim`: the transpose of repeat_interleave.")
+    doc="Sums of consecutive runs of `repeats[i]` entries along `dim`: the transpose of repeat_interleave.",
+    reads=())
 repeat_interleave_p.batch = _interleave_batch(repeat_interleave_p)
 segment_sum_p.batch = _interleave_batch(segment_sum_p)
 
@@ -1079,7 +1084,7 @@ def _diagonal_batch(values, bdims, offset, dim1, dim2):
 
 diagonal_p = Primitive("diagonal", _diagonal_impl, vjp=_diagonal_vjp,
                        jvp=lambda p, tg, **a: (bind(diagonal_p, p[0], **a), bind(diagonal_p, tg[0], **a)),
-                       batch=_diagonal_batch, view=True)
+                       batch=_diagonal_batch, view=True, reads=())
 
 
 def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
@@ -1159,3 +1164,6 @@ TENSOR_METHODS = {
     "is_contiguous": is_contiguous,
 }
 TENSOR_INPLACE = {"tril_": tril, "triu_": triu}
+
+reshape_p.unview = lambda base, value, shape: reshape(value, base.shape)
+transpose_p.unview = lambda base, value, perm: permute(value, tuple(perm.index(i) for i in range(len(perm))))
