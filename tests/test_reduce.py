@@ -188,6 +188,15 @@ def test_flat_argmax_under_vmap_matches_loop(fn, keepdim, rng):
     check_vmap(lambda t: fn(t, None, keepdim), [x], [1])
 
 
+@pytest.mark.parametrize("fn", [ember.all, ember.any, ember.count_nonzero], ids=["all", "any", "count"])
+@pytest.mark.parametrize("in_dim", [0, 2])
+def test_logical_reductions_under_vmap_match_loop(fn, in_dim, rng):
+    x = np.where(rng.uniform(size=(3, 4, 2)) < 0.3, 0.0, 1.0)
+    x[0] = 1.0
+    check_vmap(lambda t: fn(t, 0).long(), [x], [in_dim])
+    check_vmap(lambda t: fn(t).long(), [x], [in_dim])
+
+
 def test_max_with_dim_under_vmap_keeps_the_namedtuple(rng):
     x = rng.standard_normal((3, 4, 2))
     out = vmap(lambda t: ember.max(t, 0), in_dims=2)(t64(x))
