@@ -8,7 +8,7 @@ from .errors import AutogradError
 from .inplace import inplace
 from .primitives import elementwise as ew
 from .primitives import indexing, linalg, movement, reduce
-from .tensor import Tensor
+from .tensor import Tensor, Tracer
 
 
 def _rev(fn):
@@ -36,7 +36,15 @@ def _pos(x):
 
 
 def detach(x: Tensor) -> Tensor:
-    """A tensor sharing `x`'s data but cut from the autograd graph."""
+    """A tensor sharing `x`'s data but cut from the autograd graph (a tracer stays a tracer)."""
+    if isinstance(x, Tracer):
+        out = object.__new__(type(x))
+        for cls in type(x).__mro__:
+            for slot in getattr(cls, "__slots__", ()):
+                if slot != "__weakref__" and hasattr(x, slot):
+                    object.__setattr__(out, slot, getattr(x, slot))
+        out._node, out._requires_grad, out._grad, out._hooks = None, False, None, None
+        return out
     out = Tensor._make(x._data, x._dtype, x._device)
     out._vc = x._version_counter()
     return out

@@ -75,8 +75,17 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
         grads = [zeros_like(w) if g is None else g for w, g in zip(watched, grads)]
         return pytree.unflatten(tdef, grads)
 
-    out_clean = pytree.unflatten(out_def, out_leaves)
+    # Values handed back carry no graph of this transform's own, unless an outer reverse mode needs it.
+    out_clean = pytree.unflatten(out_def, [_plain(o, create) for o in out_leaves])
+    if has_aux:
+        aux = pytree.tree_map(lambda a: _plain(a, create), aux)
     return (out_clean, vjp_fn, aux) if has_aux else (out_clean, vjp_fn)
+
+
+def _plain(value: Any, keep_graph: bool) -> Any:
+    if keep_graph or not isinstance(value, Tensor) or value._node is None:
+        return value
+    return value.detach()
 
 
 def value_and_grad(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:

@@ -268,6 +268,14 @@ def _fast_binary(prim: Primitive, a: Any, b: Any) -> Tensor | None:
     return out
 
 
+def _scalar_as(value: Any, dtype: dtypes.DType, prim: Primitive, args: tuple) -> Any:
+    try:
+        return dtype.np.type(value)
+    except (OverflowError, ValueError, TypeError):
+        raise DTypeError(prim.name, f"value {value!r} cannot be converted to {dtype} without overflow",
+                         tuple(a for a in args if isinstance(a, Tensor))) from None
+
+
 def apply(prim: Primitive, *args: Any) -> Tensor:
     """Promote operands (Python scalars stay weak), cast tensors to the compute dtype, and bind.
 
@@ -289,7 +297,7 @@ def apply(prim: Primitive, *args: Any) -> Tensor:
         if isinstance(a, Tensor):
             cast.append(a if a._dtype is target else convert(a, target))
         else:  # a NumPy scalar of the compute dtype: scalar-only subexpressions then stay in that dtype
-            cast.append(target.np.type(a))
+            cast.append(_scalar_as(a, target, prim, args))
     out = bind(prim, *cast)
     return convert(out, dt) if upcast else out
 

@@ -1,0 +1,1 @@
+"""Ember's foundation: dtypes, tensors, primitives, dispatch, autograd, random numbers."""
