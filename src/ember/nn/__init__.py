@@ -7,3 +7,4 @@ from .containers import ModuleDict, ModuleList, ParameterList, Sequential
 from .layers import *  # noqa: F403
 from .module import Module, StateDictError
 from .parameter import Parameter
+from .rnn import *  # noqa: F403
