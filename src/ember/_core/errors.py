@@ -8,12 +8,23 @@ from typing import Any
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+_INSIDE: dict[str, bool] = {}  # file name -> is it part of ember (or the interpreter's frozen modules)
+
+
+def _is_inside(filename: str) -> bool:
+    inside = _INSIDE.get(filename)
+    if inside is None:
+        inside = os.path.abspath(filename).startswith(_PKG_DIR) or filename.startswith("<frozen")
+        _INSIDE[filename] = inside
+    return inside
+
+
 def user_frame() -> tuple[str, int, str] | None:
     """Return (file, line, source) of the innermost stack frame outside the ember package."""
     frame = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if not os.path.abspath(filename).startswith(_PKG_DIR) and not filename.startswith("<frozen"):
+        if not _is_inside(filename):
             return filename, frame.f_lineno, _source_line(filename, frame.f_lineno)
         frame = frame.f_back
     return None
