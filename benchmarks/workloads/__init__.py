@@ -2,7 +2,7 @@
 and one repeat (to check that the workload runs, not to time it)."""
 from __future__ import annotations
 
-from . import elementwise_large, grad_overhead, matmul, op_overhead, reduce_large
+from . import anomaly_overhead, elementwise_large, grad_overhead, matmul, op_overhead, reduce_large
 
 WORKLOADS = {
     "op_overhead": op_overhead.run,
@@ -10,4 +10,5 @@ WORKLOADS = {
     "reduce_large": reduce_large.run,
     "matmul": matmul.run,
     "grad_overhead": grad_overhead.run,
+    "anomaly_overhead": anomaly_overhead.run,
 }
