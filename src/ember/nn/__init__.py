@@ -8,3 +8,4 @@ from .layers import *  # noqa: F403
 from .module import Module, StateDictError
 from .parameter import Parameter
 from .rnn import *  # noqa: F403
+from .activation_attn import *  # noqa: F403
