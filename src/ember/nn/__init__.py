@@ -9,3 +9,4 @@ from .module import Module, StateDictError
 from .parameter import Parameter
 from .rnn import *  # noqa: F403
 from .activation_attn import *  # noqa: F403
+from .transformer import *  # noqa: F403
