@@ -2,7 +2,15 @@
 and one repeat (to check that the workload runs, not to time it)."""
 from __future__ import annotations
 
-from . import anomaly_overhead, elementwise_large, grad_overhead, matmul, op_overhead, reduce_large
+from . import (
+    anomaly_overhead,
+    dataloader,
+    elementwise_large,
+    grad_overhead,
+    matmul,
+    op_overhead,
+    reduce_large,
+)
 
 WORKLOADS = {
     "op_overhead": op_overhead.run,
@@ -11,4 +19,5 @@ WORKLOADS = {
     "matmul": matmul.run,
     "grad_overhead": grad_overhead.run,
     "anomaly_overhead": anomaly_overhead.run,
+    "dataloader": dataloader.run,
 }
