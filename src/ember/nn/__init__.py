@@ -5,6 +5,11 @@ Each layer family lives in its own module and lists its public names in ``__all_
 from . import functional, init
 from .containers import ModuleDict, ModuleList, ParameterList, Sequential
 from .layers import *  # noqa: F403
+from .normalization import *  # noqa: F403
+from .activation import *  # noqa: F403
+from .loss import *  # noqa: F403
+from .sparse import *  # noqa: F403
+from .misc import *  # noqa: F403
 from .module import Module, StateDictError
 from .parameter import Parameter
 from .rnn import *  # noqa: F403

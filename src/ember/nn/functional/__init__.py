@@ -7,3 +7,5 @@ from ._attention import *  # noqa: F403
 from ._conv import *  # noqa: F403
 from ._activation import *  # noqa: F403
 from ._norm import *  # noqa: F403
+from ._loss import *  # noqa: F403
+from ._misc import *  # noqa: F403
