@@ -20,7 +20,7 @@ class NonDynamicallyQuantizableLinear(Linear):
 
 
 class MultiheadAttention(Module):
-    """Multi-head attention: ``concat(head_1, …, head_h) W_o`` with ``head_i = attention(q W_qi, k W_ki, v W_vi)``.
+    """Multi-head attention: ``concat(head_1, …, head_h) W_o``, head_i = attention(q W_qi, k W_ki, v W_vi).
 
     Args:
         embed_dim: model dimension ``E`` (split evenly over the heads).

@@ -322,7 +322,8 @@ class RNNBase(Module):
             out = movement.transpose(out, 0, 1)
         return out, final
 
-    def _forward_packed(self, input: PackedSequence, hx_list: list[Tensor] | None) -> tuple[Any, list[Tensor]]:
+    def _forward_packed(self, input: PackedSequence,
+                        hx_list: list[Tensor] | None) -> tuple[Any, list[Tensor]]:
         data, batch_sizes, sorted_indices, unsorted_indices = input
         self._check_input(data, (2,), "packed")
         sizes = [int(b) for b in batch_sizes.tolist()]
@@ -375,10 +376,6 @@ class RNN(RNNBase):
     def forward(self, input: Tensor | PackedSequence, hx: Tensor | None = None) -> tuple[Any, Tensor]:
         out, final = self._forward(input, hx)
         return out, final[0]
-
-    def extra_repr(self) -> str:
-        s = super().extra_repr()
-        return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity}"
 
 
 class LSTM(RNNBase):

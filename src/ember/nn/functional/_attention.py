@@ -37,7 +37,8 @@ def _softmax_last(scores: Tensor, safe: bool) -> Tensor:
 
 def _check_mask_dtype(mask: Tensor, name: str, op: str) -> None:
     if mask.dtype.kind != dtypes._BOOL and not mask.dtype.is_floating_point:
-        raise DTypeError(op, f"only bool and floating types of {name} are supported, got {mask.dtype}", (mask,))
+        raise DTypeError(op, f"only bool and floating types of {name} are supported, got {mask.dtype}",
+                         (mask,))
 
 
 def _check_sdpa(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None, op: str) -> None:
@@ -257,8 +258,8 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
             key_padding_mask = movement.unsqueeze(key_padding_mask, 0)
     tgt_len, bsz, embed_dim = query.shape
     if embed_dim != embed_dim_to_check:
-        raise ShapeError(op, f"was expecting embedding dimension of {embed_dim_to_check}, but got {embed_dim}",
-                         (query,))
+        raise ShapeError(op, f"was expecting embedding dimension of {embed_dim_to_check}, but got "
+                         f"{embed_dim}", (query,))
     if embed_dim % num_heads:
         raise ShapeError(op, f"embed_dim {embed_dim} not divisible by num_heads {num_heads}", (query,))
     head_dim = embed_dim // num_heads
