@@ -4,6 +4,7 @@ Each layer family lives in its own module and lists its public names in ``__all_
 """
 from . import functional, init
 from .containers import ModuleDict, ModuleList, ParameterList, Sequential
+from .config import ConfigError, from_config, known_layers, register_layer, to_config
 from .layers import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .activation import *  # noqa: F403
