@@ -40,6 +40,6 @@ negative = neg
 absolute = abs
 arcsin, arccos, arctan = asin, acos, atan
 
-from . import autograd, data, errors, func, nn, optim, utils  # noqa: E402
+from . import autograd, data, errors, func, models, nn, optim, utils  # noqa: E402
 
 __version__ = "0.1.0"

@@ -1,0 +1,10 @@
+"""Model zoo: reference architectures with PyTorch / torchvision / Hugging Face parameter names.
+
+Each family lives in its own module and lists its public names in ``__all__``; the factories
+(``resnet18``, ``vgg16_bn``, ``mobilenet_v2``, ``gpt``, ``bert``…) follow torchvision's naming.
+"""
+from .mlp import *  # noqa: F403
+from .lenet import *  # noqa: F403
+from .resnet import *  # noqa: F403
+from .vgg import *  # noqa: F403
+from .mobilenet import *  # noqa: F403
