@@ -11,6 +11,8 @@ from .activation import *  # noqa: F403
 from .loss import *  # noqa: F403
 from .sparse import *  # noqa: F403
 from .misc import *  # noqa: F403
+from .conv import *  # noqa: F403
+from .pooling import *  # noqa: F403
 from .module import Module, StateDictError
 from .parameter import Parameter
 from .rnn import *  # noqa: F403

@@ -134,16 +134,39 @@ def _conv_vjp(g, out, x, w, **attrs):
     return gx, gw
 
 
+def _fit(x: Tensor, kernel, out_sp, stride, padding, dilation, **attrs):
+    """`x` and `padding` trimmed at the high end so the windows number exactly `out_sp`.
+
+    A transposed convolution with output_padding has trailing positions no window reaches; its
+    transposes must convolve only the part the windows of the forward product covered.
+    """
+    from .movement import static_slice
+
+    pads, stops = [], list(x.shape)
+    dims = zip(x.shape[2:], kernel, out_sp, stride, padding, dilation)
+    for i, (n, k, m, s, (lo, hi), d) in enumerate(dims):
+        hi -= n + lo + hi - ((m - 1) * s + d * (k - 1) + 1)
+        if hi < 0:
+            stops[2 + i] += hi
+            hi = 0
+        pads.append((lo, hi))
+    x = static_slice(x, [0] * x.ndim, stops)
+    return x, dict(stride=stride, padding=tuple(pads), dilation=dilation, **attrs)
+
+
 def _input_grad_vjp(u, out, g, w, in_spatial, **attrs):
-    gg = bind(conv_p, u, w, **attrs) if _wants(g) else None
-    gw = bind(conv_weight_grad_p, u, g, kernel=tuple(w.shape[2:]), **attrs) if _wants(w) else None
+    u, fitted = _fit(u, tuple(w.shape[2:]), tuple(g.shape[2:]), **attrs)
+    gg = bind(conv_p, u, w, **fitted) if _wants(g) else None
+    gw = bind(conv_weight_grad_p, u, g, kernel=tuple(w.shape[2:]), **fitted) if _wants(w) else None
     return gg, gw
 
 
 def _weight_grad_vjp(u, out, x, g, kernel, **attrs):
     gx = bind(conv_input_grad_p, g, u, in_spatial=tuple(x.shape[2:]), **attrs) if _wants(x) else None
-    gg = bind(conv_p, x, u, **attrs) if _wants(g) else None
-    return gx, gg
+    if _wants(g):
+        x, fitted = _fit(x, kernel, tuple(g.shape[2:]), **attrs)
+        return gx, bind(conv_p, x, u, **fitted)
+    return gx, None
 
 
 def _bilinear_jvp(prim_getter):
