@@ -19,6 +19,7 @@ from .activation_attn import MultiheadAttention
 from .containers import ModuleList
 from .layers import Dropout, Linear
 from .module import Module
+from .normalization import LayerNorm
 
 __all__ = ["TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer", "TransformerDecoder",
            "Transformer"]
@@ -35,8 +36,6 @@ def _activation(activation: str | Callable) -> Callable:
 
 
 def _layer_norm(d_model: int, eps: float, bias: bool, device: Any, dtype: Any) -> Module:
-    from .normalization import LayerNorm  # the normalization family is its own module
-
     return LayerNorm(d_model, eps=eps, bias=bias, device=device, dtype=dtype)
 
 

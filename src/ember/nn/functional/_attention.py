@@ -234,7 +234,9 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
         use_separate_proj_weight: use `q_proj_weight`/`k_proj_weight`/`v_proj_weight` instead.
         static_k, static_v: ``(N·heads, S, E/heads)`` keys/values used as they are.
         average_attn_weights: average the returned weights over heads.
-        is_causal: a hint that `attn_mask` is the causal mask (which must still be given).
+        is_causal: a hint that `attn_mask` is the causal mask (which must still be given); as in PyTorch,
+            without `need_weights` and `key_padding_mask` the causal mask is then built from the key length
+            (including any `bias_k` / zero-attention column) instead.
 
     Returns:
         ``(attn_output (L, N, E), attn_weights)``: weights ``(N, L, S)`` averaged or ``(N, heads, L, S)``,
@@ -272,7 +274,11 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
     key_padding_mask = _additive_mask(key_padding_mask, "key_padding_mask", query.dtype, op)
     attn_mask = _additive_mask(attn_mask, "attn_mask", query.dtype, op)
     if is_causal and attn_mask is None:
-        raise ShapeError(op, "need attn_mask if specifying the is_causal hint (the mask defines the result)")
+        raise ShapeError(op, "need attn_mask if specifying the is_causal hint")
+    if is_causal and key_padding_mask is None and not need_weights:
+        attn_mask = None  # as PyTorch: the hint is trusted and the kernel builds the causal mask itself
+    else:
+        is_causal = False
 
     weights, biases = _projection_weights(embed_dim, in_proj_weight, in_proj_bias, use_separate_proj_weight,
                                           (q_proj_weight, k_proj_weight, v_proj_weight))
@@ -307,7 +313,7 @@ def multi_head_attention_forward(query: Tensor, key: Tensor, value: Tensor, embe
             attn_mask = movement.unsqueeze(attn_mask, 0)
         elif attn_mask is not None:
             attn_mask = movement.reshape(attn_mask, (bsz, num_heads, -1, src_len))
-        out = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p)
+        out = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal)
         out = movement.reshape(out, (bsz * num_heads, tgt_len, head_dim))
         attn = None
     out = movement.reshape(movement.transpose(out, 0, 1), (tgt_len * bsz, embed_dim))
