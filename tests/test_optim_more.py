@@ -7,6 +7,7 @@ import pytest
 import ember
 import ember.optim as optim
 from ember.nn import Parameter
+
 from helpers import torch
 
 CASES = [
@@ -65,6 +66,24 @@ def test_trajectory_matches_torch_over_20_steps(name, kwargs, rng):
         _loss(tw, torch.tensor(x), torch.tensor(y), torch).backward()
         topt.step()
         np.testing.assert_allclose(got, tw.detach().numpy(), rtol=1e-5, atol=1e-8, err_msg=f"step {step}")
+
+
+@pytest.mark.parametrize("name,kwargs", [CASES[i] for i in (1, 4, 10, 13, 17, 20)],
+                         ids=["Adagrad", "Adadelta", "RMSprop", "NAdam", "RAdam", "Adamax"])
+def test_float32_parameters_stay_float32_and_follow_torch(name, kwargs, rng):
+    w0, x, y = (a.astype(np.float32) for a in _problem(rng))
+    w = Parameter(ember.tensor(w0))
+    tw = torch.nn.Parameter(torch.tensor(w0))
+    opt = getattr(optim, name)([w], **kwargs)
+    ours = _run_ember(opt, w, x, y, 20)
+    topt = getattr(torch.optim, name)([tw], **kwargs)
+    for _ in range(20):
+        topt.zero_grad()
+        _loss(tw, torch.tensor(x), torch.tensor(y), torch).backward()
+        topt.step()
+    tensors = [v for v in opt.state[w].values() if isinstance(v, ember.Tensor)]
+    assert w.dtype == ember.float32 and tensors and all(v.dtype == ember.float32 for v in tensors)
+    np.testing.assert_allclose(ours[-1], tw.detach().numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_radam_takes_unrectified_steps_until_the_variance_estimate_is_usable():
