@@ -9,6 +9,7 @@ import pytest
 import ember
 import ember.nn.utils as U
 from ember.nn import Parameter
+
 from helpers import torch
 
 SHAPES = [(3, 4), (5,), (2, 2, 2)]

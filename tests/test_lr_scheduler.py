@@ -10,6 +10,7 @@ import ember
 import ember.optim as optim
 from ember.nn import Parameter
 from ember.optim import lr_scheduler as ours_mod
+
 from helpers import torch
 
 theirs_mod = torch.optim.lr_scheduler if torch is not None else None
