@@ -8,6 +8,7 @@ import pytest
 import ember
 from ember.errors import AnomalyError, AutogradError
 from ember.utils.checkpoint import checkpoint
+
 from helpers import assert_close, torch
 
 

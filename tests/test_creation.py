@@ -8,6 +8,7 @@ import pytest
 
 import ember
 from ember.errors import DTypeError, EmberError, ShapeError
+
 from helpers import TORCH_DTYPES, assert_close, check_grad, check_jvp, check_vmap, np_of, t64, torch
 
 

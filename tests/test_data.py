@@ -29,6 +29,7 @@ from ember.data import (
     random_split,
 )
 from ember.data import transforms as T
+
 from helpers import torch
 
 

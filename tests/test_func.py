@@ -7,6 +7,7 @@ import pytest
 import ember
 from ember.errors import ShapeError, TraceError
 from ember.func import custom_vjp, grad, hessian, jacfwd, jacrev, jvp, value_and_grad, vjp, vmap
+
 from helpers import assert_close, np_of, numerical_grad, t64, torch
 
 

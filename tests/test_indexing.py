@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import ember
 from ember.errors import DTypeError, IndexingError, ShapeError, TraceError
 from ember.func import vmap
+
 from helpers import assert_close, check_grad, check_jvp, check_vmap, t64, torch
 
 

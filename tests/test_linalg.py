@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import ember
 from ember.errors import DTypeError, ShapeError
 from ember.func import hessian, jvp, vmap
+
 from helpers import TORCH_DTYPES, assert_close, check_grad, check_jvp, check_vmap, np_of, t64, torch
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import ember
 from ember._core.primitives.movement import static_slice
 from ember.errors import AutogradError, EmberError, IndexingError, ShapeError
+
 from helpers import TORCH_DTYPES, assert_close, check_grad, check_jvp, check_vmap, np_of, t64, torch
 
 F = torch.nn.functional

@@ -7,6 +7,7 @@ import pytest
 import ember
 import ember.optim as optim
 from ember.nn import Parameter
+
 from helpers import torch
 
 CASES = [

@@ -11,6 +11,7 @@ from scipy import stats
 import ember
 from ember._core.random import blocks_needed, dropout_mask, philox4x32, philox_words
 from ember.errors import DeviceError, DTypeError, EmberError, ShapeError
+
 from helpers import TORCH_DTYPES, check_grad, np_of, t64, torch
 
 

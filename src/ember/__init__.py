@@ -40,7 +40,10 @@ negative = neg
 absolute = abs
 arcsin, arccos, arctan = asin, acos, atan
 
-from . import autograd, data, errors, func, io, models, nn, optim, utils  # noqa: E402
+from . import autograd, compiler, data, errors, func, io, models, nn, optim, utils  # noqa: E402
+from .compiler import jit  # noqa: E402
+
+compile = jit  # noqa: A001  (ember.compile, as torch.compile)
 from .io import load, save  # noqa: E402
 
 __version__ = "0.1.0"

@@ -81,6 +81,13 @@ def new_trace(trace: Trace):
         STATE.reset(token)
 
 
+def _effect_handler(traces: tuple) -> Trace | None:
+    for t in reversed(traces):
+        if getattr(t, "handles_effects", False):
+            return t
+    return None
+
+
 def top_trace(args) -> Trace | None:
     """The innermost (highest-level) trace owning one of `args`, or None."""
     best = None
@@ -145,6 +152,8 @@ def bind(prim: Primitive, *args: Any, **attrs: Any) -> Any:
     st = STATE.get()
     if st.traces:
         trace = top_trace(args)
+        if trace is None and prim.effect is not None:
+            trace = _effect_handler(st.traces)
         if trace is not None:
             out = trace.process(prim, args, attrs)
             if st.grad and _needs_grad(args):

@@ -28,12 +28,14 @@ class Primitive:
         reads: positions of inputs whose *values* the VJP reads (None: all), or a dict mapping an input's
             position to the positions its gradient reads. Only these are checked for in-place
             modification before backward; shape-only rules (views, add) use ``()``.
+        effect: "random" for primitives that draw random numbers: transforms that cannot replay them
+            faithfully (jit, vmap) are handed these even without tracer inputs, and refuse them.
         unview: for view primitives, ``unview(base, value, **attrs)`` returns `base` with the viewed part
             replaced by `value`; in-place writes through such a view update the base's graph with it.
     """
 
     __slots__ = ("name", "impl", "abstract", "vjp", "jvp", "batch", "decomp", "view", "multiple_results",
-                 "nondiff_inputs", "reads", "unview", "formula", "params", "kernels", "dtype_rule",
+                 "nondiff_inputs", "reads", "unview", "effect", "formula", "params", "kernels", "dtype_rule",
                  "fast_dtypes", "doc")
 
     def __init__(self, name: str, impl: Callable | None = None, *, abstract: Callable | None = None,
@@ -55,6 +57,7 @@ class Primitive:
         self.nondiff_inputs = nondiff_inputs
         self.reads = reads
         self.unview: Callable | None = None
+        self.effect: str | None = None
         self.formula = None
         self.params: tuple[str, ...] = ()
         self.kernels: dict[str, Callable] = {}

@@ -803,3 +803,6 @@ TENSOR_METHODS = {
     "uniform_": uniform_, "normal_": normal_, "exponential_": exponential_, "bernoulli_": bernoulli_,
     "random_": random_, "bernoulli": bernoulli, "multinomial": multinomial,
 }
+
+sample_p.effect = "random"
+multinomial_p.effect = "random"

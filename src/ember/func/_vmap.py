@@ -29,6 +29,8 @@ class BatchTracer(Tracer):
 class BatchTrace(Trace):
     """Interprets primitives on BatchTracers with their batching rules."""
 
+    handles_effects = True
+
     def __init__(self, size: int):
         super().__init__()
         self.size = size
@@ -49,6 +51,9 @@ class BatchTrace(Trace):
             else:
                 vals.append(a)
                 bdims.append(None)
+        if prim.effect == "random":
+            raise TraceError(prim.name, "random sampling inside vmap is not supported (every batch element "
+                             "would get the same numbers); draw a batch of numbers outside and map over it")
         if prim.batch is None:
             raise TraceError(prim.name, "this primitive has no batching rule, so it cannot be used under "
                              "vmap")

@@ -1,0 +1,142 @@
+"""Graph → Graph passes. Each is small, testable alone, and keeps the program's outputs.
+
+The pipeline is a readable list (:data:`PIPELINE`); :func:`run_pipeline` applies it and can keep the
+text of the graph before and after every pass.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .ir import Graph, Literal, Node, Value, verify
+
+
+def _rename(g: Graph, mapping: dict[int, Value]) -> Graph:
+    """`g` with every use of value id k replaced by mapping[k]."""
+    def sub(o):
+        while isinstance(o, Value) and o.id in mapping:
+            o = mapping[o.id]
+        return o
+
+    nodes = [Node(n.prim, tuple(sub(o) for o in n.operands), n.attrs, n.outputs, n.where) for n in g.nodes]
+    return Graph(g.inputs, nodes, [sub(v) for v in g.outputs], g.constants, g.const_values)
+
+
+def dce(g: Graph) -> Graph:
+    """Dead-code elimination: drop nodes whose outputs nothing uses (primitives are pure)."""
+    live = {v.id for v in g.outputs}
+    kept = []
+    for n in reversed(g.nodes):
+        if any(v.id in live for v in n.outputs):
+            kept.append(n)
+            live.update(o.id for o in n.operands if isinstance(o, Value))
+    consts = [v for v in g.const_values if v.id in live]
+    return Graph(g.inputs, list(reversed(kept)), g.outputs, {v.id: g.constants[v.id] for v in consts}, consts)
+
+
+def _key(n: Node):
+    ops = tuple(("v", o.id) if isinstance(o, Value) else ("l", repr(o)) for o in n.operands)
+    try:
+        attrs = tuple(sorted((k, repr(v)) for k, v in n.attrs.items()))
+    except TypeError:
+        return None
+    return (n.prim.name, ops, attrs)
+
+
+def cse(g: Graph) -> Graph:
+    """Common-subexpression elimination: a node equal to an earlier one (same primitive, operands and
+    attributes) is replaced by it."""
+    seen: dict = {}
+    mapping: dict[int, Value] = {}
+    nodes = []
+    for n in _rename(g, {}).nodes:
+        n = Node(n.prim, tuple(mapping.get(o.id, o) if isinstance(o, Value) else o for o in n.operands),
+                 n.attrs, n.outputs, n.where)
+        key = _key(n)
+        if key is not None and key in seen:
+            for old, new in zip(n.outputs, seen[key].outputs):
+                mapping[old.id] = new
+            continue
+        if key is not None:
+            seen[key] = n
+        nodes.append(n)
+    return _rename(Graph(g.inputs, nodes, g.outputs, g.constants, g.const_values), mapping)
+
+
+def _is_literal(o, value: float) -> bool:
+    return isinstance(o, Literal) and not isinstance(o.value, (bool, complex)) and float(o.value) == value
+
+
+def _identity_of(n: Node, producers: dict[int, Node]) -> Value | None:
+    """The value `n` merely passes through (x*1, x+0, x-0, x/1, transpose∘transpose, reshape to the same
+    shape), or None."""
+    name, ops = n.prim.name, n.operands
+    out = n.outputs[0]
+
+    def same(v) -> bool:
+        return isinstance(v, Value) and v.shape == out.shape and v.dtype is out.dtype
+
+    if name == "mul" and len(ops) == 2:
+        for a, b in (ops, ops[::-1]):
+            if _is_literal(b, 1.0) and same(a):
+                return a
+    if name == "add" and len(ops) == 2:
+        for a, b in (ops, ops[::-1]):
+            if _is_literal(b, 0.0) and same(a):
+                return a
+    if name in ("sub", "div") and len(ops) == 2 and _is_literal(ops[1], 0.0 if name == "sub" else 1.0) \
+            and same(ops[0]):
+        return ops[0]
+    if name in ("reshape", "broadcast_to", "convert_element_type") and same(ops[0]):
+        return ops[0]
+    if name == "transpose" and isinstance(ops[0], Value) and ops[0].id in producers:
+        inner = producers[ops[0].id]
+        if inner.prim.name == "transpose":
+            composed = tuple(inner.attrs["perm"][p] for p in n.attrs["perm"])
+            if composed == tuple(range(len(composed))) and same(inner.operands[0]):
+                return inner.operands[0]
+    return None
+
+
+def simplify(g: Graph) -> Graph:
+    """Algebraic simplification: x*1, x+0, x-0, x/1, transpose∘transpose, no-op reshapes/broadcasts/casts,
+    and reshape∘reshape (the inner reshape is skipped)."""
+    mapping: dict[int, Value] = {}
+    producers: dict[int, Node] = {}
+    nodes = []
+    for n in g.nodes:
+        n = Node(n.prim, tuple(mapping.get(o.id, o) if isinstance(o, Value) else o for o in n.operands),
+                 n.attrs, n.outputs, n.where)
+        target = _identity_of(n, producers)
+        if target is not None:
+            mapping[n.outputs[0].id] = target
+            continue
+        if n.prim.name == "reshape" and isinstance(n.operands[0], Value) and n.operands[0].id in producers:
+            inner = producers[n.operands[0].id]
+            if inner.prim.name == "reshape":
+                n = Node(n.prim, (inner.operands[0],), n.attrs, n.outputs, n.where)
+        for v in n.outputs:
+            producers[v.id] = n
+        nodes.append(n)
+    return dce(_rename(Graph(g.inputs, nodes, g.outputs, g.constants, g.const_values), mapping))
+
+
+PIPELINE: list[tuple[str, Callable[[Graph], Graph]]] = [
+    ("simplify", simplify),
+    ("cse", cse),
+    ("dce", dce),
+]
+
+
+def run_pipeline(g: Graph, dumps: list | None = None, check: bool = True) -> Graph:
+    """Apply every pass of :data:`PIPELINE` in order, verifying the IR between stages.
+
+    With `dumps` (a list), append ``(pass name, text before, text after)`` for each pass.
+    """
+    for name, fn in PIPELINE:
+        before = str(g) if dumps is not None else None
+        g = fn(g)
+        if check:
+            verify(g)
+        if dumps is not None:
+            dumps.append((name, before, str(g)))
+    return g

@@ -1,0 +1,255 @@
+"""``ember.jit``: trace a function into a graph, optimise it, cache it by signature, and run it.
+
+Tracing runs the function once on real inputs wrapped as tracers: every primitive it applies is
+executed eagerly *and* appended to the graph, so shapes and dtypes come from the actual kernels. A
+tracer refuses to become a Python value (``bool``, ``float``, ``.item()``), which is what data-dependent
+control flow needs: that raises :class:`TraceError` naming the user's line.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+from .._core import pytree
+from .._core.dispatch import Trace, bind, new_trace, state_changed
+from .._core.errors import EmberError, TraceError, user_frame
+from .._core.tensor import Tensor, Tracer
+from . import executor, passes
+from .ir import Graph, Literal, Node, Value
+
+# Random primitives carry their seed and offset as attributes: a graph would replay the same numbers.
+_UNTRACEABLE = {"random_sample": "random sampling", "multinomial": "random sampling"}
+
+
+class GraphTracer(Tracer):
+    """A traced value: the concrete tensor computed while tracing and its IR value."""
+
+    __slots__ = ("val", "value")
+
+    @property
+    def shape(self):
+        return self.val.shape
+
+    def _concrete(self):
+        raise TraceError("jit", "a traced value was converted to a Python value (bool(), float(), .item(), "
+                         "or Python control flow on a tensor); the branch would be frozen into the graph. "
+                         "Use ember.where for elementwise choices; structured control flow "
+                         "(ember.cond / ember.while_loop / ember.scan) is planned", (self,))
+
+
+class JitTrace(Trace):
+    """Records primitives applied to its tracers as graph nodes."""
+
+    handles_effects = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes: list[Node] = []
+        self.next_id = 0
+        self.constants: dict[int, tuple[Value, Tensor]] = {}  # id(tensor) -> (value, tensor)
+
+    def new_value(self, t: Tensor) -> Value:
+        v = Value(self.next_id, tuple(t.shape), t.dtype)
+        self.next_id += 1
+        return v
+
+    def lift(self, t: Tensor) -> GraphTracer:
+        """A tracer standing for input tensor `t`."""
+        concrete = t.detach() if not isinstance(t, Tracer) else t
+        return self._wrap(concrete, self.new_value(t))
+
+    def _wrap(self, concrete: Tensor, value: Value) -> GraphTracer:
+        tr = GraphTracer._make(None, concrete.dtype, concrete.device)
+        tr._trace = self
+        tr.val = concrete
+        tr.value = value
+        return tr
+
+    def _operand(self, a: Any) -> tuple[Any, Any]:
+        if isinstance(a, GraphTracer) and a._trace is self:
+            return a.value, a.val
+        if isinstance(a, Tensor):  # a tensor captured from outside: a constant read at run time
+            entry = self.constants.get(id(a))
+            if entry is None:
+                entry = self.constants[id(a)] = (self.new_value(a), a)
+            return entry[0], a
+        return Literal(a), a
+
+    def process(self, prim, args: tuple, attrs: dict) -> Any:
+        if prim.name in _UNTRACEABLE:
+            raise TraceError(prim.name, f"{_UNTRACEABLE[prim.name]} inside ember.jit is not supported yet: "
+                             "the graph would replay the same numbers on every call; draw them outside and "
+                             "pass them in")
+        pairs = [self._operand(a) for a in args]
+        with state_changed(grad=False):
+            out = bind(prim, *[c for _, c in pairs], **attrs)
+        value = self.new_value(out)
+        self.nodes.append(Node(prim, tuple(o for o, _ in pairs), attrs, (value,), user_frame()))
+        return self._wrap(out, value)
+
+    def graph(self, inputs: list[Value], outputs: list[Value]) -> Graph:
+        consts = {v.id: t for v, t in self.constants.values()}
+        return Graph(inputs, self.nodes, outputs, consts, [v for v, _ in self.constants.values()])
+
+
+def _signature(leaves: list, treedef) -> tuple:
+    sig = []
+    for x in leaves:
+        if isinstance(x, Tensor):
+            sig.append(("tensor", tuple(x.shape), x.dtype.name, str(x.device), bool(x.requires_grad)))
+        else:
+            try:
+                hash(x)
+            except TypeError:
+                raise TraceError("jit", f"argument of type {type(x).__name__} is neither a tensor nor "
+                                 "hashable, so it cannot be a static argument") from None
+            sig.append(("static", type(x).__name__, x))
+    return (treedef, tuple(sig))
+
+
+def _describe_change(old: tuple, new: tuple) -> str:
+    if old[0] != new[0]:
+        return "the structure of the arguments changed"
+    for i, (a, b) in enumerate(zip(old[1], new[1])):
+        if a != b:
+            if a[0] == b[0] == "tensor":
+                fields = ["shape", "dtype", "device", "requires_grad"]
+                diffs = [f"{f} {x} -> {y}" for f, x, y in zip(fields, a[1:], b[1:]) if x != y]
+                return f"argument leaf {i}: " + ", ".join(diffs)
+            return f"argument leaf {i}: {a[1:]} -> {b[1:]}"
+    return "the number of arguments changed"
+
+
+class Lowered:
+    """A traced and optimised graph, for inspection: ``as_text()``, ``dumps``."""
+
+    def __init__(self, graph: Graph, raw: Graph, dumps: list):
+        self.graph = graph
+        self.raw = raw
+        self.dumps = dumps
+
+    def as_text(self) -> str:
+        """The graph after the passes, in the IR's text form."""
+        return str(self.graph)
+
+    def pass_dumps(self) -> list[tuple[str, str, str]]:
+        """``(pass, before, after)`` texts for each pass of the pipeline."""
+        return self.dumps
+
+
+class _Compiled:
+    __slots__ = ("graph", "out_tree", "raw", "dumps")
+
+    def __init__(self, graph, out_tree, raw, dumps):
+        self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
+
+
+class Jitted:
+    """The callable returned by :func:`jit`."""
+
+    def __init__(self, fn: Callable, explain: bool, strict: bool, check: bool, rtol: float, atol: float):
+        self.fn = fn
+        self.explain = explain
+        self.strict = strict
+        self.check = check
+        self.rtol, self.atol = rtol, atol
+        self.cache: dict = {}
+        self.last_signature = None
+        self.compile_count = 0
+        functools.update_wrapper(self, fn)
+
+    def _trace(self, leaves: list, treedef) -> _Compiled:
+        trace = JitTrace()
+        with new_trace(trace):
+            wrapped = [trace.lift(x) if isinstance(x, Tensor) else x for x in leaves]
+            args, kwargs = pytree.unflatten(treedef, wrapped)
+            result = self.fn(*args, **kwargs)
+        out_leaves, out_tree = pytree.flatten(result)
+        outputs = []
+        for o in out_leaves:
+            if not isinstance(o, GraphTracer) or o._trace is not trace:
+                raise TraceError("jit", f"the function returned {type(o).__name__}, which does not depend on "
+                                 "the traced inputs; return tensors computed from the arguments")
+            outputs.append(o.value)
+        inputs = [w.value for w in wrapped if isinstance(w, GraphTracer)]
+        raw = trace.graph(inputs, outputs)
+        dumps: list = []
+        graph = passes.run_pipeline(raw, dumps)
+        return _Compiled(graph, out_tree, raw, dumps)
+
+    def _lookup(self, args: tuple, kwargs: dict) -> tuple[_Compiled, list]:
+        leaves, treedef = pytree.flatten((args, kwargs))
+        sig = _signature(leaves, treedef)
+        compiled = self.cache.get(sig)
+        if compiled is None:
+            if self.cache and self.strict:
+                raise TraceError("jit", "recompilation with strict=True: "
+                                 + _describe_change(self.last_signature, sig))
+            if self.cache and self.explain:
+                where = user_frame()
+                at = f" (called at {where[0]}:{where[1]})" if where else ""
+                print(f"ember.jit: recompiling {getattr(self.fn, '__name__', 'function')}{at}: "
+                      f"{_describe_change(self.last_signature, sig)}", file=sys.stderr)
+            compiled = self.cache[sig] = self._trace(leaves, treedef)
+            self.compile_count += 1
+            if self.check:
+                self._check(compiled, leaves)
+        self.last_signature = sig
+        return compiled, [x for x in leaves if isinstance(x, Tensor)]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        compiled, tensors = self._lookup(args, kwargs)
+        outs = executor.run(compiled.graph, tensors)
+        return pytree.unflatten(compiled.out_tree, outs)
+
+    def _check(self, compiled: _Compiled, leaves: list) -> None:
+        """Run the optimised graph and the traced (eager) one; raise at the first node that differs."""
+        import numpy as np
+
+        tensors = [x for x in leaves if isinstance(x, Tensor)]
+        with state_changed(grad=False):
+            reference: dict = {}
+            executor.run(compiled.raw, tensors, reference)
+            got: dict = {}
+            executor.run(compiled.graph, tensors, got)
+        for node in compiled.graph.nodes:
+            vid = node.outputs[0].id
+            if vid not in reference:
+                continue
+            a = np.asarray(got[vid].detach().numpy(), dtype=np.float64)
+            b = np.asarray(reference[vid].detach().numpy(), dtype=np.float64)
+            if a.shape != b.shape or not np.allclose(a, b, rtol=self.rtol, atol=self.atol, equal_nan=True):
+                where = f" (from {node.where[0]}:{node.where[1]})" if node.where else ""
+                raise EmberError("jit", f"check failed: node {node!r}{where} differs from eager execution "
+                                 f"(max abs diff {np.max(np.abs(a - b)) if a.shape == b.shape else 'shape'})")
+
+    def lower(self, *args: Any, **kwargs: Any) -> Lowered:
+        """Trace (or reuse) the graph for these arguments without running it."""
+        compiled, _ = self._lookup(args, kwargs)
+        return Lowered(compiled.graph, compiled.raw, compiled.dumps)
+
+
+def jit(fn: Callable | None = None, *, explain: bool = False, strict: bool = False, check: bool = False,
+        rtol: float = 1e-5, atol: float = 1e-6):
+    """Compile `fn` into a graph per argument signature (shapes, dtypes, devices, static values).
+
+    Args:
+        fn: a function of tensors (pytrees allowed); non-tensor arguments are static (part of the key).
+        explain: print why each recompilation happens (which argument changed, and where it was called).
+        strict: raise TraceError instead of recompiling.
+        check: on each compilation, run the optimised graph against the traced one and raise at the first
+            node whose value differs beyond (rtol, atol).
+
+    Returns:
+        A callable with the same signature, plus ``.lower(*args)`` for introspection.
+
+    Example:
+        >>> import ember
+        >>> f = ember.jit(lambda x: (x * 1.0 + 0.0).exp().sum())
+        >>> float(f(ember.zeros(3)))
+        3.0
+    """
+    if fn is None:
+        return lambda f: jit(f, explain=explain, strict=strict, check=check, rtol=rtol, atol=atol)
+    return Jitted(fn, explain, strict, check, rtol, atol)

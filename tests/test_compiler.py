@@ -1,0 +1,222 @@
+"""The graph IR, its passes, and ember.jit (tracing, caching, recompilation, checks, composition)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import ember
+from ember.compiler import ir, passes
+from ember.compiler.ir import Graph, IRError, Literal, Node, Value
+from ember.errors import TraceError
+from ember.func import grad, vmap
+
+from helpers import assert_close, np_of, t64
+
+P = ember._core.primitive.PRIMITIVES
+
+
+def _programs():
+    def f1(x, w):
+        return ember.tanh(x @ w).sum(1)
+
+    def f2(x, w):
+        h = x[1:, ::2] * 2.0
+        return (h.T.reshape(-1) + 1).float().max()
+
+    def f3(x, w):
+        return ember.where(x > 0, x, w.sum() * 0.5).mean(0, keepdim=True)
+
+    return [f1, f2, f3]
+
+
+@pytest.mark.parametrize("fn", _programs())
+def test_text_form_round_trips_through_the_parser(fn, rng):
+    x, w = t64(rng.standard_normal((4, 4))), t64(rng.standard_normal((4, 3)))
+    for graph in (ember.jit(fn).lower(x, w).raw, ember.jit(fn).lower(x, w).graph):
+        text = str(graph)
+        assert str(ir.parse(text)) == text
+        ir.verify(ir.parse(text))
+
+
+def test_verifier_rejects_use_before_definition():
+    a, b = Value(0, (2,), ember.float32), Value(1, (2,), ember.float32)
+    c = Value(2, (2,), ember.float32)
+    g = Graph([a], [Node(P["add"], (a, b), {}, (c,))], [c])
+    with pytest.raises(IRError, match="used before it is defined"):
+        ir.verify(g)
+
+
+def test_parser_reports_unknown_primitives():
+    with pytest.raises(IRError, match="unknown primitive 'frobnicate'"):
+        ir.parse("graph(%0: float32[2]) {\n  %1: float32[2] = frobnicate(%0)\n  return (%1)\n}")
+
+
+def _graph(text: str) -> Graph:
+    return ir.parse(text)
+
+
+def test_dce_removes_unused_nodes():
+    g = _graph("graph(%0: float32[3]) {\n  %1: float32[3] = exp(%0)\n  %2: float32[3] = sin(%0)\n"
+               "  return (%2)\n}")
+    assert str(passes.dce(g)) == "graph(%0: float32[3]) {\n  %2: float32[3] = sin(%0)\n  return (%2)\n}"
+
+
+def test_cse_merges_identical_nodes():
+    g = _graph("graph(%0: float32[3]) {\n  %1: float32[3] = exp(%0)\n  %2: float32[3] = exp(%0)\n"
+               "  %3: float32[3] = add(%1, %2)\n  return (%3)\n}")
+    out = passes.dce(passes.cse(g))
+    assert str(out) == ("graph(%0: float32[3]) {\n  %1: float32[3] = exp(%0)\n"
+                        "  %3: float32[3] = add(%1, %1)\n  return (%3)\n}")
+
+
+def test_simplify_removes_identities_and_transpose_pairs():
+    g = _graph("graph(%0: float32[2, 3]) {\n  %1: float32[2, 3] = mul(%0, float32(1.0))\n"
+               "  %2: float32[2, 3] = add(%1, 0.0)\n  %3: float32[3, 2] = transpose(%2) {perm=(1, 0)}\n"
+               "  %4: float32[2, 3] = transpose(%3) {perm=(1, 0)}\n  %5: float32[2, 3] = exp(%4)\n"
+               "  return (%5)\n}")
+    assert str(passes.simplify(g)) == "graph(%0: float32[2, 3]) {\n  %5: float32[2, 3] = exp(%0)\n  return (%5)\n}"
+
+
+def test_simplify_folds_reshape_chains():
+    g = _graph("graph(%0: float32[2, 3]) {\n  %1: float32[6] = reshape(%0) {shape=(6,)}\n"
+               "  %2: float32[3, 2] = reshape(%1) {shape=(3, 2)}\n  return (%2)\n}")
+    assert str(passes.simplify(g)) == ("graph(%0: float32[2, 3]) {\n  %2: float32[3, 2] = reshape(%0) "
+                                       "{shape=(3, 2)}\n  return (%2)\n}")
+
+
+_UNARY = ["exp", "sin", "tanh", "neg", "abs", "sigmoid"]
+
+
+@st.composite
+def _random_program(draw):
+    """A random straight-line program over two inputs with identities sprinkled in."""
+    steps = draw(st.lists(st.tuples(st.sampled_from(_UNARY + ["add", "mul", "id_mul", "id_add", "twice_t"]),
+                                    st.integers(0, 10), st.integers(0, 10)), min_size=1, max_size=12))
+    return steps
+
+
+def _run_program(steps, x, y):
+    vals = [x, y]
+    for op, i, j in steps:
+        a, b = vals[i % len(vals)], vals[j % len(vals)]
+        if op in _UNARY:
+            vals.append(getattr(ember, op)(a))
+        elif op == "add":
+            vals.append(a + b)
+        elif op == "mul":
+            vals.append(a * b)
+        elif op == "id_mul":
+            vals.append(a * 1.0)
+        elif op == "id_add":
+            vals.append(a + 0.0)
+        else:
+            vals.append(a.T.T)
+    return vals[-1] + vals[-2]
+
+
+@given(_random_program())
+def test_passes_keep_the_outputs_of_random_programs(steps):
+    rng = np.random.default_rng(0)
+    x, y = t64(rng.standard_normal((3, 3))), t64(rng.standard_normal((3, 3)))
+    lowered = ember.jit(lambda a, b: _run_program(steps, a, b)).lower(x, y)
+    want = np_of(_run_program(steps, x, y))
+    raw = lowered.raw
+    for name, fn in passes.PIPELINE:
+        out = fn(raw)
+        ir.verify(out)
+        got = ember.compiler.executor.run(out, [x, y])[0]
+        assert_close(got, want, rtol=1e-12, atol=1e-12, msg=name)
+    assert len(lowered.graph.nodes) <= len(raw.nodes)
+
+
+def test_jit_matches_eager_and_caches_by_signature(rng):
+    f = ember.jit(lambda x, w: ember.tanh(x @ w).sum())
+    x, w = t64(rng.standard_normal((4, 3))), t64(rng.standard_normal((3, 2)))
+    assert_close(f(x, w), np_of(ember.tanh(x @ w).sum()))
+    f(t64(rng.standard_normal((4, 3))), w)
+    assert f.compile_count == 1
+    f(t64(rng.standard_normal((5, 3))), w)
+    assert f.compile_count == 2
+
+
+def test_explain_names_the_changed_argument_and_the_call_site(rng, capsys):
+    f = ember.jit(lambda x: x.exp(), explain=True)
+    f(ember.ones(2))
+    f(ember.ones(3))
+    err = capsys.readouterr().err
+    assert "shape (2,) -> (3,)" in err and "test_compiler.py" in err
+
+
+def test_strict_raises_instead_of_recompiling():
+    f = ember.jit(lambda x: x.exp(), strict=True)
+    f(ember.ones(2))
+    with pytest.raises(TraceError, match="dtype float32 -> float64"):
+        f(ember.ones(2, dtype=ember.float64))
+
+
+def test_data_dependent_control_flow_raises_trace_error_naming_the_line():
+    def f(x):
+        if x.sum() > 0:  # data-dependent branch
+            return x
+        return -x
+
+    with pytest.raises(TraceError) as info:
+        ember.jit(f)(ember.ones(2))
+    assert "if x.sum() > 0" in str(info.value) and "ember.where" in str(info.value)
+
+
+def test_random_sampling_inside_jit_is_refused():
+    with pytest.raises(TraceError, match="random sampling"):
+        ember.jit(lambda x: x + ember.rand(2))(ember.ones(2))
+
+
+def test_static_arguments_are_part_of_the_key():
+    f = ember.jit(lambda x, n: x * n)
+    assert f(ember.ones(2), 2).tolist() == [2.0, 2.0] and f(ember.ones(2), 3).tolist() == [3.0, 3.0]
+    assert f.compile_count == 2
+
+
+def test_jit_of_a_module_reads_current_parameters():
+    m = ember.nn.Linear(3, 2)
+    f = ember.jit(m)
+    x = ember.ones(1, 3)
+    assert_close(f(x), np_of(m(x)))
+    with ember.no_grad():
+        m.bias.add_(1.0)
+    assert_close(f(x), np_of(m(x)))
+    assert list(m.state_dict()) == ["weight", "bias"]
+
+
+def test_jit_output_is_differentiable_with_backward(rng):
+    w = t64(rng.standard_normal((3, 2))).requires_grad_()
+    x = t64(rng.standard_normal((4, 3)))
+    ember.jit(lambda a: ember.tanh(a @ w).sum())(x).backward()
+    w2 = w.detach().requires_grad_()
+    ember.tanh(x @ w2).sum().backward()
+    assert_close(w.grad, np_of(w2.grad), rtol=1e-12)
+
+
+def test_jit_composes_with_grad_and_vmap(rng):
+    def loss(w, x):
+        return (ember.tanh(x @ w) ** 2).sum()
+
+    w, xs = t64(rng.standard_normal((3, 2))), t64(rng.standard_normal((5, 3)))
+    assert_close(ember.jit(grad(loss))(w, xs), np_of(grad(loss)(w, xs)), rtol=1e-12)
+    per = vmap(ember.jit(grad(loss)), in_dims=(None, 0))(w, xs)
+    assert_close(per, np_of(vmap(grad(loss), in_dims=(None, 0))(w, xs)), rtol=1e-12)
+    assert_close(grad(ember.jit(loss))(w, xs), np_of(grad(loss)(w, xs)), rtol=1e-12)
+
+
+def test_check_mode_runs_and_lower_shows_pass_dumps():
+    f = ember.jit(lambda x: (x * 1.0).exp() + 0.0, check=True)
+    assert f(ember.zeros(2)).tolist() == [1.0, 1.0]
+    dumps = f.lower(ember.zeros(2)).pass_dumps()
+    assert [d[0] for d in dumps] == [name for name, _ in passes.PIPELINE]
+    assert "mul" in dumps[0][1] and "mul" not in dumps[0][2]
+
+
+def test_ember_compile_is_jit():
+    assert ember.compile is ember.jit
+    assert isinstance(Literal(2.0), Literal)
