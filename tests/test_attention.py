@@ -10,6 +10,7 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember.errors import DTypeError, ShapeError
+
 from helpers import assert_close, check_grad, check_jvp, check_vmap, torch
 
 TF = torch.nn.functional
@@ -384,3 +385,21 @@ def test_transformer_errors():
         model(ember.zeros(S, 2, 4), ember.zeros(L, 2, 4))
     with pytest.raises(ShapeError, match="need attn_mask if specifying the is_causal hint"):
         model(ember.zeros(S, 2, D), ember.zeros(L, 2, D), tgt_is_causal=True)
+
+
+def test_float32_layers_match_torch(rng):
+    em = nn.TransformerDecoderLayer(D, NH, dim_feedforward=FF, batch_first=True).eval()
+    tm = torch.nn.TransformerDecoderLayer(D, NH, dim_feedforward=FF, batch_first=True).eval()
+    _copy_weights(em, tm)
+    tgt, mem = (rng.standard_normal((N, n, D)).astype(np.float32) for n in (L, S))
+    mask = nn.Transformer.generate_square_subsequent_mask(L)
+    got = em(ember.tensor(tgt), ember.tensor(mem), tgt_mask=mask)
+    assert got.dtype is ember.float32
+    with torch.no_grad():
+        want = tm(torch.tensor(tgt), torch.tensor(mem), tgt_mask=torch.tensor(mask.numpy()))
+    assert_close(got, want.numpy(), rtol=1e-5, atol=1e-5)
+    q = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    got = F.scaled_dot_product_attention(ember.tensor(q), ember.tensor(q), ember.tensor(q), is_causal=True)
+    want = TF.scaled_dot_product_attention(torch.tensor(q), torch.tensor(q), torch.tensor(q), is_causal=True)
+    assert got.dtype is ember.float32
+    assert_close(got, want.numpy(), rtol=1e-5, atol=1e-6)

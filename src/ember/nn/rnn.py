@@ -140,7 +140,7 @@ def _check_rnn_args(hidden_size: int, num_layers: int, dropout: float, proj_size
     if dropout > 0 and num_layers == 1:
         warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                       f"expects num_layers greater than 1, but got dropout={dropout} and "
-                      f"num_layers={num_layers}", stacklevel=3)
+                      f"num_layers={num_layers}", stacklevel=4)
     if not isinstance(hidden_size, int) or hidden_size <= 0:
         raise ValueError(f"hidden_size must be an integer greater than zero, got {hidden_size!r}")
     if not isinstance(num_layers, int) or num_layers <= 0:
