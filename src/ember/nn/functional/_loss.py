@@ -395,9 +395,9 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     `log_probs` comes from ``log_softmax``.
 
     Example:
-        >>> lp = ember.tensor([[[0.0, -100.0]], [[-100.0, 0.0]]])
+        >>> lp = ember.full((2, 1, 2), 0.5).log()  # paths "1 1", "_ 1", "1 _": p = 3/4
         >>> round(F.ctc_loss(lp, ember.tensor([[1]]), [2], [1]).item(), 4)
-        0.0
+        0.2877
     """
     if not log_probs.dtype.is_floating_point:
         raise DTypeError("ctc_loss", f"log_probs must be floating point, got {log_probs.dtype}", (log_probs,))
