@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: install install-test demo train test lint bench docs
+.PHONY: install install-test demo train test bench docs
 
 install:
 	$(PYTHON) -m pip install -q -e ".[examples]"
@@ -11,7 +11,8 @@ install-test:
 demo: install
 	$(PYTHON) examples/quickstart.py
 
-train: demo
+train: install
+	$(PYTHON) -m ember train configs/digits_cnn.json --checkpoint-dir runs/digits-cnn
 
 test: install-test
 	$(PYTHON) -m ruff check src tests benchmarks examples

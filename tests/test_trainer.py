@@ -59,3 +59,15 @@ def test_cli_info_lists_primitives(capsys):
     assert cli.main(["info", "--primitives"]) == 0
     text = capsys.readouterr().out
     assert f"ember {ember.__version__}" in text and "matmul" in text and "vjp jvp batch" in text
+
+
+def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_run(tmp_path):
+    cfg = dict(SMALL, epochs=3)
+    cfg["model"] = {"type": "Sequential", "layers": SMALL["model"]["layers"][:3] + [
+        {"type": "Dropout", "p": 0.3}, SMALL["model"]["layers"][3]]}
+    straight = Trainer(cfg, progress=False, log=lambda s: None).fit()
+    Trainer(dict(cfg, epochs=2), checkpoint_dir=str(tmp_path), progress=False, log=lambda s: None).fit()
+    resumed = Trainer(cfg, checkpoint_dir=str(tmp_path), resume="auto", progress=False,
+                      log=lambda s: None).fit()
+    assert resumed["history"] == straight["history"]
+    assert (tmp_path / "last.ckpt").exists()
