@@ -10,6 +10,7 @@ import ember
 import ember.nn as nn
 from ember.errors import ShapeError
 from ember.nn.utils import rnn as ernn
+
 from helpers import assert_close, check_grad, check_jvp, np_of, torch
 
 trnn = torch.nn.utils.rnn
