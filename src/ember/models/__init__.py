@@ -8,3 +8,6 @@ from .lenet import *  # noqa: F403
 from .resnet import *  # noqa: F403
 from .vgg import *  # noqa: F403
 from .mobilenet import *  # noqa: F403
+from .lstm_lm import *  # noqa: F403
+from .gpt import *  # noqa: F403
+from .bert import *  # noqa: F403
