@@ -112,7 +112,7 @@ class MobileNetV2(nn.Module):
 
     Example:
         >>> import ember
-        >>> net = ember.models.mobilenet_v2(num_classes=5, width_mult=0.25)
+        >>> net = ember.models.mobilenet_v2(num_classes=5, width_mult=0.25).eval()
         >>> tuple(net(ember.ones(1, 3, 32, 32)).shape)
         (1, 5)
     """
