@@ -44,6 +44,12 @@ def target_name(target: Any) -> str:
     return str(getattr(target, "name", f"<{type(target).__name__}>"))
 
 
+def c_contiguous(arr: np.ndarray) -> np.ndarray:
+    """`arr` itself if it is C-contiguous, else a C-contiguous copy (0-d arrays stay 0-d, unlike
+    ``np.ascontiguousarray``)."""
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
+
+
 def _write_payload(f: IO[bytes], data: bytes) -> None:
     view = memoryview(data)
     for start in range(0, len(view), _CHUNK):

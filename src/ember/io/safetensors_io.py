@@ -21,6 +21,7 @@ from ._files import (
     SAFETENSORS_DTYPES,
     PathOrFile,
     SerializationError,
+    c_contiguous,
     read_safetensors,
     target_name,
     write_safetensors,
@@ -42,7 +43,7 @@ def _array_for(key: Any, value: Any, name: str) -> np.ndarray:
     if arr.dtype.name not in SAFETENSORS_DTYPES:  # complex128 is the one Ember dtype missing there
         raise SerializationError("save_file", f"{name}: entry {key!r} has dtype {arr.dtype.name}, which "
                                  "safetensors cannot store (use complex64, or ember.save)")
-    return np.ascontiguousarray(arr)
+    return c_contiguous(arr)
 
 
 def save_file(state_dict: dict[str, Tensor], path: PathOrFile,

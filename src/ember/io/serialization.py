@@ -30,6 +30,7 @@ from ._files import (
     SAFETENSORS_DTYPES,
     PathOrFile,
     SerializationError,
+    c_contiguous,
     read_safetensors,
     target_name,
     write_safetensors,
@@ -71,14 +72,14 @@ class _Encoder:
         return SerializationError("save", f"{self.name}: {where}: {detail}")
 
     def encode(self, obj: Any, path: tuple) -> Any:
+        if isinstance(obj, (Tensor, np.ndarray, np.generic)):  # first: np.float64 is also a float
+            return {"ref": self.array_entry(obj, path)}
         if obj is None or isinstance(obj, (bool, int, float, str)):
             return obj
         if isinstance(obj, complex):
             return {"complex": [obj.real, obj.imag]}
         if isinstance(obj, (bytes, bytearray)):
             return {"bytes": base64.b64encode(bytes(obj)).decode("ascii")}
-        if isinstance(obj, (Tensor, np.ndarray, np.generic)):
-            return {"ref": self.array_entry(obj, path)}
         if isinstance(obj, dtypes.DType):
             return {"dtype": obj.name}
         if isinstance(obj, Device):
@@ -143,7 +144,7 @@ class _Encoder:
         return stores, info
 
     def _place_alone(self, i: int, key: str) -> np.ndarray:
-        arr = np.ascontiguousarray(self.arrays[i])
+        arr = c_contiguous(self.arrays[i])
         self.entries[i].update(storage=key, offset=0, strides=None)
         return arr if arr.dtype.name in _NATIVE else _bytes_of(arr)
 
@@ -355,7 +356,7 @@ def _view(entry: dict, stores: dict[str, np.ndarray]) -> np.ndarray:
         strides = _c_strides(shape, np_dtype.itemsize)
     _require(isinstance(strides, list) and len(strides) == len(shape)
              and all(isinstance(s, int) for s in strides), "bad strides")
-    raw = _bytes_of(np.ascontiguousarray(store))
+    raw = _bytes_of(c_contiguous(store))
     if all(shape):
         low = offset + sum(min(0, (n - 1) * s) for n, s in zip(shape, strides))
         high = offset + sum(max(0, (n - 1) * s) for n, s in zip(shape, strides)) + np_dtype.itemsize
@@ -420,7 +421,7 @@ def _check_storages(doc: dict, stores: dict[str, np.ndarray], name: str) -> None
                                                                        if extra else [])
         raise SerializationError("load", f"{name}: the file is corrupt: " + ", ".join(parts))
     for key, info in expected.items():
-        data = _bytes_of(np.ascontiguousarray(stores[key]))
+        data = _bytes_of(c_contiguous(stores[key]))
         if data.size != info.get("nbytes") or zlib.crc32(data) != info.get("crc32"):
             raise SerializationError("load", f"{name}: the file is corrupt: checksum mismatch in entry "
                                      f"{key!r}")
