@@ -11,6 +11,7 @@ import ember.nn as nn
 import ember.nn.functional as F
 from ember.errors import DTypeError, ShapeError
 from ember.func import grad, vmap
+
 from helpers import assert_close, check_grad, check_jvp, check_vmap, torch
 
 TF = torch.nn.functional
@@ -109,6 +110,14 @@ def test_per_example_weight_gradients_with_vmap_of_grad():
         wt = torch.tensor(w, requires_grad=True)
         (TF.conv2d(torch.tensor(xs[i]), wt, padding=1) ** 2).sum().backward()
         assert_close(got[i], wt.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=(3, 2), dilation=(1, 2), padding=1,
+                                                                stride=(2, 1))])
+def test_unfold_and_fold_match_torch(kw):
+    _compare(lambda x: F.unfold(x, **kw), lambda x: TF.unfold(x, **kw), [_randn(2, 3, 7, 6)])
+    blocks = TF.unfold(torch.zeros(1, 3, 7, 6), **kw).shape
+    _compare(lambda c: F.fold(c, (7, 6), **kw), lambda c: TF.fold(c, (7, 6), **kw), [_randn(2, *blocks[1:])])
 
 
 # -- pooling -----------------------------------------------------------------------------------------

@@ -100,15 +100,15 @@ def _conv_impl(xp, x, w, stride, padding, dilation, groups):
 
 def _input_grad_impl(xp, g, w, in_spatial, stride, padding, dilation, groups):
     (g, w), dt = _compute_type(xp, g, w)
-    n, kernel, out_sp = g.shape[0], w.shape[2:], g.shape[2:]
-    channels = w.shape[1] * groups
-    wm = w.reshape(groups, w.shape[0] // groups, -1)
-    cols = xp.matmul(wm.transpose(0, 2, 1), g.reshape(n, groups, w.shape[0] // groups, -1))
-    cols = cols.reshape((n, channels) + tuple(kernel) + tuple(out_sp))
+    n, out_channels, kernel, out_sp = g.shape[0], w.shape[0], tuple(w.shape[2:]), tuple(g.shape[2:])
+    cg, og, taps = w.shape[1], out_channels // groups, math.prod(kernel)
+    # Kernel-offset-major rows, so the slab each offset adds back is one contiguous block per sample.
+    wk = w.reshape(groups, og, cg, taps).transpose(0, 3, 2, 1).reshape(groups, taps * cg, og)
+    cols = xp.matmul(wk, g.reshape(n, groups, og, -1)).reshape(n, groups, taps, cg, -1)
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(in_spatial, padding))
-    gx = xp.zeros((n, channels) + padded, cols.dtype)
-    for offset in _offsets(kernel):  # col2im: every kernel offset adds one strided slab
-        gx[_window(offset, stride, dilation, out_sp)] += cols[(slice(None), slice(None)) + offset]
+    gx = xp.zeros((n, groups * cg) + padded, cols.dtype)
+    for k, offset in enumerate(_offsets(kernel)):  # col2im: every kernel offset adds one strided slab
+        gx[_window(offset, stride, dilation, out_sp)] += cols[:, :, k].reshape((n, groups * cg) + out_sp)
     if any(lo or hi for lo, hi in padding):
         gx = xp.ascontiguousarray(gx[_crop(in_spatial, padding)])
     return gx.astype(dt, copy=False)
@@ -116,11 +116,15 @@ def _input_grad_impl(xp, g, w, in_spatial, stride, padding, dilation, groups):
 
 def _weight_grad_impl(xp, x, g, kernel, stride, padding, dilation, groups):
     (x, g), dt = _compute_type(xp, x, g)
-    n, out_channels = g.shape[:2]
-    cols, _ = _im2col(xp, x, kernel, stride, padding, dilation, groups)
-    gm = g.reshape(n, groups, out_channels // groups, -1)
-    gw = xp.matmul(gm, cols.transpose(0, 1, 3, 2)).sum(axis=0)
-    return gw.reshape((out_channels, x.shape[1] // groups) + tuple(kernel)).astype(dt, copy=False)
+    n, out_channels, nd = g.shape[0], g.shape[1], len(kernel)
+    view, _ = _windows(xp, _padded(xp, x, padding), kernel, stride, dilation)
+    # Windows as (C·K, N·P) and the cotangent as (O, N·P): one long product per group sums over the batch.
+    order = (1,) + tuple(range(2, 2 + nd)) + (0,) + tuple(range(2 + nd, 2 + 2 * nd))
+    cols = xp.ascontiguousarray(view.transpose(order)).reshape(groups, -1, n * math.prod(g.shape[2:]))
+    gt = xp.ascontiguousarray(g.swapaxes(0, 1)).reshape(groups, out_channels // groups, -1)
+    gw = xp.matmul(cols, gt.transpose(0, 2, 1)).transpose(0, 2, 1)
+    return xp.ascontiguousarray(gw).reshape((out_channels, x.shape[1] // groups) + tuple(kernel)).astype(
+        dt, copy=False)
 
 
 # -- rules -------------------------------------------------------------------------------------------
@@ -128,7 +132,18 @@ def _wants(x) -> bool:
     return isinstance(x, Tensor) and x._requires_grad
 
 
+def _like(g: Tensor, out: Tensor) -> Tensor:
+    """The cotangent in the output's dtype (as PyTorch's engine guarantees): a float64 cotangent of a
+    float32 output would otherwise turn every product below it into a float64 one."""
+    if g.dtype is out.dtype:
+        return g
+    from .elementwise import convert
+
+    return convert(g, out.dtype)
+
+
 def _conv_vjp(g, out, x, w, **attrs):
+    g = _like(g, out)
     gx = bind(conv_input_grad_p, g, w, in_spatial=tuple(x.shape[2:]), **attrs) if _wants(x) else None
     gw = bind(conv_weight_grad_p, x, g, kernel=tuple(w.shape[2:]), **attrs) if _wants(w) else None
     return gx, gw
@@ -155,6 +170,7 @@ def _fit(x: Tensor, kernel, out_sp, stride, padding, dilation, **attrs):
 
 
 def _input_grad_vjp(u, out, g, w, in_spatial, **attrs):
+    u = _like(u, out)
     u, fitted = _fit(u, tuple(w.shape[2:]), tuple(g.shape[2:]), **attrs)
     gg = bind(conv_p, u, w, **fitted) if _wants(g) else None
     gw = bind(conv_weight_grad_p, u, g, kernel=tuple(w.shape[2:]), **fitted) if _wants(w) else None
@@ -162,6 +178,7 @@ def _input_grad_vjp(u, out, g, w, in_spatial, **attrs):
 
 
 def _weight_grad_vjp(u, out, x, g, kernel, **attrs):
+    u = _like(u, out)
     gx = bind(conv_input_grad_p, g, u, in_spatial=tuple(x.shape[2:]), **attrs) if _wants(x) else None
     if _wants(g):
         x, fitted = _fit(x, kernel, tuple(g.shape[2:]), **attrs)
@@ -359,6 +376,7 @@ def _indices_impl(xp, arg, in_spatial, pad_lo, kernel, stride, dilation):
 
 # -- pooling rules -----------------------------------------------------------------------------------
 def _max_pool_vjp(g, out, x, **attrs):
+    g = _like(g, out)
     if not _wants(x):
         return (None,)
     arg = bind(pool_argmax_p, x, out, **attrs)
@@ -371,10 +389,12 @@ def _max_pool_jvp(primals, tangents, **attrs):
 
 
 def _scatter_vjp(u, out, g, arg, in_spatial, **attrs):
+    u = _like(u, out)
     return (bind(pool_gather_p, u, arg, **attrs) if _wants(g) else None), None
 
 
 def _gather_vjp(u, out, x, arg, **attrs):
+    u = _like(u, out)
     if not _wants(x):
         return None, None
     return bind(pool_scatter_p, u, arg, in_spatial=tuple(x.shape[-len(attrs["kernel"]):]), **attrs), None
@@ -390,12 +410,14 @@ def _linear_in_first_jvp(prim_getter):
 
 
 def _sum_pool_vjp(g, out, x, **attrs):
+    g = _like(g, out)
     if not _wants(x):
         return (None,)
     return (bind(pool_sum_t_p, g, in_spatial=tuple(x.shape[-len(attrs["kernel"]):]), **attrs),)
 
 
 def _sum_pool_t_vjp(u, out, g, in_spatial, **attrs):
+    u = _like(u, out)
     return (bind(pool_sum_p, u, **attrs) if _wants(g) else None,)
 
 

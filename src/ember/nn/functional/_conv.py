@@ -23,7 +23,7 @@ from ..._core.tensor import Tensor
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
            "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
-           "adaptive_max_pool2d", "adaptive_max_pool3d", "same_padding"]
+           "adaptive_max_pool2d", "adaptive_max_pool3d", "unfold", "fold", "same_padding"]
 
 
 # -- argument normalisation --------------------------------------------------------------------------
@@ -660,3 +660,91 @@ def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False
         (1, 1, 2, 2, 2)
     """
     return _adaptive_max("adaptive_max_pool3d", 3, input, output_size, return_indices)
+
+
+# -- unfold / fold -----------------------------------------------------------------------------------
+def _one_hot_kernel(x: Tensor, channels: int, kernel: tuple[int, ...]) -> Tensor:
+    """(C·K, 1, *kernel) weights whose output channel c·K + k copies kernel offset k of channel c."""
+    taps = math.prod(kernel)
+    eye = np.tile(np.eye(taps), (channels, 1)).reshape((channels * taps, 1) + kernel)
+    return creation.tensor(eye, dtype=x.dtype, device=x.device)
+
+
+def _block_args(op: str, kernel_size, dilation, padding, stride, x: Tensor):
+    args = [_tuple(v, 2, name, op) for v, name in ((kernel_size, "kernel_size"), (dilation, "dilation"),
+                                                   (padding, "padding"), (stride, "stride"))]
+    kernel, dilation, pad, stride = args
+    if any(k < 1 for k in kernel) or any(d < 1 for d in dilation) or any(s < 1 for s in stride) or \
+            any(p < 0 for p in pad):
+        raise ShapeError(op, f"kernel_size {kernel}, dilation {dilation} and stride {stride} must be "
+                         f"positive and padding {pad} non-negative", (x,))
+    return kernel, dilation, tuple((p, p) for p in pad), stride
+
+
+def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """Sliding local blocks of a (N, C, H, W) batch as columns (im2col), as ``torch.nn.functional.unfold``.
+
+    Args:
+        input: (N, C, H, W) or (C, H, W).
+        kernel_size, dilation, padding, stride: the blocks, as in :func:`conv2d`.
+
+    Returns:
+        (N, C·kH·kW, L) with L the number of block positions; row ``c·kH·kW + k`` holds kernel offset k
+        of channel c.
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> F.unfold(ember.arange(9.0).reshape(1, 1, 3, 3), 2).tolist()
+        [[[0.0, 1.0, 3.0, 4.0], [1.0, 2.0, 4.0, 5.0], [3.0, 4.0, 6.0, 7.0], [4.0, 5.0, 7.0, 8.0]]]
+    """
+    x, squeeze = _batched("unfold", input, 2)
+    _check_float("unfold", x)
+    kernel, dilation, pads, stride = _block_args("unfold", kernel_size, dilation, padding, stride, x)
+    _check_window("unfold", x, None, x.shape[2:], kernel, pads, dilation)
+    channels = x.shape[1]
+    out = cp.conv_general(x, _one_hot_kernel(x, channels, kernel), stride, pads, dilation, channels)
+    return _unbatched(movement.reshape(out, (out.shape[0], out.shape[1], -1)), squeeze)
+
+
+def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """Sum sliding local blocks back into a (N, C, H, W) batch (col2im), as ``torch.nn.functional.fold``.
+
+    The adjoint of :func:`unfold`: overlapping blocks add up.
+
+    Args:
+        input: (N, C·kH·kW, L) or (C·kH·kW, L).
+        output_size: (H, W) of the result.
+        kernel_size, dilation, padding, stride: the blocks, as in :func:`unfold`.
+
+    Returns:
+        (N, C, H, W).
+
+    Example:
+        >>> import ember
+        >>> import ember.nn.functional as F
+        >>> F.fold(ember.ones(1, 4, 4), (3, 3), 2).tolist()
+        [[[[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]]]
+    """
+    op = "fold"
+    if input.ndim not in (2, 3):
+        raise ShapeError(op, f"expected a 2-d (unbatched) or 3-d (batched) input, got shape "
+                         f"{tuple(input.shape)}", (input,))
+    squeeze = input.ndim == 2
+    x = movement.unsqueeze(input, 0) if squeeze else input
+    _check_float(op, x)
+    kernel, dilation, pads, stride = _block_args(op, kernel_size, dilation, padding, stride, x)
+    size = _tuple(output_size, 2, "output_size", op)
+    _check_window(op, x, None, size, kernel, pads, dilation)
+    blocks = tuple(cp.out_length(n + lo + hi, k, s, d) for n, k, (lo, hi), s, d in
+                   zip(size, kernel, pads, stride, dilation))
+    taps = math.prod(kernel)
+    if x.shape[1] % taps or x.shape[2] != math.prod(blocks):
+        raise ShapeError(op, f"input of shape {tuple(input.shape)} does not hold C·{taps} rows and "
+                         f"{math.prod(blocks)} blocks for output_size {size} and kernel_size {kernel}",
+                         (input,))
+    channels = x.shape[1] // taps
+    cols = movement.reshape(x, (x.shape[0], x.shape[1]) + blocks)
+    out = cp.conv_transpose_general(cols, _one_hot_kernel(x, channels, kernel), size, stride, pads, dilation,
+                                    channels)
+    return _unbatched(out, squeeze)
