@@ -17,3 +17,12 @@ def _load(name: str):
 def test_quickstart_trains_a_digits_classifier():
     accuracy = _load("quickstart").main(epochs=4)
     assert accuracy > 0.9
+
+
+def test_char_gpt_example_learns_on_a_small_text(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("to be or not to be, that is the question.\n" * 40)
+    result = _load("char_gpt").main(str(text), steps=30, batch_size=8, block_size=16, n_layer=1, n_head=2,
+                                    n_embd=16, sample_chars=20, log_every=10, prompt="to be", lr=2e-2)
+    assert result["final_loss"] < result["first_loss"] - 0.5, result
+    assert result["sample"].startswith("to be") and len(result["sample"]) == 25

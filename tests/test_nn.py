@@ -184,3 +184,9 @@ def test_init_functions_have_the_right_statistics():
     assert_close(q.T @ q, np.eye(300), atol=1e-4)
     nn.init.trunc_normal_(w, std=1.0, a=-1.0, b=1.0)
     assert np.abs(w.numpy()).max() <= 1.0
+
+
+def test_reassigning_a_parameter_keeps_its_place_in_the_state_dict():
+    m = nn.Linear(2, 2)
+    m.weight = nn.Parameter(ember.zeros(2, 2))
+    assert list(m.state_dict()) == ["weight", "bias"]
