@@ -148,6 +148,15 @@ def test_max_pool_ties_send_gradient_to_first_maximum():
              [x])
 
 
+def test_max_pool_propagates_nan_and_indexes_it_like_torch():
+    x = _randn(1, 2, 4, 4)
+    x[0, 0, 1, 1] = x[0, 1, 2, 3] = np.nan
+    out, idx = F.max_pool2d(ember.tensor(x), 2, return_indices=True)
+    want, want_idx = TF.max_pool2d(torch.tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(out.numpy(), want.numpy())
+    np.testing.assert_array_equal(idx.numpy(), want_idx.numpy())
+
+
 AVG_CASES = [
     (1, (2, 3, 9), dict(kernel_size=3, stride=2, padding=1)),
     (1, (2, 3, 10), dict(kernel_size=4, stride=3, padding=2, ceil_mode=True, count_include_pad=False)),

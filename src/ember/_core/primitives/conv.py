@@ -316,13 +316,23 @@ def _index_dtype(xp, kernel):
 
 def _argmax_impl(xp, x, out, kernel, stride, dilation):
     slabs, _ = _slabs(xp, x, kernel, stride, dilation)
-    nan = bool(xp.isnan(out).any()) if out.dtype.kind == "f" else False
-    arg = xp.full(out.shape, len(slabs) - 1, _index_dtype(xp, kernel))
-    for k in range(len(slabs) - 2, -1, -1):  # later offsets first, so the first maximum wins
-        hit = slabs[k] == out
+    nan = out.dtype.kind == "f" and bool(xp.isnan(out).any())
+    dt = _index_dtype(xp, kernel)
+
+    def miss(k):  # 1 where offset k does not hold the window's maximum (NaN counts as the maximum)
+        m = slabs[k] != out
         if nan:
-            hit |= xp.isnan(slabs[k])
-        arg = xp.where(hit, arg.dtype.type(k), arg)
+            m &= ~xp.isnan(slabs[k])
+        return m.astype(dt)
+
+    if len(slabs) == 1:
+        return xp.zeros(out.shape, dt)
+    # first[k] = offset of the first maximum among offsets k.. relative to k = miss[k]·(1 + first[k+1]);
+    # integer products on small ints keep this at a few cheap passes.
+    arg = miss(len(slabs) - 2)
+    for k in range(len(slabs) - 3, -1, -1):
+        arg += 1
+        arg *= miss(k)
     return arg
 
 
