@@ -182,7 +182,7 @@ def _overlap_groups(arrays: list[np.ndarray]) -> list[list[int]]:
 
 
 def _storage_key(path: tuple, taken: dict) -> str:
-    base = "/".join(str(p) for p in path) or "root"
+    base = "/".join(str(p) if isinstance(p, (str, int)) else type(p).__name__ for p in path) or "root"
     key, n = base, 1
     while key in taken or key == "__metadata__":
         n += 1
