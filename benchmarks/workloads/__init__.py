@@ -8,6 +8,7 @@ from . import (
     elementwise_large,
     grad_overhead,
     matmul,
+    mlp_train,
     op_overhead,
     reduce_large,
 )
@@ -20,4 +21,5 @@ WORKLOADS = {
     "grad_overhead": grad_overhead.run,
     "anomaly_overhead": anomaly_overhead.run,
     "dataloader": dataloader.run,
+    "mlp_train": mlp_train.run,
 }
