@@ -40,7 +40,7 @@ negative = neg
 absolute = abs
 arcsin, arccos, arctan = asin, acos, atan
 
-from . import autograd, compiler, data, errors, func, io, models, nn, optim, utils  # noqa: E402
+from . import autograd, compiler, data, errors, func, io, models, nn, onnx, optim, utils  # noqa: E402
 from .compiler import jit  # noqa: E402
 
 compile = jit  # noqa: A001  (ember.compile, as torch.compile)
