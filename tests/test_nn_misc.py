@@ -9,6 +9,7 @@ import pytest
 import ember
 import ember.nn as nn
 import ember.nn.functional as F
+
 from helpers import assert_close, check_grad, np_of, torch
 
 TF = None if torch is None else torch.nn.functional

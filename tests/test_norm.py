@@ -7,6 +7,7 @@ import pytest
 import ember
 import ember.nn as nn
 import ember.nn.functional as F
+
 from helpers import assert_close, check_grad, check_jvp, check_vmap, np_of, torch
 
 
