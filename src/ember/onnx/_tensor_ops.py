@@ -475,7 +475,8 @@ def constant_of_shape_op(inputs, attrs: Attrs) -> Tensor:
 
 
 def range_op(inputs, attrs: Attrs) -> Tensor:
-    start, limit, delta = (static(x, attrs, n) for x, n in zip(inputs, ("start", "limit", "delta")))
+    names = ("start", "limit", "delta")
+    start, limit, delta = (static(x, attrs, n).reshape(()) for x, n in zip(inputs, names))
     return creation.tensor(np.arange(start, limit, delta, dtype=start.dtype))
 
 

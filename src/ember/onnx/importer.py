@@ -152,7 +152,7 @@ class OnnxModule(Module):
 
     # -- initializers ------------------------------------------------------------------------------
     def _add_initializer(self, name: str, array: np.ndarray) -> None:
-        value = creation.tensor(np.ascontiguousarray(array))
+        value = creation.tensor(np.array(array, order="C"))  # keeps 0-d scalars 0-d
         owner, attr = self._home(name)
         if value.dtype.is_floating_point:
             owner.register_parameter(attr, Parameter(value))
@@ -228,7 +228,8 @@ class OnnxModule(Module):
         if ttype.HasField("shape"):
             dims = [d.dim_value if d.HasField("dim_value") else None for d in ttype.shape.dim]
             if len(dims) != value.ndim or any(d is not None and d != s for d, s in zip(dims, value.shape)):
-                shown = tuple(d if d is not None else "?" for d in dims)
+                shown = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                              for d in ttype.shape.dim)
                 raise ShapeError("ember.onnx", f"input {name!r} must have shape {shown}, got "
                                  f"{tuple(value.shape)}", (value,))
         return value
