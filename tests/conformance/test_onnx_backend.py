@@ -1,8 +1,8 @@
 """ONNX operator conformance: the PyTorch-exported cases shipped in the ``onnx`` wheel.
 
 Each case directory holds ``model.onnx`` and ``test_data_set_N/{input,output}_K.pb``. The model is
-loaded once with ``ember.onnx.load``, fed every data set's inputs, and compared with the shipped
-expected outputs (no runtime other than ember is involved).
+loaded once with ``ember.onnx.load``, fed every data set's inputs eagerly and through ``ember.jit``,
+and compared with the shipped expected outputs (no runtime other than ember is involved).
 """
 from __future__ import annotations
 
@@ -66,12 +66,14 @@ def test_suites_are_present():
 def test_onnx_backend_case(case):
     model = ember.onnx.load(os.path.join(case, "model.onnx"))
     rtol, atol = TOLERANCES.get(os.path.basename(case), (RTOL, ATOL))
+    jitted = ember.jit(model)
     with ember.no_grad():
         for inputs, expected in _data_sets(case):
-            got = model(*[ember.tensor(x) for x in inputs])
-            got = got if isinstance(got, tuple) else (got,)
-            assert len(got) == len(expected)
-            for g, e in zip(got, expected):
-                g = np.asarray(g.numpy())
-                assert g.dtype == e.dtype, (g.dtype, e.dtype)
-                np.testing.assert_allclose(g, e, rtol=rtol, atol=atol)
+            for run in (model, jitted):
+                got = run(*[ember.tensor(x) for x in inputs])
+                got = got if isinstance(got, tuple) else (got,)
+                assert len(got) == len(expected)
+                for g, e in zip(got, expected):
+                    g = np.asarray(g.numpy())
+                    assert g.dtype == e.dtype, (g.dtype, e.dtype)
+                    np.testing.assert_allclose(g, e, rtol=rtol, atol=atol)
