@@ -110,7 +110,7 @@ def _input_grad_impl(xp, g, w, in_spatial, stride, padding, dilation, groups):
     for k, offset in enumerate(_offsets(kernel)):  # col2im: every kernel offset adds one strided slab
         gx[_window(offset, stride, dilation, out_sp)] += cols[:, :, k].reshape((n, groups * cg) + out_sp)
     if any(lo or hi for lo, hi in padding):
-        gx = xp.ascontiguousarray(gx[_crop(in_spatial, padding)])
+        gx = gx[_crop(in_spatial, padding)]  # a view: the next op reads it once, a copy would cost a pass
     return gx.astype(dt, copy=False)
 
 
