@@ -124,6 +124,7 @@ PIPELINE: list[tuple[str, Callable[[Graph], Graph]]] = [
     ("simplify", simplify),
     ("cse", cse),
     ("dce", dce),
+    ("fuse", __import__("ember.compiler.fusion", fromlist=["fuse"]).fuse),  # elementwise fusion, C kernels
 ]
 
 

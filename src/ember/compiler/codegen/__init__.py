@@ -1,0 +1,14 @@
+"""Kernel generation: the kernel IR, its C renderer, and the build driver with an on-disk cache.
+
+``kernel`` holds the loop-nest IR a fused group lowers to, ``c`` renders it as C, ``build`` compiles
+and caches the libraries, and ``runtime`` runs a fused group on arrays (or with NumPy when no C
+compiler is available).
+"""
+from . import build, c, kernel, runtime
+from .build import STATS, CompilerUnavailable, cache_dir, clear_memory_cache
+from .c import render_c
+from .kernel import Kernel, Operand, coalesce
+from .runtime import FusedKernel
+
+__all__ = ["Kernel", "Operand", "FusedKernel", "CompilerUnavailable", "STATS", "build", "c", "kernel",
+           "runtime", "cache_dir", "clear_memory_cache", "coalesce", "render_c"]

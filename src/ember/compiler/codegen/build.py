@@ -1,0 +1,123 @@
+"""Compile C sources into shared libraries, cached on disk by the SHA-256 of source and flags.
+
+The compiler is ``$CC`` (default ``cc``), run once per process with a probe to learn which of
+``-march=native`` and ``-fopenmp`` it accepts. Libraries live in ``$EMBER_CACHE_DIR`` (default
+``~/.cache/ember/kernels``) as ``<sha256>.so``; a build writes to a temporary file in that directory and
+renames it into place, so concurrent processes never see a partial library. ``-ffp-contract=off``
+keeps ``a * b + c`` as two roundings, like NumPy's separate kernels.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+BASE_FLAGS = ("-O3", "-shared", "-fPIC", "-ffp-contract=off")
+OPTIONAL_FLAGS = ("-march=native", "-fopenmp")
+
+STATS = {"builds": 0, "disk_hits": 0, "memory_hits": 0}
+_FLAGS: dict[str, tuple[str, ...]] = {}  # compiler -> flags it accepts
+_LOADED: dict[str, ctypes.CDLL] = {}  # library path -> loaded library
+
+
+class CompilerUnavailable(RuntimeError):
+    """No working C compiler (``$CC`` missing or failing)."""
+
+
+def compiler() -> str:
+    """The C compiler command: ``$CC`` or ``cc``."""
+    return os.environ.get("CC") or "cc"
+
+
+def cache_dir() -> Path:
+    """Where built kernels are kept: ``$EMBER_CACHE_DIR`` or ``~/.cache/ember/kernels``."""
+    root = os.environ.get("EMBER_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "ember" / "kernels"
+
+
+def clear_memory_cache() -> None:
+    """Forget probed compiler flags and loaded libraries (the disk cache stays), and zero STATS."""
+    _FLAGS.clear()
+    _LOADED.clear()
+    for key in STATS:
+        STATS[key] = 0
+
+
+def flags(cc: str | None = None) -> tuple[str, ...]:
+    """The flags used with compiler `cc`: the base flags plus each optional flag it accepts."""
+    cc = cc or compiler()
+    if cc not in _FLAGS:
+        if shutil.which(cc) is None:
+            raise CompilerUnavailable(f"C compiler {cc!r} not found")
+        probe = "#include <math.h>\nint f(double *x) {\n#pragma omp parallel for\n" \
+                "  for (int i = 0; i < 4; i++) x[i] = exp(x[i]);\n  return 0;\n}\n"
+        chosen = BASE_FLAGS
+        if not _compiles(cc, probe, BASE_FLAGS):
+            raise CompilerUnavailable(f"C compiler {cc!r} cannot build a shared library")
+        for flag in OPTIONAL_FLAGS:
+            if _compiles(cc, probe, chosen + (flag,)):
+                chosen += (flag,)
+        _FLAGS[cc] = chosen
+    return _FLAGS[cc]
+
+
+def _compiles(cc: str, source: str, flag_set: tuple[str, ...]) -> bool:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "probe.c"
+        src.write_text(source)
+        result = subprocess.run([cc, *flag_set, str(src), "-o", str(Path(tmp) / "probe.so"), "-lm"],
+                                capture_output=True)
+        return result.returncode == 0
+
+
+def library_path(source: str, cc: str | None = None) -> Path:
+    """The cache path of the library built from `source` with the current compiler and flags."""
+    cc = cc or compiler()
+    key = hashlib.sha256("\n".join([source, cc, *flags(cc)]).encode()).hexdigest()
+    return cache_dir() / f"{key}.so"
+
+
+def build(source: str) -> ctypes.CDLL:
+    """The loaded library of `source`: from memory, from the disk cache, or compiled now.
+
+    Raises:
+        CompilerUnavailable: when there is no working compiler or the source does not compile.
+    """
+    cc = compiler()
+    path = library_path(source, cc)
+    key = str(path)
+    if key in _LOADED:
+        STATS["memory_hits"] += 1
+        return _LOADED[key]
+    if path.exists():
+        STATS["disk_hits"] += 1
+    else:
+        _compile(cc, source, path)
+        STATS["builds"] += 1
+    _LOADED[key] = ctypes.CDLL(key)
+    return _LOADED[key]
+
+
+def _compile(cc: str, source: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_lib = tempfile.mkstemp(suffix=".so", dir=path.parent)
+    os.close(fd)
+    src = Path(tmp_lib).with_suffix(".c")
+    try:
+        src.write_text(source)
+        result = subprocess.run([cc, *flags(cc), str(src), "-o", tmp_lib, "-lm"], capture_output=True,
+                                text=True)
+        if result.returncode != 0:
+            raise CompilerUnavailable(f"{cc} failed on a generated kernel:\n{result.stderr[-2000:]}")
+        os.replace(tmp_lib, path)
+        # the source next to the library, for reading what was generated
+        src_final = path.with_suffix(".c")
+        os.replace(src, src_final)
+    finally:
+        for leftover in (tmp_lib, str(src)):
+            if os.path.exists(leftover):
+                os.unlink(leftover)

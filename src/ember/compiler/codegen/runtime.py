@@ -1,0 +1,106 @@
+"""Run a fused group on NumPy arrays: lower to a kernel per broadcast pattern, build, call with ctypes.
+
+Kernels are specialised to the rank and broadcast pattern of the inputs after coalescing, not to their
+sizes (extents are passed at run time), so one build serves every batch size. Without a working C
+compiler the group runs as NumPy kernels of the composed formulas, and one log line says so.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+
+import numpy as np
+
+from ..._core import expr
+from ...backends import CPU
+from . import build
+from .c import render_c
+from .kernel import Kernel, Operand, broadcast_shape, coalesce
+
+LOG = logging.getLogger("ember.compiler.codegen")
+_WARNED: list[bool] = []  # one "no compiler" message per process
+
+
+def reset_warning() -> None:
+    """Allow the "no C compiler" message to be logged again."""
+    _WARNED.clear()
+
+
+def _warn_once(reason: str) -> None:
+    if not _WARNED:
+        _WARNED.append(True)
+        LOG.warning("ember.jit: fused kernels run with NumPy (slower, same results): %s", reason)
+
+
+class FusedKernel:
+    """A fused elementwise group over inputs ``names`` (dtypes ``in_dtypes``) computing ``outputs``.
+
+    Calling it with arrays returns one array of the broadcast shape, or, with several outputs, one
+    array of shape ``(len(outputs), *shape)`` holding them in order.
+    """
+
+    def __init__(self, name: str, names: tuple[str, ...], in_dtypes: tuple[str, ...],
+                 outputs: tuple[expr.Expr, ...], dtype: str, comment: tuple[str, ...] = ()):
+        self.name = name
+        self.names = names
+        self.in_dtypes = in_dtypes
+        self.outputs = outputs
+        self.dtype = dtype
+        self.comment = comment
+        self._compiled: dict[tuple, object] = {}  # broadcast pattern -> C function or None (NumPy)
+        self._numpy: list | None = None
+
+    def kernel_ir(self, ndim: int, masks: tuple[tuple[bool, ...], ...]) -> Kernel:
+        """The kernel IR for one rank and broadcast pattern."""
+        ops = tuple(Operand(n, d, m) for n, d, m in zip(self.names, self.in_dtypes, masks))
+        return Kernel(self.name, self.dtype, ndim, ops, self.outputs, self.comment)
+
+    def source(self, shapes: list[tuple[int, ...]]) -> str:
+        """The C source used for inputs of these shapes."""
+        dims, masks = coalesce(broadcast_shape(shapes), shapes)
+        return render_c(self.kernel_ir(len(dims), masks))
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        arrays = [np.ascontiguousarray(a, dtype=np.dtype(d)) for a, d in zip(arrays, self.in_dtypes)]
+        shapes = [a.shape for a in arrays]
+        shape = broadcast_shape(shapes)
+        dims, masks = coalesce(shape, shapes)
+        fn = self._function(len(dims), masks)
+        if fn is None:
+            return self.run_numpy(*arrays)
+        k = len(self.outputs)
+        out = CPU.pool.empty(shape if k == 1 else (k,) + shape, np.dtype(self.dtype))
+        size = int(np.prod(shape, dtype=np.int64))
+        ptrs = [a.ctypes.data for a in arrays]
+        ptrs += [out.ctypes.data + j * size * out.itemsize for j in range(k)]
+        fn(*ptrs, np.asarray(dims, dtype=np.int64).ctypes.data)
+        return out
+
+    def _function(self, ndim: int, masks: tuple) -> object:
+        key = (ndim, masks)
+        if key not in self._compiled:
+            self._compiled[key] = self._build(ndim, masks)
+        return self._compiled[key]
+
+    def _build(self, ndim: int, masks: tuple) -> object:
+        source = render_c(self.kernel_ir(ndim, masks))
+        try:
+            lib = build.build(source)
+        except build.CompilerUnavailable as err:
+            _warn_once(str(err).splitlines()[0])
+            return None
+        fn = getattr(lib, self.name)
+        fn.argtypes = [ctypes.c_void_p] * (len(self.names) + len(self.outputs) + 1)
+        fn.restype = None
+        return fn
+
+    def run_numpy(self, *arrays: np.ndarray) -> np.ndarray:
+        """The reference path: each output's formula as a NumPy kernel."""
+        if self._numpy is None:
+            self._numpy = [expr.compile_kernel(e, self.names) for e in self.outputs]
+        shape = broadcast_shape([a.shape for a in arrays])
+        dtype = np.dtype(self.dtype)
+        results = [np.broadcast_to(np.asarray(f(*arrays), dtype=dtype), shape) for f in self._numpy]
+        if len(results) == 1:
+            return np.array(results[0], dtype=dtype)
+        return np.stack(results)
