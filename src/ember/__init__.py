@@ -42,6 +42,7 @@ arcsin, arccos, arctan = asin, acos, atan
 
 from . import autograd, compiler, data, errors, func, io, models, nn, onnx, optim, utils  # noqa: E402
 from .compiler import jit  # noqa: E402
+from .compiler.control_flow import cond, scan, while_loop  # noqa: E402
 
 compile = jit  # noqa: A001  (ember.compile, as torch.compile)
 from .io import load, save  # noqa: E402

@@ -116,8 +116,20 @@ class Graph:
         return f"<Graph: {len(self.inputs)} inputs, {len(self.nodes)} nodes, {len(self.outputs)} outputs>"
 
 
+class SubGraph(Graph):
+    """A graph held in a node's attribute (a branch or a loop body), printed inline in the text form.
+
+    Its repr is its text, so passes that compare attributes by repr (CSE) tell different bodies apart.
+    """
+
+    def __repr__(self) -> str:
+        return print_graph(self)
+
+
 # -- printing ---------------------------------------------------------------------------------------
 def _attr_text(v: Any) -> str:
+    if isinstance(v, Graph):
+        return print_graph(v)
     if isinstance(v, dtypes.DType):
         return f"dtype('{v.name}')"
     if isinstance(v, slice):
@@ -150,7 +162,7 @@ def print_graph(g: Graph) -> str:
     head = ", ".join(f"%{v.id}: {v.type_str()}" for v in g.inputs)
     lines = [f"graph({head}) {{"]
     lines += [f"  %{v.id}: {v.type_str()} = constant()" for v in g.const_values]
-    lines += [f"  {format_node(n)}" for n in g.nodes]
+    lines += [f"  {line}" for n in g.nodes for line in format_node(n).split("\n")]  # nested graphs indent
     lines.append(f"  return ({', '.join(f'%{v.id}' for v in g.outputs)})")
     lines.append("}")
     return "\n".join(lines)
@@ -159,7 +171,7 @@ def print_graph(g: Graph) -> str:
 # -- parsing ----------------------------------------------------------------------------------------
 _TYPE = re.compile(r"%(\d+): (\w+)\[([\d, ]*)\]")
 _LINE = re.compile(r"^(?P<outs>%\d+: \w+\[[\d, ]*\](?:, %\d+: \w+\[[\d, ]*\])*) = "
-                   r"(?P<op>\w+)\((?P<args>.*?)\)(?: \{(?P<attrs>.*)\})?$")
+                   r"(?P<op>\w+)\((?P<args>.*?)\)(?: \{(?P<attrs>.*)\})?$", re.DOTALL)
 
 
 def _parse_type(m: re.Match) -> Value:
@@ -167,18 +179,18 @@ def _parse_type(m: re.Match) -> Value:
     return Value(int(m.group(1)), shape, dtypes.from_name(m.group(2)))
 
 
-def _literal_eval(node: ast.AST) -> Any:
+def _literal_eval(node: ast.AST, graphs: dict | None = None) -> Any:
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Tuple):
-        return tuple(_literal_eval(e) for e in node.elts)
+        return tuple(_literal_eval(e, graphs) for e in node.elts)
     if isinstance(node, ast.List):
-        return [_literal_eval(e) for e in node.elts]
+        return [_literal_eval(e, graphs) for e in node.elts]
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         return -_literal_eval(node.operand)
     if isinstance(node, ast.Name):
         named = {"Ellipsis": Ellipsis, "inf": float("inf"), "nan": float("nan"), "None": None,
-                 "True": True, "False": False}
+                 "True": True, "False": False, **(graphs or {})}
         if node.id in named:
             return named[node.id]
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
@@ -205,11 +217,53 @@ def _parse_operands(text: str, values: dict[int, Value]) -> tuple:
     return tuple(out)
 
 
+def _brace_depth(text: str) -> int:
+    """Open minus closed braces in `text`, outside quoted strings."""
+    depth, quote = 0, None
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        else:
+            depth += (ch == "{") - (ch == "}")
+    return depth
+
+
+def _nested_graphs(text: str) -> tuple[str, dict]:
+    """`text` with each nested ``graph(...) {...}`` replaced by a name, and the parsed graphs by name."""
+    graphs: dict[str, SubGraph] = {}
+    while True:
+        m = re.search(r"(?<=[=(\[ ])graph\(", text)
+        if m is None:
+            return text, graphs
+        end = text.index("{", m.start())
+        while _brace_depth(text[m.start():end + 1]) != 0:
+            end = text.index("}", end + 1)
+        g = parse(text[m.start():end + 1])
+        name = f"_g{len(graphs)}"
+        graphs[name] = SubGraph(g.inputs, g.nodes, g.outputs, g.constants, g.const_values)
+        text = text[:m.start()] + name + text[end + 1:]
+
+
 def _parse_attrs(text: str | None) -> dict:
     if not text:
         return {}
+    text, graphs = _nested_graphs(text)
     tree = ast.parse(f"f({text})", mode="eval").body
-    return {kw.arg: _literal_eval(kw.value) for kw in tree.keywords}
+    return {kw.arg: _literal_eval(kw.value, graphs) for kw in tree.keywords}
+
+
+def _statements(lines: list[str]) -> Iterator[str]:
+    """Join the lines of a node whose attributes hold nested graphs into one statement."""
+    pending: list[str] = []
+    for ln in lines:
+        pending.append(ln)
+        if _brace_depth("\n".join(pending)) == 0:
+            yield "\n".join(pending)
+            pending = []
+    if pending:
+        raise IRError("parse", f"unbalanced braces in: {pending[0]}")
 
 
 def parse(text: str) -> Graph:
@@ -221,7 +275,7 @@ def parse(text: str) -> Graph:
     inputs = [_parse_type(m) for m in _TYPE.finditer(lines[0])]
     values.update((v.id, v) for v in inputs)
     nodes, consts, outputs = [], [], []
-    for ln in lines[1:-1]:
+    for ln in _statements(lines[1:-1]):
         if ln.startswith("return"):
             outputs = [values[int(i)] for i in re.findall(r"%(\d+)", ln)]
             continue
@@ -257,6 +311,9 @@ def verify(g: Graph) -> None:
         for o in n.operands:
             if isinstance(o, Value) and o.id not in defined:
                 raise IRError("verify", f"{n.prim.name}: operand %{o.id} is used before it is defined")
+        for sub in n.attrs.values():
+            if isinstance(sub, Graph):
+                verify(sub)
         _check_abstract(n)
         for v in n.outputs:
             if v.id in defined:

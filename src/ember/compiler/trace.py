@@ -34,8 +34,9 @@ class GraphTracer(Tracer):
     def _concrete(self):
         raise TraceError("jit", "a traced value was converted to a Python value (bool(), float(), .item(), "
                          "or Python control flow on a tensor); the branch would be frozen into the graph. "
-                         "Use ember.where for elementwise choices; structured control flow "
-                         "(ember.cond / ember.while_loop / ember.scan) is planned", (self,))
+                         "Use ember.where for elementwise choices, and ember.cond(pred, true_fn, false_fn, "
+                         "*operands), ember.while_loop(cond_fn, body_fn, init) or ember.scan(f, init, xs) "
+                         "for value-dependent control flow", (self,))
 
 
 class JitTrace(Trace):
