@@ -6,6 +6,7 @@ from . import (
     anomaly_overhead,
     dataloader,
     elementwise_large,
+    fused_elementwise,
     grad_overhead,
     matmul,
     mlp_train,
@@ -16,6 +17,7 @@ from . import (
 WORKLOADS = {
     "op_overhead": op_overhead.run,
     "elementwise_large": elementwise_large.run,
+    "fused_elementwise": fused_elementwise.run,
     "reduce_large": reduce_large.run,
     "matmul": matmul.run,
     "grad_overhead": grad_overhead.run,

@@ -30,15 +30,15 @@ _LIBM = ("exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "asin", "aco
          "atan2")
 _LIBM_CALL = re.compile(r"\b(" + "|".join(_LIBM) + r")\(")
 
-# Spellings that replace Atom.c: {atom: (float32 template, float64 template, helpers needed)}.
+# Spellings that replace Atom.c: {atom: (float32 template, float64 template, helpers of each)}.
 _OVERRIDES = {
-    "exp": ("ember_expf({0})", "exp({0})", ("expf",)),
-    "tanh": ("ember_tanhf({0})", "tanh({0})", ("expf", "tanhf")),
-    "maximum": ("ember_maxf({0}, {1})", "ember_max({0}, {1})", ("max",)),
-    "minimum": ("ember_minf({0}, {1})", "ember_min({0}, {1})", ("max",)),
-    "sign": ("ember_signf({0})", "ember_sign({0})", ("sign",)),
-    "erfinv": ("((float)ember_erfinv((double){0}))", "ember_erfinv({0})", ("erfinv",)),
-    "remainder": ("ember_remf({0}, {1})", "ember_rem({0}, {1})", ("rem",)),
+    "exp": ("ember_expf({0})", "exp({0})", ("expf",), ()),
+    "tanh": ("ember_tanhf({0})", "tanh({0})", ("expf", "tanhf"), ()),
+    "maximum": ("ember_maxf({0}, {1})", "ember_max({0}, {1})", ("max",), ("max",)),
+    "minimum": ("ember_minf({0}, {1})", "ember_min({0}, {1})", ("max",), ("max",)),
+    "sign": ("ember_signf({0})", "ember_sign({0})", ("sign",), ("sign",)),
+    "erfinv": ("((float)ember_erfinv((double){0}))", "ember_erfinv({0})", ("erfinv",), ("erfinv",)),
+    "remainder": ("ember_remf({0}, {1})", "ember_rem({0}, {1})", ("rem",), ("rem",)),
 }
 
 _HELPERS = {
@@ -213,8 +213,10 @@ def _operand(e: expr.Expr, names: dict, dtype: str) -> str:
 def render_atom(name: str, args: list[str], dtype: str) -> tuple[str, tuple[str, ...]]:
     """The C text of atom `name` applied to argument texts, and the helpers it needs."""
     if name in _OVERRIDES:
-        f32, f64, helpers = _OVERRIDES[name]
-        return (f32 if dtype == "float32" else f64).format(*args), helpers
+        f32, f64, h32, h64 = _OVERRIDES[name]
+        if dtype == "float32":
+            return f32.format(*args), h32
+        return f64.format(*args), h64
     template = expr.ATOMS[name].c
     if dtype == "float32":
         template = _LIBM_CALL.sub(lambda m: m.group(1) + "f(", template)

@@ -1,0 +1,167 @@
+"""Kernel generation: the kernel IR, the C renderer (golden), every atom's C spelling against NumPy, the
+build cache and the no-compiler fallback."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from ember._core import expr
+from ember.compiler import codegen
+from ember.compiler.codegen import FusedKernel, Kernel, Operand, build, coalesce, render_c, runtime
+
+GOLDEN_FLAT = """\
+/* fused: mul, tanh, add */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+void k_golden(const double *restrict in0, const double *restrict in1, double *restrict out0, \
+double *restrict out1, const int64_t *dims) {
+  const int64_t n = dims[0];
+#pragma omp parallel for simd schedule(static) if (n >= 32768)
+  for (int64_t i = 0; i < n; i++) {
+    const double in0_v = in0[i];
+    const double in1_v = in1[0];
+    const double t0 = (in0_v * in1_v);
+    const double t1 = tanh(t0);
+    const double t2 = (t1 + 1.0);
+    const int t3 = (in0_v > in1_v);
+    const double t4 = (-in1_v);
+    const double t5 = (t3 ? in0_v : t4);
+    const double r0 = t2;
+    const double r1 = t5;
+    out0[i] = r0;
+    out1[i] = r1;
+  }
+}
+"""
+
+GOLDEN_ROWS_LOOP = """\
+void k_rows(const float *restrict in0, const float *restrict in1, const unsigned char *restrict in2, \
+float *restrict out0, const int64_t *dims) {
+  const int64_t rows = dims[0], n = dims[1];
+#pragma omp parallel for schedule(static) if (rows * n >= 32768)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t rest = r;
+    int64_t in0_off = 0;
+    int64_t in1_off = 0;
+    int64_t in2_off = 0;
+    const int64_t i0 = rest % dims[0];
+    rest /= dims[0];
+    in0_off += i0 * (dims[1]);
+    in2_off += i0 * (1);
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+      const float in0_v = in0[in0_off + i];
+      const float in1_v = in1[in1_off + i];
+      const unsigned char in2_v = in2[in2_off];
+      const float t0 = ember_maxf(in0_v, in1_v);
+      const float t1 = (2.5f * in0_v);
+      const float t2 = (in2_v ? t0 : t1);
+      const float r0 = t2;
+      out0[r * n + i] = r0;
+    }
+  }
+}
+"""
+
+
+def test_flat_kernel_renders_to_the_golden_source():
+    k = Kernel("k_golden", "float64", 1, (Operand("in0", "float64", (False,)), Operand("in1", "float64", (True,))),
+               (expr.parse("tanh(in0 * in1) + 1"), expr.parse("where(in0 > in1, in0, -in1)")),
+               ("fused: mul, tanh, add",))
+    assert render_c(k) == GOLDEN_FLAT
+
+
+def test_broadcast_kernel_renders_a_row_loop_with_per_input_strides():
+    ops = (Operand("in0", "float32", (False, False)), Operand("in1", "float32", (True, False)),
+           Operand("in2", "bool", (False, True)))
+    k = Kernel("k_rows", "float32", 2, ops, (expr.parse("where(in2, maximum(in0, in1), 2.5 * in0)"),))
+    source = render_c(k)
+    assert source.endswith(GOLDEN_ROWS_LOOP)
+    assert "static inline float ember_maxf" in source and "ember_tanhf" not in source
+
+
+def test_coalesce_merges_dimensions_and_drops_unit_ones():
+    assert coalesce((4, 3, 5), [(4, 3, 5), (5,)]) == ((12, 5), ((False, False), (True, False)))
+    assert coalesce((2, 1, 3), [(2, 1, 3), (1, 1, 1)]) == ((6,), ((False,), (True,)))
+    assert coalesce((), [(), ()]) == ((1,), ((False,), (False,)))
+    assert coalesce((2, 3, 4), [(2, 1, 4)]) == ((2, 3, 4), ((False, True, False),))
+
+
+_ATOM_FORMULAS = [
+    "a + b", "a - b", "a * b", "a / b", "-a", "pow(abs(a) + 0.5, b)", "exp(a)", "exp(50 * a)", "log(abs(a))",
+    "sin(a)", "cos(a)", "tan(a)", "tanh(a)", "tanh(8 * a)", "tanh(0.01 * a)", "sinh(a)", "cosh(a)",
+    "asin(u)", "acos(u)", "atan(a)", "asinh(a)", "acosh(abs(a) + 1)", "atanh(u)", "sqrt(abs(a))",
+    "rsqrt(abs(a) + 0.1)", "log1p(abs(a))", "expm1(a)", "abs(a)", "sign(a)", "floor(3 * a)", "ceil(3 * a)",
+    "round(3 * a)", "trunc(3 * a)", "erf(a)", "erfinv(u)", "maximum(a, b)", "minimum(a, b)", "atan2(a, b)",
+    "remainder(3 * a, b)", "where(a < b, a, b)", "where(a <= b, 1, 0)", "where(a >= b, 1, 0)",
+    "where(a == a, 1, 0)", "where(a != b, 1, 0)", "where(logical_and(a > 0, b > 0), 1, 0)",
+    "where(logical_or(a > 0, b > 0), 1, 0)", "where(logical_xor(a > 0, b > 0), 1, 0)",
+    "where(logical_not(a > 0), 1, 0)", "where(isnan(a / b), 1, 0)", "where(isinf(1 / (a * 0)), 1, 0)",
+    "where(isfinite(a), 1, 0)",
+]
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float32", 2e-6), ("float64", 1e-13)])
+def test_every_atom_matches_its_numpy_kernel(dtype, rtol):
+    """All supported atoms in one kernel (one output each): C against NumPy, special values included."""
+    rng = np.random.default_rng(0)
+    a = np.concatenate([rng.standard_normal(997) * 2, [0.0, -0.0, 1.0, np.inf, -np.inf, np.nan]]).astype(dtype)
+    b = np.concatenate([rng.standard_normal(997) * 2, [1.0, 2.0, 0.0, 2.0, 1.0, 1.0]]).astype(dtype)
+    u = (np.tanh(a) * 0.999).astype(dtype)
+    exprs = tuple(expr.parse(f) for f in _ATOM_FORMULAS)
+    kernel = FusedKernel(f"atoms_{dtype}", ("a", "b", "u"), (dtype,) * 3, exprs, dtype)
+    with np.errstate(all="ignore"):
+        got = kernel(a, b, u)
+        want = kernel.run_numpy(a, b, u)
+    for formula, g, w in zip(_ATOM_FORMULAS, got, want):
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=0 if "erfinv" not in formula else rtol,
+                                   equal_nan=True, err_msg=formula)
+
+
+def test_kernels_serve_every_size_of_one_broadcast_pattern():
+    k = FusedKernel("sizes", ("x", "y"), ("float64", "float64"), (expr.parse("x * y + 1"),), "float64")
+    for rows in (1, 3, 70000):
+        x, y = np.arange(rows * 2.0).reshape(rows, 2), np.array([2.0, 3.0])
+        np.testing.assert_array_equal(k(x, y), x * y + 1)
+    assert len(k._compiled) == 2  # (rows > 1: one 2-d pattern) and (rows == 1: one flat pattern)
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBER_CACHE_DIR", str(tmp_path))
+    build.clear_memory_cache()
+    yield tmp_path
+    build.clear_memory_cache()
+
+
+def test_second_build_of_a_source_is_a_cache_hit(fresh_cache):
+    source = "int ember_cache_probe(void) { return 42; }\n"
+    assert build.build(source).ember_cache_probe() == 42
+    assert build.build(source).ember_cache_probe() == 42
+    assert codegen.STATS["builds"] == 1 and codegen.STATS["memory_hits"] == 1
+    build._LOADED.clear()
+    build.build(source)
+    assert codegen.STATS == {"builds": 1, "disk_hits": 1, "memory_hits": 1}
+    assert len(list(fresh_cache.glob("*.so"))) == 1 and not list(fresh_cache.glob("tmp*"))
+
+
+def test_cache_key_covers_the_source(fresh_cache):
+    assert build.library_path("int f(void) { return 1; }\n") != build.library_path("int f(void) { return 2; }\n")
+
+
+def test_missing_compiler_falls_back_to_numpy_and_logs_once(fresh_cache, monkeypatch, caplog):
+    monkeypatch.setenv("CC", "ember-no-such-compiler")
+    runtime.reset_warning()
+    x = np.linspace(-2, 2, 11)
+    with caplog.at_level(logging.WARNING, logger="ember.compiler.codegen"):
+        for i in range(2):
+            k = FusedKernel(f"nocc{i}", ("x",), ("float64",), (expr.parse(f"tanh(x) * {i + 2}"),), "float64")
+            np.testing.assert_allclose(k(x), np.tanh(x) * (i + 2), rtol=1e-15)
+    messages = [r.getMessage() for r in caplog.records if r.name == "ember.compiler.codegen"]
+    assert len(messages) == 1 and "NumPy" in messages[0] and "ember-no-such-compiler" in messages[0]
+    assert codegen.STATS["builds"] == 0
+    runtime.reset_warning()
