@@ -42,9 +42,17 @@ class _BodyTrace(JitTrace):
     """A jit trace for a branch or body: captured tensors are recorded (in `captures`, shared by the
     callables of one primitive) and computed on with stand-ins, never touching outer transforms."""
 
+    # Ops on captured tensors alone are not recorded here: they run once outside (hoisted out of loops)
+    # and their results are captured.
+    captures_all = False
+
     def __init__(self, captures: dict[int, Tensor]):
         super().__init__()
         self.captures = captures
+
+    def process(self, prim, args: tuple, attrs: dict) -> Any:
+        with state_changed(traces=(self,)):  # the stand-ins are concrete: no outer transform sees them
+            return super().process(prim, args, attrs)
 
     def _operand(self, a: Any) -> tuple[Any, Any]:
         if isinstance(a, GraphTracer) and a._trace is self:
@@ -77,11 +85,9 @@ class _Traced:
 def _trace(fn: Callable, avals: Sequence[Aval], captures: dict, op: str, device=None) -> _Traced:
     """Trace ``fn(*leaves)`` on zeros of the given shapes and dtypes."""
     trace = _BodyTrace(captures)
+    stand = [zeros(tuple(shape), dtype=dtype, device=device) for shape, dtype in avals]
+    args = [trace._wrap(z, trace.new_value(z)) for z in stand]
     with new_trace(trace):
-        args = []
-        for shape, dtype in avals:
-            z = zeros(tuple(shape), dtype=dtype, device=device)
-            args.append(trace._wrap(z, trace.new_value(z)))
         result = fn(*args)
     leaves, tree = pytree.flatten(result)
     outputs = []
@@ -207,7 +213,7 @@ def _abstract(avals: Sequence[Aval]) -> Aval:
 def _run(xp, graph: Graph, arrays: Sequence[Any]) -> list[Any]:
     device = CPU_DEVICE if xp.__name__ == "numpy" else as_device("cuda")
     ts = [Tensor._make(a, dtypes.from_numpy(a.dtype), device) for a in arrays]
-    with state_changed(grad=False):
+    with state_changed(grad=False, traces=()):  # a kernel computes on concrete arrays, seen by no transform
         return [o._data for o in executor.run(graph, ts)]
 
 
