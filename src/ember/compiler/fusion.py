@@ -18,7 +18,7 @@ from .._core import dtypes, expr
 from .._core.creation import zeros_like
 from .._core.dispatch import bind, state_changed
 from .._core.primitive import Primitive
-from .._core.primitives import elementwise, indexing, movement
+from .._core.primitives import elementwise, indexing, movement, reduce
 from .._core.tensor import Tensor
 from .codegen.c import SUPPORTED
 from .codegen.kernel import broadcast_shape
@@ -26,6 +26,7 @@ from .codegen.runtime import FusedKernel
 from .ir import Graph, Literal, Node, Value
 
 FLOATS = (dtypes.float32, dtypes.float64)
+_REDUCE_SUM = reduce.sum_p
 MAX_TREE = 4096  # largest composed expression (counted as a tree) a group may produce
 _FUSED: dict[str, Primitive] = {}  # name -> fused primitive made in this process
 
@@ -158,19 +159,24 @@ def _stable_groups(g: Graph) -> dict[int, list[int]]:
     groups: dict[int, list[int]] = {}
     for i in sorted(assignment):
         groups.setdefault(assignment[i], []).append(i)
-    return {k: v for k, v in groups.items() if len(v) >= 2}
+    return groups
 
 
 # -- the fused primitive ---------------------------------------------------------------------------
 class GroupSpec:
-    """A fused group detached from the graph: its members as (primitive, operand refs) and its outputs.
+    """A fused group detached from the graph: its members as (primitive, operand refs, attributes) and
+    its outputs.
 
     Operand refs are ``("in", j)`` (the j-th group input), ``("node", m)`` (member m's value) or
-    ``("lit", value)``.
+    ``("lit", value)``. A group may end with a sum over the last ``reduce_dims`` dimensions of its one
+    output (then its last member is that ``reduce_sum``).
     """
 
-    def __init__(self, members: list[tuple[Primitive, tuple]], outputs: list[int], in_dtypes: tuple,
+    def __init__(self, members: list[tuple[Primitive, tuple, dict]], outputs: list[int], in_dtypes: tuple,
                  dtype: dtypes.DType, comment: tuple[str, ...]):
+        last = members[-1]
+        self.reduce_dims = len(last[2]["axis"]) if last[0] is _REDUCE_SUM else 0
+        self.keepdims = bool(last[2].get("keepdims")) if self.reduce_dims else False
         self.members = members
         self.outputs = outputs
         self.in_dtypes = in_dtypes
@@ -178,13 +184,16 @@ class GroupSpec:
         self.comment = comment
 
     def canonical(self) -> str:
-        parts = [f"{p.name}{refs!r}" for p, refs in self.members]
+        parts = [f"{p.name}{refs!r}{sorted(attrs.items())!r}" for p, refs, attrs in self.members]
         return f"{parts} -> {self.outputs} ({[d.name for d in self.in_dtypes]}; {self.dtype.name})"
 
     def expressions(self) -> tuple[expr.Expr, ...]:
         """One composed formula per output, over inputs named ``in0, in1, ...``."""
         values: list[expr.Expr] = []
-        for prim, refs in self.members:
+        for prim, refs, _ in self.members:
+            if prim is _REDUCE_SUM:  # the kernel sums the expression of its operand
+                values.append(values[refs[0][1]])
+                continue
             env = {p: _ref_expr(r, values) for p, r in zip(prim.params, refs)}
             values.append(_substitute(prim.formula, env, {}))
         return tuple(values[m] for m in self.outputs)
@@ -218,10 +227,10 @@ def fused_primitive(spec: GroupSpec) -> Primitive:
     exprs = spec.expressions()
     names = tuple(f"in{j}" for j in range(len(spec.in_dtypes)))
     kernel = FusedKernel(name, names, tuple(d.name for d in spec.in_dtypes), exprs, spec.dtype.name,
-                         spec.comment)
+                         spec.comment, spec.reduce_dims, spec.keepdims)
     prim = Primitive(name, _impl_rule(kernel), doc="fused elementwise group: " + spec.canonical())
     prim.kernels["cpu"] = kernel
-    prim.abstract = _abstract_rule(spec)
+    prim.abstract = _abstract_rule(spec, kernel)
     prim.vjp = _vjp_rule(spec)
     prim.jvp = _jvp_rule(spec, prim)
     prim.batch = _batch_rule(spec, prim)
@@ -237,15 +246,18 @@ def _impl_rule(kernel: FusedKernel):
         outs = [expr.compile_kernel(e, kernel.names, xp)(*arrays) for e in kernel.outputs]
         shape = broadcast_shape([a.shape for a in arrays])
         outs = [xp.broadcast_to(xp.asarray(o, dtype=kernel.dtype), shape) for o in outs]
+        if kernel.reduce_dims:
+            axes = tuple(range(len(shape) - kernel.reduce_dims, len(shape)))
+            return xp.sum(outs[0], axis=axes, keepdims=kernel.keepdims)
         return outs[0].copy() if len(outs) == 1 else xp.stack(outs)
 
     return impl
 
 
-def _abstract_rule(spec: GroupSpec):
+def _abstract_rule(spec: GroupSpec, kernel: FusedKernel):
     def abstract(*avals):
         shape = broadcast_shape([tuple(a[0]) for a in avals])
-        return ((len(spec.outputs),) + shape if len(spec.outputs) > 1 else shape), spec.dtype
+        return kernel.out_shape(shape), spec.dtype
 
     return abstract
 
@@ -253,9 +265,9 @@ def _abstract_rule(spec: GroupSpec):
 def _replay(spec: GroupSpec, inputs: tuple) -> list:
     """Every member's value, computed by binding the original primitives."""
     values: list = []
-    for prim, refs in spec.members:
+    for prim, refs, attrs in spec.members:
         args = [inputs[x] if kind == "in" else (values[x] if kind == "node" else x) for kind, x in refs]
-        values.append(bind(prim, *args))
+        values.append(bind(prim, *args, **attrs))
     return values
 
 
@@ -274,11 +286,11 @@ def _vjp_rule(spec: GroupSpec):
         in_cts: dict[int, Any] = {}
         for m in range(len(spec.members) - 1, -1, -1):
             ct = cts.pop(m, None)
-            prim, refs = spec.members[m]
+            prim, refs, attrs = spec.members[m]
             if ct is None or prim.vjp is None:
                 continue
             args = [inputs[x] if kind == "in" else (values[x] if kind == "node" else x) for kind, x in refs]
-            for (kind, x), gx in zip(refs, prim.vjp(ct, values[m], *args)):
+            for (kind, x), gx in zip(refs, prim.vjp(ct, values[m], *args, **attrs)):
                 if gx is not None and kind != "lit":
                     _accumulate(cts if kind == "node" else in_cts, x, gx)
         return tuple(in_cts.get(j) for j in range(len(inputs)))
@@ -294,15 +306,15 @@ def _jvp_rule(spec: GroupSpec, fused: Primitive):
     def jvp(primals, tangents):
         values: list = []
         tans: list = []
-        for prim, refs in spec.members:
+        for prim, refs, attrs in spec.members:
             args = [primals[x] if kind == "in" else (values[x] if kind == "node" else x) for kind, x in refs]
             targs = [tangents[x] if kind == "in" else (tans[x] if kind == "node" else None)
                      for kind, x in refs]
             if prim.jvp is None or all(t is None for t in targs):
-                values.append(bind(prim, *args))
+                values.append(bind(prim, *args, **attrs))
                 tans.append(None)
             else:
-                value, tangent = prim.jvp(tuple(args), tuple(targs))
+                value, tangent = prim.jvp(tuple(args), tuple(targs), **attrs)
                 values.append(value)
                 tans.append(tangent)
         out = bind(fused, *primals)
@@ -347,7 +359,7 @@ def _spec(g: Graph, members: list[int], users: dict) -> tuple[GroupSpec, list[Va
                     index[o.id] = len(inputs)
                     inputs.append(o)
                 refs.append(("in", index[o.id]))
-        rows.append((g.nodes[i].prim, tuple(refs)))
+        rows.append((g.nodes[i].prim, tuple(refs), dict(g.nodes[i].attrs)))
     member_set = set(members)
     outs = [m for m, i in enumerate(members)
             if any(u == "output" or u not in member_set for u in users.get(g.nodes[i].outputs[0].id, []))]
@@ -412,12 +424,36 @@ def _topological(nodes: list[Node], defined: set[int]) -> list[Node]:
     return order
 
 
+def _absorb_reductions(g: Graph, groups: dict[int, list[int]], users: dict) -> None:
+    """Append to a group a ``reduce_sum`` over trailing dimensions of its only output."""
+    position = {n.outputs[0].id: i for i, n in enumerate(g.nodes)}
+    group_of = {i: k for k, members in groups.items() for i in members}
+    for r, n in enumerate(g.nodes):
+        if n.prim is not _REDUCE_SUM or n.attrs.get("dtype") is not None:
+            continue
+        v = n.operands[0]
+        rank = len(v.shape)
+        if not rank or tuple(n.attrs["axis"]) != tuple(range(rank - len(n.attrs["axis"]), rank)):
+            continue
+        k = group_of.get(position.get(v.id, -1))
+        if k is None or users.get(v.id) != [r] or v.dtype not in FLOATS:
+            continue
+        members = set(groups[k])
+        escaping = [i for i in groups[k] if any(u == "output" or u not in members
+                                                for u in users.get(g.nodes[i].outputs[0].id, []))]
+        if escaping == [position[v.id]]:
+            groups[k].append(r)
+
+
 def fuse(g: Graph) -> Graph:
-    """Replace each group of two or more fusible elementwise nodes by one fused node."""
+    """Replace each group of two or more fusible elementwise nodes (possibly ending in a sum over trailing
+    dimensions) by one fused node."""
+    users = _users(g)
     groups = _stable_groups(g)
+    _absorb_reductions(g, groups, users)
+    groups = {k: v for k, v in groups.items() if len(v) >= 2}
     if not groups:
         return g
-    users = _users(g)
     next_id = [1 + max((v.id for v in g.values()), default=-1)]
     first = {members[-1]: members for members in groups.values()}
     grouped = {i for members in groups.values() for i in members}

@@ -148,7 +148,8 @@ def _stride(k: Kernel, mask: tuple[bool, ...], d: int) -> str:
 
 
 def _loop_rows(k: Kernel, body: list[str]) -> list[str]:
-    """Rows (all but the last loop dimension) in parallel, a vectorisable loop along the last one."""
+    """Rows (all but the last loop dimension) in parallel, a vectorisable loop along the last one
+    (a sum into a float64 accumulator for reducing kernels)."""
     last = k.ndim - 1
     rows = " * ".join(f"dims[{d}]" for d in range(last))
     lines = [f"  const int64_t rows = {rows}, n = dims[{last}];",
@@ -163,12 +164,18 @@ def _loop_rows(k: Kernel, body: list[str]) -> list[str]:
         for op in k.inputs:
             if not op.broadcast[d]:
                 lines.append(f"    {op.name}_off += i{d} * ({_stride(k, op.broadcast, d)});")
-    lines.append("#pragma omp simd")
+    if k.reduce:
+        lines += ["    double acc = 0.0;", "#pragma omp simd reduction(+:acc)"]
+    else:
+        lines.append("#pragma omp simd")
     lines.append("    for (int64_t i = 0; i < n; i++) {")
     for op in k.inputs:
         index = f"{op.name}_off" if op.broadcast[last] else f"{op.name}_off + i"
         lines.append(f"      const {CTYPES[op.dtype]} {op.name}_v = {op.name}[{index}];")
     lines += ["      " + s for s in body]
+    if k.reduce:
+        lines.append("      acc += (double)r0;")
+        return lines + ["    }", f"    out0[r] = ({CTYPES[k.dtype]})acc;", "  }"]
     lines += [f"      out{j}[r * n + i] = r{j};" for j in range(len(k.outputs))]
     return lines + ["    }", "  }"]
 

@@ -31,7 +31,11 @@ class Operand:
 @dataclass(frozen=True)
 class Kernel:
     """A loop nest over ``ndim`` dimensions (extents passed at run time) writing one output per
-    expression, all of element type ``dtype``; ``comment`` lines head the generated source."""
+    expression, all of element type ``dtype``; ``comment`` lines head the generated source.
+
+    With ``reduce``, the one output is summed along the last loop dimension (in a float64
+    accumulator), so the kernel writes one value per row.
+    """
 
     name: str
     dtype: str
@@ -39,6 +43,7 @@ class Kernel:
     inputs: tuple[Operand, ...]
     outputs: tuple[expr.Expr, ...]
     comment: tuple[str, ...] = ()
+    reduce: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "float64"):
@@ -46,6 +51,8 @@ class Kernel:
         for op in self.inputs:
             if op.dtype not in SCALAR_TYPES or len(op.broadcast) != self.ndim:
                 raise ValueError(f"bad kernel operand {op}")
+        if self.reduce and (len(self.outputs) != 1 or self.ndim < 2):
+            raise ValueError("a reducing kernel has one output and at least two loop dimensions")
 
 
 def broadcast_shape(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
@@ -87,3 +94,22 @@ def coalesce(out_shape: tuple[int, ...], shapes: list[tuple[int, ...]]
     if not dims:
         return (1,), tuple((False,) for _ in shapes)
     return tuple(dims), tuple(tuple(m) for m in masks)
+
+
+def coalesce_reduce(out_shape: tuple[int, ...], shapes: list[tuple[int, ...]], r: int
+                    ) -> tuple[tuple[int, ...], tuple[tuple[bool, ...], ...]] | None:
+    """Like :func:`coalesce` for a sum over the last `r` dimensions: the kept dimensions and the summed
+    ones coalesce separately, and the summed ones must become one loop dimension (else None).
+
+    Example:
+        >>> coalesce_reduce((4, 3, 5), [(4, 3, 5), (5,)], 1)
+        ((12, 5), ((False, False), (True, False)))
+    """
+    rank = len(out_shape)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    outer = coalesce(out_shape[:rank - r], [p[:rank - r] for p in padded])
+    inner = coalesce(out_shape[rank - r:], [p[rank - r:] for p in padded])
+    if len(inner[0]) != 1:
+        return None
+    masks = tuple(a + b for a, b in zip(outer[1], inner[1]))
+    return outer[0] + inner[0], masks

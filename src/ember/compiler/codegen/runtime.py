@@ -15,7 +15,7 @@ from ..._core import expr
 from ...backends import CPU
 from . import build
 from .c import render_c
-from .kernel import Kernel, Operand, broadcast_shape, coalesce
+from .kernel import Kernel, Operand, broadcast_shape, coalesce, coalesce_reduce
 
 LOG = logging.getLogger("ember.compiler.codegen")
 _WARNED: list[bool] = []  # one "no compiler" message per process
@@ -36,11 +36,15 @@ class FusedKernel:
     """A fused elementwise group over inputs ``names`` (dtypes ``in_dtypes``) computing ``outputs``.
 
     Calling it with arrays returns one array of the broadcast shape, or, with several outputs, one
-    array of shape ``(len(outputs), *shape)`` holding them in order.
+    array of shape ``(len(outputs), *shape)`` holding them in order. With ``reduce_dims = r > 0`` the
+    one output is summed over its last `r` dimensions (kept as size 1 with ``keepdims``).
     """
 
     def __init__(self, name: str, names: tuple[str, ...], in_dtypes: tuple[str, ...],
-                 outputs: tuple[expr.Expr, ...], dtype: str, comment: tuple[str, ...] = ()):
+                 outputs: tuple[expr.Expr, ...], dtype: str, comment: tuple[str, ...] = (),
+                 reduce_dims: int = 0, keepdims: bool = False):
+        self.reduce_dims = reduce_dims
+        self.keepdims = keepdims
         self.name = name
         self.names = names
         self.in_dtypes = in_dtypes
@@ -53,23 +57,40 @@ class FusedKernel:
     def kernel_ir(self, ndim: int, masks: tuple[tuple[bool, ...], ...]) -> Kernel:
         """The kernel IR for one rank and broadcast pattern."""
         ops = tuple(Operand(n, d, m) for n, d, m in zip(self.names, self.in_dtypes, masks))
-        return Kernel(self.name, self.dtype, ndim, ops, self.outputs, self.comment)
+        return Kernel(self.name, self.dtype, ndim, ops, self.outputs, self.comment, self.reduce_dims > 0)
+
+    def loops(self, shapes: list[tuple[int, ...]]) -> tuple | None:
+        """Loop extents and broadcast masks for inputs of `shapes` (None: no kernel fits, use NumPy)."""
+        shape = broadcast_shape(shapes)
+        if self.reduce_dims:
+            if len(shape) < self.reduce_dims:
+                return None
+            return coalesce_reduce(shape, shapes, self.reduce_dims)
+        return coalesce(shape, shapes)
 
     def source(self, shapes: list[tuple[int, ...]]) -> str:
         """The C source used for inputs of these shapes."""
-        dims, masks = coalesce(broadcast_shape(shapes), shapes)
+        dims, masks = self.loops(shapes)
         return render_c(self.kernel_ir(len(dims), masks))
+
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The result's shape for inputs broadcasting to `shape`."""
+        if not self.reduce_dims:
+            return shape if len(self.outputs) == 1 else (len(self.outputs),) + shape
+        kept = shape[:len(shape) - self.reduce_dims]
+        return kept + (1,) * self.reduce_dims if self.keepdims else kept
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
         arrays = [np.ascontiguousarray(a, dtype=np.dtype(d)) for a, d in zip(arrays, self.in_dtypes)]
         shapes = [a.shape for a in arrays]
         shape = broadcast_shape(shapes)
-        dims, masks = coalesce(shape, shapes)
-        fn = self._function(len(dims), masks)
+        loops = self.loops(shapes)
+        fn = None if loops is None else self._function(len(loops[0]), loops[1])
         if fn is None:
             return self.run_numpy(*arrays)
+        dims = loops[0]
         k = len(self.outputs)
-        out = CPU.pool.empty(shape if k == 1 else (k,) + shape, np.dtype(self.dtype))
+        out = CPU.pool.empty(self.out_shape(shape), np.dtype(self.dtype))
         size = int(np.prod(shape, dtype=np.int64))
         ptrs = [a.ctypes.data for a in arrays]
         ptrs += [out.ctypes.data + j * size * out.itemsize for j in range(k)]
@@ -101,6 +122,9 @@ class FusedKernel:
         shape = broadcast_shape([a.shape for a in arrays])
         dtype = np.dtype(self.dtype)
         results = [np.broadcast_to(np.asarray(f(*arrays), dtype=dtype), shape) for f in self._numpy]
+        if self.reduce_dims:
+            axes = tuple(range(len(shape) - self.reduce_dims, len(shape)))
+            return np.asarray(results[0].sum(axis=axes, keepdims=self.keepdims), dtype=dtype)
         if len(results) == 1:
             return np.array(results[0], dtype=dtype)
         return np.stack(results)
