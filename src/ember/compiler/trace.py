@@ -15,7 +15,7 @@ from .._core import pytree
 from .._core.dispatch import Trace, bind, new_trace, state_changed
 from .._core.errors import EmberError, TraceError, user_frame
 from .._core.tensor import Tensor, Tracer
-from . import executor, passes
+from . import cost, executor, memory, passes
 from .ir import Graph, Literal, Node, Value
 
 # Random primitives carry their seed and offset as attributes: a graph would replay the same numbers.
@@ -137,6 +137,14 @@ class Lowered:
     def pass_dumps(self) -> list[tuple[str, str, str]]:
         """``(pass, before, after)`` texts for each pass of the pipeline."""
         return self.dumps
+
+    def memory(self) -> dict:
+        """The memory plan: ``peak_bytes``, ``arena_bytes`` and ``buffers`` (see :func:`memory.plan`)."""
+        return memory.plan(self.graph).as_dict()
+
+    def cost(self) -> dict:
+        """FLOPs and bytes moved per node and in total (see :func:`cost.cost`)."""
+        return cost.cost(self.graph)
 
 
 class _Compiled:
