@@ -9,6 +9,7 @@ import numpy as np
 from . import dtypes
 from .device import as_device
 from .errors import DTypeError, EmberError, ShapeError
+from .primitive import Primitive
 from .tensor import Tensor, Tracer
 
 
@@ -135,9 +136,28 @@ def _like(x: Tensor, dtype, device):
     return dt, (device if device is not None else x.device)
 
 
+def _full_like_impl(xp, x, fill_value, dtype):
+    return xp.full(x.shape, fill_value, dtype=dtype.np)
+
+
+def _full_like_batch(values, bdims, fill_value, dtype):
+    from .dispatch import bind
+
+    return bind(full_like_p, values[0], fill_value=fill_value, dtype=dtype), bdims[0]
+
+
+# Only the shape of the input is read: a transform (jit, vmap) sees the dependence on that shape.
+full_like_p = Primitive("full_like", _full_like_impl, batch=_full_like_batch, reads=(), nondiff_inputs=(0,))
+
+
 def full_like(x: Tensor, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A tensor shaped like `x` filled with `fill_value`."""
     dt, dev = _like(x, dtype, device)
+    if isinstance(x, Tracer) and device is None:
+        from .dispatch import bind
+
+        out = bind(full_like_p, x, fill_value=fill_value, dtype=dt)
+        return out.requires_grad_(True) if requires_grad else out
     return full(tuple(x.shape), fill_value, dtype=dt, device=dev, requires_grad=requires_grad)
 
 

@@ -81,9 +81,13 @@ def new_trace(trace: Trace):
         STATE.reset(token)
 
 
-def _effect_handler(traces: tuple) -> Trace | None:
+def _capturing(traces: tuple, prim: Primitive) -> Trace | None:
+    """The innermost trace that wants this application although no tracer is among its arguments: one
+    that records every op on captured tensors (jit), or, for random primitives, one that handles effects."""
     for t in reversed(traces):
-        if getattr(t, "handles_effects", False):
+        if getattr(t, "captures_all", False):
+            return t
+        if prim.effect is not None and getattr(t, "handles_effects", False):
             return t
     return None
 
@@ -152,8 +156,8 @@ def bind(prim: Primitive, *args: Any, **attrs: Any) -> Any:
     st = STATE.get()
     if st.traces:
         trace = top_trace(args)
-        if trace is None and prim.effect is not None:
-            trace = _effect_handler(st.traces)
+        if trace is None:
+            trace = _capturing(st.traces, prim)
         if trace is not None:
             out = trace.process(prim, args, attrs)
             if st.grad and _needs_grad(args):

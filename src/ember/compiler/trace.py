@@ -12,7 +12,7 @@ import sys
 from typing import Any, Callable
 
 from .._core import pytree
-from .._core.dispatch import Trace, bind, new_trace, state_changed
+from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.errors import EmberError, TraceError, user_frame
 from .._core.tensor import Tensor, Tracer
 from . import cost, executor, memory, passes
@@ -43,6 +43,9 @@ class JitTrace(Trace):
     """Records primitives applied to its tracers as graph nodes."""
 
     handles_effects = True
+    # Ops on captured tensors (parameters, buffers) are recorded too, not folded at trace time: the graph
+    # must read their values at run time, and their shapes may follow dynamic input sizes.
+    captures_all = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,7 +86,8 @@ class JitTrace(Trace):
                              "the graph would replay the same numbers on every call; draw them outside and "
                              "pass them in")
         pairs = [self._operand(a) for a in args]
-        with state_changed(grad=False):
+        others = tuple(t for t in STATE.get().traces if t is not self)
+        with state_changed(grad=False, traces=others):
             out = bind(prim, *[c for _, c in pairs], **attrs)
         value = self.new_value(out)
         self.nodes.append(Node(prim, tuple(o for o, _ in pairs), attrs, (value,), user_frame()))

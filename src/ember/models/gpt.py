@@ -13,7 +13,6 @@ from typing import Any
 from .. import nn
 from .._core import random
 from .._core.autograd import no_grad
-from .._core.creation import arange
 from .._core.errors import ShapeError
 from .._core.primitives import indexing, movement
 from .._core.tensor import Tensor
@@ -158,8 +157,9 @@ class GPT(nn.Module):
         if t > self.config.block_size:
             raise ShapeError("GPT", f"cannot run a sequence of length {t}: block_size is "
                              f"{self.config.block_size}", (idx,))
-        pos = arange(t, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        # Rows 0..t-1 of the position table: the same as wpe(arange(t)), and it follows t when traced.
+        pos = self.transformer.wpe.weight[:t]
+        x = self.transformer.drop(self.transformer.wte(idx) + pos)
         for block in self.transformer.h:
             x = block(x)
         return self.lm_head(self.transformer.ln_f(x))

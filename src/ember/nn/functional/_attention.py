@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from ..._core import creation, dtypes
 from ..._core.errors import DTypeError, ShapeError
 from ..._core.primitives import elementwise as ew
@@ -79,6 +77,17 @@ def _repeat_heads(query: Tensor, key: Tensor, value: Tensor, op: str) -> tuple[T
             movement.repeat_interleave(value, hq // hk, dim=-3))
 
 
+def _positions(t: Tensor) -> Tensor:
+    """0 .. L-1 for the second-to-last dim of `t`, derived from `t` so that tracing sees its length."""
+    row = t[(0,) * (t.ndim - 2) + (slice(None), 0)]
+    return reduce.cumsum(creation.ones_like(row, dtype=dtypes.int64), 0) - 1
+
+
+def _causal_mask(query: Tensor, key: Tensor) -> Tensor:
+    """The top-left aligned lower triangle: query i sees keys j <= i."""
+    return movement.unsqueeze(_positions(query), -1) >= movement.unsqueeze(_positions(key), 0)
+
+
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
                                  enable_gqa: bool = False) -> Tensor:
@@ -115,8 +124,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = linalg.matmul(query, movement.transpose(key, -2, -1)) * scale
     if is_causal:
-        n_q, n_k = query.shape[-2], key.shape[-2]
-        attn_mask = creation.tensor(np.tril(np.ones((n_q, n_k), dtype=bool)), device=query.device)
+        attn_mask = _causal_mask(query, key)
     if attn_mask is not None:
         if attn_mask.dtype.kind == dtypes._BOOL:
             scores = ew.where(attn_mask, scores, _NEG_INF)
