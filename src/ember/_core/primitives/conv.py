@@ -74,10 +74,22 @@ def _crop(spatial, padding) -> tuple:
 
 
 def _im2col(xp, x, kernel, stride, padding, dilation, groups):
-    """Windows of `x` (N, C, *S) as a contiguous (N, groups, C/groups·prod(kernel), P) block."""
+    """Windows of `x` (N, C, *S) as a contiguous (groups, C/groups·prod(kernel), N·P) block.
+
+    Channel-and-offset rows by batch-and-position columns: one long product per group covers the
+    whole batch (few large BLAS calls instead of one small call per sample).
+    """
     view, out_sp = _windows(xp, _padded(xp, x, padding), kernel, stride, dilation)
-    cols = xp.ascontiguousarray(view)
-    return cols.reshape(x.shape[0], groups, -1, math.prod(out_sp)), out_sp
+    nd = len(kernel)
+    order = (1,) + tuple(range(2, 2 + nd)) + (0,) + tuple(range(2 + nd, 2 + 2 * nd))
+    cols = xp.ascontiguousarray(view.transpose(order))
+    return cols.reshape(groups, -1, x.shape[0] * math.prod(out_sp)), out_sp
+
+
+def _channel_major(xp, g, groups):
+    """(N, O, *S) as (groups, O/groups, N·prod(S)); free when `g` is already laid out channel-major."""
+    n, channels = g.shape[:2]
+    return xp.ascontiguousarray(g.swapaxes(0, 1)).reshape(groups, channels // groups, -1)
 
 
 def _compute_type(xp, *arrays):
@@ -91,24 +103,26 @@ def _compute_type(xp, *arrays):
 # -- kernels -----------------------------------------------------------------------------------------
 def _conv_impl(xp, x, w, stride, padding, dilation, groups):
     (x, w), dt = _compute_type(xp, x, w)
-    kernel = w.shape[2:]
-    cols, out_sp = _im2col(xp, x, kernel, stride, padding, dilation, groups)
-    wm = w.reshape(groups, w.shape[0] // groups, -1)
-    out = xp.matmul(wm, cols)  # (N, G, O/G, P): one product per group, output already channel-major
-    return out.reshape((x.shape[0], w.shape[0]) + out_sp).astype(dt, copy=False)
+    cols, out_sp = _im2col(xp, x, tuple(w.shape[2:]), stride, padding, dilation, groups)
+    out = xp.matmul(w.reshape(groups, w.shape[0] // groups, -1), cols)  # (G, O/G, N·P)
+    # The (N, O, *S) view of the channel-major product: no transposing copy; the ops that follow
+    # (bias, activation) keep that layout and the backward pass wants it.
+    out = out.reshape((w.shape[0], x.shape[0]) + out_sp).swapaxes(0, 1)
+    return out.astype(dt, copy=False)
 
 
 def _input_grad_impl(xp, g, w, in_spatial, stride, padding, dilation, groups):
     (g, w), dt = _compute_type(xp, g, w)
     n, out_channels, kernel, out_sp = g.shape[0], w.shape[0], tuple(w.shape[2:]), tuple(g.shape[2:])
     cg, og, taps = w.shape[1], out_channels // groups, math.prod(kernel)
-    # Kernel-offset-major rows, so the slab each offset adds back is one contiguous block per sample.
+    # Kernel-offset-major rows, so the slab each offset adds back is one contiguous block.
     wk = w.reshape(groups, og, cg, taps).transpose(0, 3, 2, 1).reshape(groups, taps * cg, og)
-    cols = xp.matmul(wk, g.reshape(n, groups, og, -1)).reshape(n, groups, taps, cg, -1)
+    cols = xp.matmul(wk, _channel_major(xp, g, groups)).reshape((groups, taps, cg * n) + out_sp)
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(in_spatial, padding))
-    gx = xp.zeros((n, groups * cg) + padded, cols.dtype)
+    gx = xp.zeros((groups, cg * n) + padded, cols.dtype)  # channel-major, like the slabs
     for k, offset in enumerate(_offsets(kernel)):  # col2im: every kernel offset adds one strided slab
-        gx[_window(offset, stride, dilation, out_sp)] += cols[:, :, k].reshape((n, groups * cg) + out_sp)
+        gx[_window(offset, stride, dilation, out_sp)] += cols[:, k]
+    gx = gx.reshape((groups * cg, n) + padded).swapaxes(0, 1)
     if any(lo or hi for lo, hi in padding):
         gx = gx[_crop(in_spatial, padding)]  # a view: the next op reads it once, a copy would cost a pass
     return gx.astype(dt, copy=False)
@@ -116,13 +130,10 @@ def _input_grad_impl(xp, g, w, in_spatial, stride, padding, dilation, groups):
 
 def _weight_grad_impl(xp, x, g, kernel, stride, padding, dilation, groups):
     (x, g), dt = _compute_type(xp, x, g)
-    n, out_channels, nd = g.shape[0], g.shape[1], len(kernel)
-    view, _ = _windows(xp, _padded(xp, x, padding), kernel, stride, dilation)
-    # Windows as (C·K, N·P) and the cotangent as (O, N·P): one long product per group sums over the batch.
-    order = (1,) + tuple(range(2, 2 + nd)) + (0,) + tuple(range(2 + nd, 2 + 2 * nd))
-    cols = xp.ascontiguousarray(view.transpose(order)).reshape(groups, -1, n * math.prod(g.shape[2:]))
-    gt = xp.ascontiguousarray(g.swapaxes(0, 1)).reshape(groups, out_channels // groups, -1)
-    gw = xp.matmul(cols, gt.transpose(0, 2, 1)).transpose(0, 2, 1)
+    out_channels = g.shape[1]
+    cols, _ = _im2col(xp, x, kernel, stride, padding, dilation, groups)
+    # (C/G·K, N·P) by (N·P, O/G): one long product per group sums over the batch.
+    gw = xp.matmul(cols, _channel_major(xp, g, groups).transpose(0, 2, 1)).transpose(0, 2, 1)
     return xp.ascontiguousarray(gw).reshape((out_channels, x.shape[1] // groups) + tuple(kernel)).astype(
         dt, copy=False)
 
