@@ -11,3 +11,5 @@ from .mobilenet import *  # noqa: F403
 from .lstm_lm import *  # noqa: F403
 from .gpt import *  # noqa: F403
 from .bert import *  # noqa: F403
+from .pretrained import *  # noqa: F403
+from .sentence import *  # noqa: F403

@@ -258,3 +258,5 @@ def bert(config: BertConfig | None = None, **overrides: Any) -> BertModel:
         config = BertConfig(**{**config.__dict__, **overrides})
     return BertModel(config)
 
+
+from .sentence import SentenceEncoder  # noqa: E402, F401  (ember.models.bert.SentenceEncoder)
