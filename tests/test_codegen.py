@@ -165,3 +165,15 @@ def test_missing_compiler_falls_back_to_numpy_and_logs_once(fresh_cache, monkeyp
     assert len(messages) == 1 and "NumPy" in messages[0] and "ember-no-such-compiler" in messages[0]
     assert codegen.STATS["builds"] == 0
     runtime.reset_warning()
+
+
+def test_processes_building_one_kernel_at_once_share_the_cache(fresh_cache):
+    import subprocess
+    import sys
+
+    script = ("from ember.compiler.codegen import build; "
+              "print(build.build('int ember_race(void) { return 7; }\\n').ember_race())")
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    assert [p.communicate(timeout=120)[0].strip() for p in procs] == ["7"] * 3
+    assert len(list(fresh_cache.glob("*.so"))) == 1 and not list(fresh_cache.glob("tmp*"))

@@ -53,6 +53,7 @@ class FusedKernel:
         self.comment = comment
         self._compiled: dict[tuple, object] = {}  # broadcast pattern -> C function or None (NumPy)
         self._numpy: list | None = None
+        self._plans: dict[tuple, tuple] = {}  # input shapes -> (broadcast shape, loops)
 
     def kernel_ir(self, ndim: int, masks: tuple[tuple[bool, ...], ...]) -> Kernel:
         """The kernel IR for one rank and broadcast pattern."""
@@ -82,9 +83,11 @@ class FusedKernel:
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
         arrays = [np.ascontiguousarray(a, dtype=np.dtype(d)) for a, d in zip(arrays, self.in_dtypes)]
-        shapes = [a.shape for a in arrays]
-        shape = broadcast_shape(shapes)
-        loops = self.loops(shapes)
+        shapes = tuple(a.shape for a in arrays)
+        plan = self._plans.get(shapes)
+        if plan is None:
+            plan = self._plans[shapes] = (broadcast_shape(list(shapes)), self.loops(list(shapes)))
+        shape, loops = plan
         fn = None if loops is None else self._function(len(loops[0]), loops[1])
         if fn is None:
             return self.run_numpy(*arrays)
