@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from . import (
     anomaly_overhead,
+    cnn_train,
     dataloader,
     elementwise_large,
     fused_elementwise,
+    gpt_train,
     grad_overhead,
     matmul,
     mlp_train,
@@ -24,4 +26,6 @@ WORKLOADS = {
     "anomaly_overhead": anomaly_overhead.run,
     "dataloader": dataloader.run,
     "mlp_train": mlp_train.run,
+    "cnn_train": cnn_train.run,
+    "gpt_train": gpt_train.run,
 }

@@ -51,9 +51,14 @@ def time_steps(workload: str, case: str, ember_step: Callable, torch_step: Calla
 
 
 def ember_trainer(model: nn.Module, opt, x: ember.Tensor, y: ember.Tensor) -> Callable[[], float]:
+    """One eager training step with cross-entropy (sequence logits (N, T, C) are flattened to (N·T, C))."""
+
     def step() -> float:
         opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
+        logits = model(x)
+        if logits.ndim > 2:
+            logits = logits.reshape(-1, logits.shape[-1])
+        loss = nn.functional.cross_entropy(logits, y)
         loss.backward()
         opt.step()
         return loss.item()
@@ -62,9 +67,14 @@ def ember_trainer(model: nn.Module, opt, x: ember.Tensor, y: ember.Tensor) -> Ca
 
 
 def torch_trainer(model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tensor) -> Callable[[], float]:
+    """The same step as :func:`ember_trainer`, in PyTorch."""
+
     def step() -> float:
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        logits = model(x)
+        if logits.ndim > 2:
+            logits = logits.reshape(-1, logits.shape[-1])
+        loss = torch.nn.functional.cross_entropy(logits, y)
         loss.backward()
         opt.step()
         return loss.item()

@@ -21,8 +21,18 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if input.shape[-1] != weight.shape[-1]:
         raise ShapeError("linear", f"input has {input.shape[-1]} features but weight expects "
                          f"{weight.shape[-1]} (weight shape {tuple(weight.shape)})", (input, weight))
+    lead = tuple(input.shape[:-1])
+    if input.ndim > 2 and weight.ndim == 2:
+        # One (rows, in) x (in, out) product instead of a stack of them: a single BLAS call forward, and
+        # the weight gradient comes out of one product instead of a stack summed over the batch.
+        rows = 1
+        for s in lead:
+            rows *= s
+        input = movement.reshape(input, (rows, input.shape[-1]))
     out = linalg.matmul(input, movement.transpose(weight, 0, 1))
-    return out if bias is None else out + bias
+    if bias is not None:
+        out = out + bias
+    return movement.reshape(out, lead + (weight.shape[0],)) if len(lead) > 1 and weight.ndim == 2 else out
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
@@ -58,20 +68,30 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     return ew.where(scaled > threshold, input, soft)
 
 
+def _shift(input: Tensor, dim: int) -> Tensor:
+    """The slice maxima along `dim` as a constant (0 where not finite, so an all -inf slice is not shifted).
+
+    Taken from the detached input: the result of softmax does not depend on the shift, so it needs no
+    gradient (and no tape entries).
+    """
+    top = reduce.amax(input.detach(), dim, keepdim=True)
+    return ew.where(ew.isfinite(top), top, 0.0)
+
+
 def softmax(input: Tensor, dim: int, dtype: Any = None) -> Tensor:
     """``exp(x) / sum(exp(x))`` along `dim`, computed stably."""
     if dtype is not None:
         input = ew.convert(input, dtype)
-    shifted = input - reduce.amax(input, dim, keepdim=True).detach()
-    e = ew.exp(shifted)
+    e = ew.exp(input - _shift(input, dim))
     return e / reduce.sum(e, dim, keepdim=True)
 
 
 def log_softmax(input: Tensor, dim: int, dtype: Any = None) -> Tensor:
-    """``x - logsumexp(x)`` along `dim`."""
+    """``x - logsumexp(x)`` along `dim`, as ``(x - m) - log(sum(exp(x - m)))`` with the slice maximum m."""
     if dtype is not None:
         input = ew.convert(input, dtype)
-    return input - reduce.logsumexp(input, dim, keepdim=True)
+    shifted = input - _shift(input, dim)
+    return shifted - ew.log(reduce.sum(ew.exp(shifted), dim, keepdim=True))
 
 
 # -- losses ---------------------------------------------------------------------------------------
