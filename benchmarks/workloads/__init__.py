@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import (
     anomaly_overhead,
+    bert_embed,
     cnn_train,
     dataloader,
     elementwise_large,
@@ -28,4 +29,5 @@ WORKLOADS = {
     "mlp_train": mlp_train.run,
     "cnn_train": cnn_train.run,
     "gpt_train": gpt_train.run,
+    "bert_embed": bert_embed.run,
 }
