@@ -2,6 +2,8 @@
 computes (random programs with broadcasting), and fused nodes stay differentiable and transformable."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -34,7 +36,8 @@ def test_an_elementwise_chain_becomes_one_node_that_prints_and_parses(rng):
     assert str(ir.parse(text)) == text
     ir.verify(ir.parse(text))
     source = graph.nodes[0].prim.kernels["cpu"].source([(4, 3), (4, 3), (3,)])
-    assert source.startswith("/* fused: mul, add, gelu_tanh */\n/* test_fusion.py:")
+    # the kernel is cached by its formula, so the line named is that of whichever call built it first
+    assert re.match(r"/\* fused: mul, add, gelu_tanh \*/\n/\* \S+\.py:\d+: ", source)
     assert "ember.gelu_tanh(x * w + b)" in source
 
 

@@ -9,6 +9,7 @@ import contextlib
 from typing import Any, Iterable, Sequence
 
 from .dispatch import STATE, Node, check_finite, state_changed
+from .effects import note_grad
 from .errors import AnomalyError, AutogradError, ShapeError
 from .tensor import Tensor
 
@@ -244,6 +245,7 @@ def _finish(leaf_grads: dict, leaves: dict, target_ids: set | None) -> dict:
         if not leaf._requires_grad:
             continue
         g = _run_hooks(leaf, leaf_grads[key])
+        note_grad(leaf)
         leaf._grad = g if leaf._grad is None else leaf._grad + g
     return {}
 

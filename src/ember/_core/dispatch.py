@@ -11,12 +11,12 @@ import contextlib
 import itertools
 import warnings
 import weakref
-from contextvars import ContextVar
 from typing import Any
 
 from . import dtypes
 from .errors import AnomalyError, DeviceError, EmberError, ShapeError, describe, user_frame
 from .primitive import Primitive
+from .state import STATE, State  # noqa: F401  (State is re-exported)
 from .tensor import Tensor, Tracer
 
 # Kernels follow IEEE semantics silently, as PyTorch does: NaN/Inf results are values, not warnings
@@ -24,24 +24,6 @@ from .tensor import Tensor, Tracer
 warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"ember\._core\.")
 
 
-class State:
-    """Dispatch state: grad mode, active transforms (innermost last), anomaly mode."""
-
-    __slots__ = ("grad", "traces", "anomaly")
-
-    def __init__(self, grad: bool, traces: tuple, anomaly: bool):
-        self.grad = grad
-        self.traces = traces
-        self.anomaly = anomaly
-
-    def replace(self, **changes) -> "State":
-        values = {k: getattr(self, k) for k in self.__slots__}
-        values.update(changes)
-        return State(**values)
-
-
-# State objects are never mutated (``replace`` makes a new one), so a shared default is safe.
-STATE: ContextVar[State] = ContextVar("ember_state", default=State(True, (), False))  # noqa: B039
 
 
 @contextlib.contextmanager
@@ -195,6 +177,8 @@ def eager(prim: Primitive, args: tuple, attrs: dict) -> Tensor:
         raise
     except Exception as exc:  # a backend error becomes an EmberError naming the op and operands
         raise kernel_error(prim, args, attrs, exc) from exc
+    if type(data) is not device.backend.array_type:  # NumPy ufuncs return scalars for 0-d operands
+        data = device.backend.xp.asarray(data)
     out = Tensor._make(data, dtypes._BY_NP[data.dtype], device)
     if prim.view:
         src = args[0]

@@ -385,7 +385,16 @@ def compile_kernel(e: Expr, params: tuple[str, ...], namespace_module=np, alloc:
     scope = dict(fns, __name__="ember._core.kernels", alloc=alloc)
     exec("\n".join(lines), scope)
     kernel = scope["kernel"]
-    kernel.source = "\n".join(lines)
+    source = "\n".join(lines)
+    if reuse:  # ufuncs return scalars for 0-d arrays, which cannot be written with out=
+        inner = kernel
+
+        def kernel(x):
+            if getattr(x, "ndim", 1) == 0:
+                return inner(x.reshape(1)).reshape(())
+            return inner(x)
+
+    kernel.source = source
     return kernel
 
 

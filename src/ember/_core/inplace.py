@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import weakref
 
-from . import dtypes
+from . import dtypes, effects
 from .dispatch import STATE
 from .errors import AutogradError, DTypeError
 from .tensor import Tensor, Tracer
@@ -34,6 +34,8 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
             x._node.out_ref = weakref.ref(source)
         args = tuple(source if a is x else a for a in args)
     out = fn(source, *args, **kwargs)
+    if effects.write(x, out):  # a traced update of a real tensor (a buffer in a compiled step)
+        return x
     if out.dtype is not x.dtype and not _can_cast(out.dtype, x.dtype):
         raise DTypeError(name, f"result type {out.dtype} can't be cast to the desired output type {x.dtype}",
                          (x,))

@@ -12,6 +12,7 @@ import numpy as np
 from . import dtypes
 from .device import CPU_DEVICE, Device
 from .errors import AutogradError, DTypeError, TraceError
+from .state import STATE
 
 
 class VersionCounter:
@@ -151,6 +152,10 @@ class Tensor:
 
     @grad.setter
     def grad(self, value) -> None:
+        if STATE.get().traces:
+            from .effects import note_grad
+
+            note_grad(self)
         self._grad = value
 
     @property

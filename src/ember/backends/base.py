@@ -14,6 +14,7 @@ class Backend:
 
     name: str = "base"
     xp: Any = None
+    array_type: type = object  # the backend's array class (kernel results are converted to it)
 
     def asarray(self, data: Any, dtype) -> Any:
         """Copy or convert host data (a NumPy array or nested lists) to an array of `dtype` here."""

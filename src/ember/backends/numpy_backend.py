@@ -162,6 +162,7 @@ class NumpyBackend(Backend):
 
     name = "cpu"
     xp = np
+    array_type = np.ndarray
 
     def __init__(self) -> None:
         self.pool = BufferPool()

@@ -52,6 +52,29 @@ class JitTrace(Trace):
         self.nodes: list[Node] = []
         self.next_id = 0
         self.constants: dict[int, tuple[Value, Tensor]] = {}  # id(tensor) -> (value, tensor)
+        # Effects of the traced code on real objects, applied after every run of the graph:
+        self.writes: dict[int, tuple[Tensor, GraphTracer]] = {}  # id(tensor) -> (tensor, its new value)
+        self.grads: dict[int, tuple[Tensor, Any]] = {}  # id(tensor) -> (tensor, .grad before tracing)
+        self.items: dict[tuple, tuple[dict, Any, GraphTracer]] = {}  # (id(dict), key) -> (dict, key, value)
+        self.stateful: dict[int, tuple[Any, Any]] = {}  # id(obj) -> (obj, its signature before tracing)
+
+    def defer_write(self, target: Tensor, value: GraphTracer) -> None:
+        """``target[...] = value`` happens after each run; later reads in the trace see `value`."""
+        self.writes[id(target)] = (target, value)
+
+    def note_grad(self, t: Tensor) -> None:
+        """Remember `t.grad` as it was before the traced code first assigned it."""
+        if id(t) not in self.grads:
+            self.grads[id(t)] = (t, t._grad)
+
+    def defer_item(self, container: dict, key: Any, value: GraphTracer) -> None:
+        """``container[key]`` receives the run's value of `value` after each run."""
+        self.items[(id(container), key)] = (container, key, value)
+
+    def note_state(self, obj: Any) -> None:
+        """`obj`'s ``_jit_signature()`` before the traced code changed it becomes part of the cache key."""
+        if id(obj) not in self.stateful and hasattr(obj, "_jit_signature"):
+            self.stateful[id(obj)] = (obj, obj._jit_signature())
 
     def new_value(self, t: Tensor) -> Value:
         v = Value(self.next_id, tuple(t.shape), t.dtype)
@@ -73,6 +96,9 @@ class JitTrace(Trace):
     def _operand(self, a: Any) -> tuple[Any, Any]:
         if isinstance(a, GraphTracer) and a._trace is self:
             return a.value, a.val
+        if isinstance(a, Tensor) and id(a) in self.writes:  # written earlier in the trace: its new value
+            new = self.writes[id(a)][1]
+            return new.value, new.val
         if isinstance(a, Tensor):  # a tensor captured from outside: a constant read at run time
             entry = self.constants.get(id(a))
             if entry is None:
@@ -114,6 +140,9 @@ def _signature(leaves: list, treedef) -> tuple:
 
 
 def _describe_change(old: tuple, new: tuple) -> str:
+    if old[:2] == new[:2]:
+        return ("the state of a module or optimiser changed (train/eval mode, optimiser state or "
+                "hyper-parameters such as the learning rate)")
     if old[0] != new[0]:
         return "the structure of the arguments changed"
     for i, (a, b) in enumerate(zip(old[1], new[1])):
@@ -152,10 +181,55 @@ class Lowered:
 
 
 class _Compiled:
-    __slots__ = ("graph", "out_tree", "raw", "dumps")
+    __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects")
 
-    def __init__(self, graph, out_tree, raw, dumps):
+    def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
+        self.n_out = len(graph.outputs) if n_out is None else n_out
+        # (kind, target, key): output n_out + i goes to target (a tensor's data or .grad, or dict[key])
+        self.effects = tuple(effects)
+
+
+def _effects(trace: JitTrace) -> tuple[list, list]:
+    """The effects of a finished trace as (kind, target, key) triples and the values that feed them.
+
+    Gradients the traced code assigned are put back as they were; the run assigns them for real.
+    """
+    effects, values = [], []
+    for target, value in trace.writes.values():
+        effects.append(("data", target, None))
+        values.append(value)
+    for t, before in trace.grads.values():
+        final = t._grad
+        t._grad = before
+        if isinstance(final, GraphTracer) and final._trace is trace:
+            effects.append(("grad", t, None))
+            values.append(final)
+        elif final is None:
+            effects.append(("grad_none", t, None))
+    for container, key, value in trace.items.values():
+        if container.get(key) is value:
+            effects.append(("item", container, key))
+            values.append(value)
+    return effects, values
+
+
+def _apply(effects: tuple, outs: list) -> None:
+    """Write a run's effect outputs into parameters, gradients, buffers and optimiser state."""
+    it = iter(outs)
+    for kind, target, key in effects:
+        if kind == "grad_none":
+            target._grad = None
+            continue
+        value = next(it)
+        if kind == "data":
+            xp = target._device.backend.xp
+            xp.copyto(target._data, xp.broadcast_to(value._data, target._data.shape), casting="unsafe")
+            target._bump_version()
+        elif kind == "grad":
+            target._grad = value
+        else:
+            target[key] = value
 
 
 class Jitted:
@@ -170,7 +244,14 @@ class Jitted:
         self.cache: dict = {}
         self.last_signature = None
         self.compile_count = 0
+        self.stateful: dict[int, Any] = {}  # modules and optimisers the traced code used
+        self._state_keys: dict[int, tuple] = {}
         functools.update_wrapper(self, fn)
+
+    def _state_signature(self) -> tuple:
+        """The current signatures of every stateful object seen so far (train/eval mode, optimiser state
+        structure and hyper-parameters): a change means the graph no longer matches."""
+        return tuple(sorted((k, obj._jit_signature()) for k, obj in self.stateful.items()))
 
     def _trace(self, leaves: list, treedef) -> _Compiled:
         trace = JitTrace()
@@ -185,15 +266,18 @@ class Jitted:
                 raise TraceError("jit", f"the function returned {type(o).__name__}, which does not depend on "
                                  "the traced inputs; return tensors computed from the arguments")
             outputs.append(o.value)
+        effects, values = _effects(trace)
         inputs = [w.value for w in wrapped if isinstance(w, GraphTracer)]
-        raw = trace.graph(inputs, outputs)
+        raw = trace.graph(inputs, outputs + [v.value for v in values])
         dumps: list = []
         graph = passes.run_pipeline(raw, dumps)
-        return _Compiled(graph, out_tree, raw, dumps)
+        self.stateful.update({k: obj for k, (obj, _) in trace.stateful.items()})
+        self._state_keys[id(graph)] = tuple(sorted((k, sig) for k, (_, sig) in trace.stateful.items()))
+        return _Compiled(graph, out_tree, raw, dumps, len(outputs), effects)
 
     def _lookup(self, args: tuple, kwargs: dict) -> tuple[_Compiled, list]:
         leaves, treedef = pytree.flatten((args, kwargs))
-        sig = _signature(leaves, treedef)
+        sig = _signature(leaves, treedef) + (self._state_signature(),)
         compiled = self.cache.get(sig)
         if compiled is None:
             if self.cache and self.strict:
@@ -204,7 +288,10 @@ class Jitted:
                 at = f" (called at {where[0]}:{where[1]})" if where else ""
                 print(f"ember.jit: recompiling {getattr(self.fn, '__name__', 'function')}{at}: "
                       f"{_describe_change(self.last_signature, sig)}", file=sys.stderr)
-            compiled = self.cache[sig] = self._trace(leaves, treedef)
+            compiled = self._trace(leaves, treedef)
+            # key it by the state it was traced in (objects first seen now were not in `sig`)
+            sig = sig[:-1] + (tuple(sorted(set(sig[-1]) | set(self._state_keys[id(compiled.graph)]))),)
+            self.cache[sig] = compiled
             self.compile_count += 1
             if self.check:
                 self._check(compiled, leaves)
@@ -213,8 +300,13 @@ class Jitted:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         compiled, tensors = self._lookup(args, kwargs)
-        outs = executor.run(compiled.graph, tensors)
-        return pytree.unflatten(compiled.out_tree, outs)
+        if compiled.effects:  # a step that updates state is not itself differentiated: record no tape
+            with state_changed(grad=False):
+                outs = executor.run(compiled.graph, tensors)
+            _apply(compiled.effects, outs[compiled.n_out:])
+        else:
+            outs = executor.run(compiled.graph, tensors)
+        return pytree.unflatten(compiled.out_tree, outs[:compiled.n_out])
 
     def _check(self, compiled: _Compiled, leaves: list) -> None:
         """Run the optimised graph and the traced (eager) one; raise at the first node that differs."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, NamedTuple
 
+from .._core import effects
 from .._core.errors import EmberError, ShapeError
+from .._core.state import STATE
 from .._core.tensor import Tensor
 from .parameter import Parameter
 
@@ -69,6 +71,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if STATE.get().traces:
+            effects.note_state(self)  # under ember.jit, train/eval mode is part of the cache key
         for hook in list(self._forward_pre_hooks.values()):
             result = hook(self, args)
             if result is not None:
@@ -79,6 +83,9 @@ class Module:
             if result is not None:
                 out = result
         return out
+
+    def _jit_signature(self) -> bool:
+        return self.training
 
     # -- registration -------------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:

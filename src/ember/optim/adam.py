@@ -1,10 +1,10 @@
 """Adam and AdamW (with AMSGrad), following PyTorch's update exactly."""
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
-from .._core.creation import zeros_like
+from .._core.creation import tensor, zeros_like
+from .._core.dtypes import float64
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .optimizer import Optimizer
@@ -33,7 +33,9 @@ class Adam(Optimizer):
             p = p * (1 - lr * wd)
         elif wd:
             g = g + wd * p
-        step = state.get("step", 0) + 1
+        # The step count is a tensor (as in PyTorch), so a compiled step reads it instead of baking it in.
+        step = state.get("step")
+        step = tensor(1.0, dtype=float64) if step is None else step + 1
         m = state.get("exp_avg", None)
         v = state.get("exp_avg_sq", None)
         m = (1 - b1) * g if m is None else m * b1 + (1 - b1) * g
@@ -45,7 +47,7 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = vmax
             v = vmax
         bias1 = 1 - b1 ** step
-        bias2_sqrt = math.sqrt(1 - b2 ** step)
+        bias2_sqrt = ew.sqrt(1 - b2 ** step)
         denom = ew.sqrt(v) / bias2_sqrt + group["eps"]
         return p - (lr / bias1) * (m / denom)
 

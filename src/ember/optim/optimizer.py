@@ -4,9 +4,10 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Iterable
 
+from .._core import effects
 from .._core.autograd import no_grad
 from .._core.errors import EmberError, ShapeError
-from .._core.tensor import Tensor
+from .._core.tensor import Tensor, Tracer
 
 
 class Optimizer:
@@ -56,6 +57,7 @@ class Optimizer:
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; returns the closure's loss if one is given."""
+        effects.note_state(self)
         loss = None
         if closure is not None:
             from .._core.autograd import enable_grad
@@ -76,10 +78,23 @@ class Optimizer:
                     new = self._updates(group, p, p.grad.detach(), state)
                     pending.append((p, new, state))
             for p, new, state in pending:  # commit: nothing above has touched a parameter or the state
-                p._data[...] = new._data
-                p._bump_version()
+                if not effects.write(p, new):  # (under ember.jit the write happens after each run)
+                    p._data[...] = new._data
+                    p._bump_version()
+                _defer_state(self.state.get(p, {}), state)
                 self.state[p] = state
         return loss
+
+    def _jit_signature(self) -> tuple:
+        """What a compiled step depends on: hyper-parameters and the structure of the state."""
+        groups = tuple(tuple(sorted((k, repr(v)) for k, v in g.items() if k != "params"))
+                       for g in self.param_groups)
+        state = []
+        for g in self.param_groups:
+            for p in g["params"]:
+                s = self.state.get(p, {})
+                state.append(tuple(sorted((k, _describe(v)) for k, v in s.items())))
+        return (type(self).__name__, groups, tuple(state))
 
     def state_dict(self) -> dict:
         """Optimiser state and hyper-parameters; parameters are referred to by position."""
@@ -113,6 +128,23 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines.extend(f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params")
         return "\n".join(lines + [")"])
+
+
+def _defer_state(old: dict, new: dict) -> None:
+    """Under ember.jit: a traced state value is written into the tensor it replaces (which the graph
+    reads), or, for a new entry, assigned to the state dict after each run."""
+    for key, value in new.items():
+        prev = old.get(key)
+        if isinstance(value, Tracer) and isinstance(prev, Tensor) and not isinstance(prev, Tracer) \
+                and tuple(prev.shape) == tuple(value.shape) and prev.dtype is value.dtype:
+            effects.write(prev, value)
+            new[key] = prev
+        else:
+            effects.defer_item(new, key, value)
+
+
+def _describe(v: Any) -> Any:
+    return (tuple(v.shape), v.dtype.name) if isinstance(v, Tensor) else repr(v)
 
 
 def _clone_state(state: dict) -> dict:

@@ -262,6 +262,8 @@ def _fast_binary(prim: Primitive, a: Any, b: Any) -> Tensor | None:
         data = kernel(u._data if type(u) is Tensor else u, v._data if type(v) is Tensor else v)
     except Exception:  # the general path produces the detailed error
         return None
+    if type(data) is not x._device.backend.array_type:  # a NumPy scalar from 0-d operands
+        data = x._device.backend.xp.asarray(data)
     out = Tensor._make(data, dtypes.bool_ if prim.dtype_rule == BOOL else x._dtype, x._device)
     if st.grad and (x._requires_grad or (ta and tb and b._requires_grad)):
         record(prim, args, {}, out, False)

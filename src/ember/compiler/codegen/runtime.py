@@ -82,7 +82,8 @@ class FusedKernel:
         return kept + (1,) * self.reduce_dims if self.keepdims else kept
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
-        arrays = [np.ascontiguousarray(a, dtype=np.dtype(d)) for a, d in zip(arrays, self.in_dtypes)]
+        # order="C" rather than ascontiguousarray, which would turn 0-d inputs into shape (1,)
+        arrays = [np.asarray(a, dtype=np.dtype(d), order="C") for a, d in zip(arrays, self.in_dtypes)]
         shapes = tuple(a.shape for a in arrays)
         plan = self._plans.get(shapes)
         if plan is None:

@@ -1,0 +1,51 @@
+"""Side effects seen by a recording transform (``ember.jit``).
+
+A compiled training step writes parameters, gradients, buffers and optimiser state. While such a step is
+traced, those writes must not touch real tensors; they are handed to the active recorder, which turns
+them into graph outputs applied after each run. Outside tracing every function here is a cheap no-op.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .dispatch import STATE
+from .tensor import Tensor, Tracer
+
+
+def recorder() -> Any:
+    """The innermost active trace that records effects, or None."""
+    traces = STATE.get().traces
+    if not traces:
+        return None
+    for t in reversed(traces):
+        if hasattr(t, "defer_write"):
+            return t
+    return None
+
+
+def write(target: Tensor, value: Any) -> bool:
+    """Defer ``target[...] = value`` if `value` is being traced for `target` (returns True), else False."""
+    if isinstance(value, Tracer) and not isinstance(target, Tracer) and hasattr(value._trace, "defer_write"):
+        value._trace.defer_write(target, value)
+        return True
+    return False
+
+
+def note_grad(t: Tensor) -> None:
+    """`t.grad` is about to be assigned; a recorder keeps the value it had before tracing."""
+    rec = recorder()
+    if rec is not None and not isinstance(t, Tracer):
+        rec.note_grad(t)
+
+
+def note_state(obj: Any) -> None:
+    """`obj` (a module or optimiser) took part in the traced code; its ``_jit_signature()`` joins the key."""
+    rec = recorder()
+    if rec is not None:
+        rec.note_state(obj)
+
+
+def defer_item(container: dict, key: Any, value: Any) -> None:
+    """``container[key] = value`` must hold the run's result rather than a tracer after each call."""
+    if isinstance(value, Tracer) and hasattr(value._trace, "defer_item"):
+        value._trace.defer_item(container, key, value)
