@@ -190,3 +190,10 @@ def test_reassigning_a_parameter_keeps_its_place_in_the_state_dict():
     m = nn.Linear(2, 2)
     m.weight = nn.Parameter(ember.zeros(2, 2))
     assert list(m.state_dict()) == ["weight", "bias"]
+
+
+def test_to_keeps_tied_weights_tied():
+    model = ember.models.gpt(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=4)
+    model.double()
+    assert model.lm_head.weight is model.transformer.wte.weight
+    assert model.lm_head.weight.dtype is ember.float64

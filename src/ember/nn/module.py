@@ -247,14 +247,18 @@ class Module:
         return self
 
     def _convert_tensors(self, convert: Callable[[Tensor], Tensor]) -> None:
+        done: dict[int, Tensor] = {}  # a tensor shared by several modules (tied weights) stays shared
         for m in self.modules():
             for name, p in m._parameters.items():
                 if p is not None:
-                    new = Parameter(convert(p.detach()), p.requires_grad)
-                    m._parameters[name] = new
+                    if id(p) not in done:
+                        done[id(p)] = Parameter(convert(p.detach()), p.requires_grad)
+                    m._parameters[name] = done[id(p)]
             for name, b in m._buffers.items():
                 if b is not None:
-                    m._buffers[name] = convert(b)
+                    if id(b) not in done:
+                        done[id(b)] = convert(b)
+                    m._buffers[name] = done[id(b)]
 
     def to(self, *args: Any, **kwargs: Any) -> "Module":
         """Move and/or cast parameters and buffers (``to(device)``, ``to(dtype)``); floats only are cast."""
