@@ -220,3 +220,11 @@ def test_check_mode_runs_and_lower_shows_pass_dumps():
 def test_ember_compile_is_jit():
     assert ember.compile is ember.jit
     assert isinstance(Literal(2.0), Literal)
+
+
+def test_lower_returns_the_generated_kernel_sources():
+    f = ember.jit(lambda x, w: ember.gelu_tanh(x * w + 1.0))
+    sources = f.lower(ember.ones(64), ember.ones(64)).kernels()
+    assert len(sources) == 1
+    (name, source), = sources.items()
+    assert name.startswith("fused_") and "gelu_tanh" in source.splitlines()[0] and "void" in source

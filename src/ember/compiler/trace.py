@@ -179,6 +179,16 @@ class Lowered:
         """FLOPs and bytes moved per node and in total (see :func:`cost.cost`)."""
         return cost.cost(self.graph)
 
+    def kernels(self) -> dict[str, str]:
+        """The generated C source of each fused kernel in the graph, by primitive name."""
+        sources = {}
+        for node in self.graph.nodes:
+            kernel = node.prim.kernels.get("cpu")
+            if node.prim.name.startswith("fused_") and hasattr(kernel, "source"):
+                shapes = [o.shape for o in node.operands if isinstance(o, Value)]
+                sources[node.prim.name] = kernel.source(shapes)
+        return sources
+
 
 class _Compiled:
     __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects")
