@@ -37,7 +37,12 @@ class SGD(Optimizer):
         mu = group["momentum"]
         if mu:
             buf = state.get("momentum_buffer")
-            buf = g.clone() if buf is None else buf * mu + (1 - group["dampening"]) * g
+            if buf is None:
+                buf = g.clone()
+            elif group["dampening"]:
+                buf = buf * mu + (1 - group["dampening"]) * g
+            else:  # the common case: no multiply by 1 (one full pass over the parameter saved)
+                buf = buf * mu + g
             state["momentum_buffer"] = buf
             g = g + mu * buf if group["nesterov"] else buf
         return p - group["lr"] * g
