@@ -261,3 +261,16 @@ def test_float_dtypes_keep_their_precision_like_torch(dtype, name):
     want = getattr(torch, name)(torch.tensor(a, dtype=TORCH_DTYPES[dtype]), torch.tensor(b, dtype=TORCH_DTYPES[dtype]))
     assert TORCH_DTYPES[got.dtype] == want.dtype
     np.testing.assert_allclose(np_of(got.float()), want.float().numpy(), rtol=1e-2 if dtype.itemsize == 2 else 1e-6)
+
+
+@pytest.mark.parametrize("fn", [ember.relu, lambda t: ember.where(t > 0, t, 0.0), lambda t: ember.clamp(t, -0.5, 0.5),
+                                lambda t: ember.maximum(t, ember.zeros(4)), ember.gelu_tanh, ember.sigmoid])
+def test_gradients_keep_the_input_dtype(fn):
+    x = ember.randn(4, requires_grad=True)
+    (g,) = ember.autograd.grad(fn(x).sum(), [x])
+    assert g.dtype is ember.float32
+
+
+def test_integer_relu_and_clamp_stay_integer_like_torch():
+    assert ember.relu(ember.tensor([1, -2])).dtype is ember.int64
+    assert ember.clamp(ember.tensor([1, 5]), 0, 3).tolist() == [1, 3]

@@ -362,12 +362,14 @@ def compile_kernel(e: Expr, params: tuple[str, ...], namespace_module=np, alloc:
     reuse = len(params) == 1
     names: dict = {("var", p): p for p in params}
     free: dict = {True: [], False: []}
-    lines = [f"def kernel({', '.join(params)}):"]
+    # Constants take the dtype of the first floating input, so where(c, 1.0, 0.0) stays float32 for
+    # float32 data; for integer data they stay weak Python numbers.
+    lines = [f"def kernel({', '.join(params)}):", f"    _t = const_type({', '.join(params)})"]
     fns: dict = {}
     for i, n in enumerate(nodes):
         fname = f"f_{n.atom.name}"
         fns[fname] = _backend_fn(n.atom, namespace_module)
-        args = [names[a.key] if not isinstance(a, Const) else _literal(a.value) for a in n.args]
+        args = [names[a.key] if not isinstance(a, Const) else f"_t({_literal(a.value)})" for a in n.args]
         target = f"t{i}"
         kind = n.atom.bool_out
         if reuse and free[kind] and n.atom.name != "where" and any(not isinstance(a, Const) for a in n.args):
@@ -381,8 +383,8 @@ def compile_kernel(e: Expr, params: tuple[str, ...], namespace_module=np, alloc:
         for a in n.args:
             if isinstance(a, Call) and last_use.get(a.key) == i and names[a.key] != target:
                 free[a.atom.bool_out].append(names[a.key])
-    lines.append(f"    return {names[e.key] if not isinstance(e, Const) else _literal(e.value)}")
-    scope = dict(fns, __name__="ember._core.kernels", alloc=alloc)
+    lines.append(f"    return {names[e.key] if not isinstance(e, Const) else f'_t({_literal(e.value)})'}")
+    scope = dict(fns, __name__="ember._core.kernels", alloc=alloc, const_type=_const_type)
     exec("\n".join(lines), scope)
     kernel = scope["kernel"]
     source = "\n".join(lines)
@@ -396,6 +398,20 @@ def compile_kernel(e: Expr, params: tuple[str, ...], namespace_module=np, alloc:
 
     kernel.source = source
     return kernel
+
+
+def _weak(value: float) -> float:
+    """A constant for integer data: whole numbers as ints, so they do not promote the result to float."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _const_type(*arrays) -> Callable:
+    """The scalar type constants take in a kernel called with `arrays`."""
+    for a in arrays:
+        dt = getattr(a, "dtype", None)
+        if dt is not None and dt.kind in "fc":
+            return dt.type
+    return _weak
 
 
 def _literal(value: float) -> str:
