@@ -228,3 +228,37 @@ def test_lower_returns_the_generated_kernel_sources():
     assert len(sources) == 1
     (name, source), = sources.items()
     assert name.startswith("fused_") and "gelu_tanh" in source.splitlines()[0] and "void" in source
+
+
+def test_dynamic_batch_dimension_runs_every_size_with_one_compilation(rng):
+    import ember.nn.functional as F
+
+    ember.manual_seed(0)
+    model = ember.models.mlp([8, 16, 3]).eval()
+
+    def f(x, y):
+        return F.cross_entropy(model(x), y)  # a mean: its 1/N follows the batch size
+
+    jf = ember.jit(f, dynamic_dims={0: {0: "batch"}, 1: {0: "batch"}})
+    for b in [4, 7, 2, 9]:
+        x, y = ember.randn(b, 8), ember.randint(0, 3, (b,))
+        assert_close(jf(x, y), np_of(f(x, y)), rtol=1e-6)
+    assert jf.compile_count == 1
+
+
+def test_dynamic_batch_and_sequence_for_gpt():
+    ember.manual_seed(0)
+    gpt = ember.models.gpt(vocab_size=16, block_size=8, n_layer=1, n_head=2, n_embd=16).eval()
+    jg = ember.jit(gpt, dynamic_dims={0: [0, 1]})
+    for shape in [(2, 8), (3, 5), (1, 7)]:
+        x = ember.randint(0, 16, shape)
+        assert_close(jg(x), np_of(gpt(x)), rtol=1e-5, atol=1e-6)
+    assert jg.compile_count == 1
+
+
+def test_dynamic_dims_refuse_sizes_baked_into_constants():
+    def f(x):
+        return x + ember.ones(x.shape[0])  # a constant whose shape follows the batch
+
+    with pytest.raises(TraceError, match="constant of shape"):
+        ember.jit(f, dynamic_dims={0: [0]})(ember.ones(3))

@@ -15,7 +15,7 @@ from .._core import pytree
 from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.errors import EmberError, TraceError, user_frame
 from .._core.tensor import Tensor, Tracer
-from . import cost, executor, memory, passes
+from . import cost, dynamic, executor, memory, passes
 from .ir import Graph, Literal, Node, Value
 
 # Random primitives carry their seed and offset as attributes: a graph would replay the same numbers.
@@ -124,11 +124,20 @@ class JitTrace(Trace):
         return Graph(inputs, self.nodes, outputs, consts, [v for v, _ in self.constants.values()])
 
 
-def _signature(leaves: list, treedef) -> tuple:
+def _symbols(places: list) -> list[str]:
+    """The distinct dynamic-dimension names, in order."""
+    return list(dict.fromkeys(name for _, _, name in places))
+
+
+def _signature(leaves: list, treedef, places: list | None = None) -> tuple:
+    dynamic_axes: dict[int, set] = {}
+    for i, ax, _ in places or ():
+        dynamic_axes.setdefault(i, set()).add(ax)
     sig = []
-    for x in leaves:
+    for i, x in enumerate(leaves):
         if isinstance(x, Tensor):
-            sig.append(("tensor", tuple(x.shape), x.dtype.name, str(x.device), bool(x.requires_grad)))
+            shape = tuple(-1 if d in dynamic_axes.get(i, ()) else s for d, s in enumerate(x.shape))
+            sig.append(("tensor", shape, x.dtype.name, str(x.device), bool(x.requires_grad)))
         else:
             try:
                 hash(x)
@@ -191,10 +200,11 @@ class Lowered:
 
 
 class _Compiled:
-    __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects")
+    __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules")
 
     def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
+        self.rules: list = []  # numbers that follow dynamic dimensions (see dynamic.py)
         self.n_out = len(graph.outputs) if n_out is None else n_out
         # (kind, target, key): output n_out + i goes to target (a tensor's data or .grad, or dict[key])
         self.effects = tuple(effects)
@@ -245,8 +255,11 @@ def _apply(effects: tuple, outs: list) -> None:
 class Jitted:
     """The callable returned by :func:`jit`."""
 
-    def __init__(self, fn: Callable, explain: bool, strict: bool, check: bool, rtol: float, atol: float):
+    def __init__(self, fn: Callable, explain: bool, strict: bool, check: bool, rtol: float, atol: float,
+                 dynamic_dims: dict | None = None):
         self.fn = fn
+        self.dynamic_dims = {int(k): (dict(v) if isinstance(v, dict) else tuple(v))
+                             for k, v in (dynamic_dims or {}).items()}
         self.explain = explain
         self.strict = strict
         self.check = check
@@ -285,9 +298,36 @@ class Jitted:
         self._state_keys[id(graph)] = tuple(sorted((k, sig) for k, (_, sig) in trace.stateful.items()))
         return _Compiled(graph, out_tree, raw, dumps, len(outputs), effects)
 
+    def _places(self, args: tuple, leaves: list) -> list[tuple[int, int, str]]:
+        """(leaf index, axis, symbol) of every dynamic dimension; dimensions named alike share a size."""
+        places = []
+        for argnum, axes in sorted(self.dynamic_dims.items()):
+            if argnum >= len(args) or not isinstance(args[argnum], Tensor):
+                raise TraceError("jit", f"dynamic_dims names argument {argnum}, which is not a tensor "
+                                 "argument")
+            index = sum(len(pytree.flatten(a)[0]) for a in args[:argnum])
+            named = axes.items() if isinstance(axes, dict) else ((ax, f"{argnum}.{ax}") for ax in axes)
+            places.extend((index, int(ax) % leaves[index].ndim, str(name)) for ax, name in named)
+        return places
+
+    def _dynamic_rules(self, compiled: _Compiled, leaves: list, treedef, places: list) -> None:
+        from .._core.creation import zeros
+
+        if compiled.effects:
+            raise TraceError("jit", "dynamic_dims is not supported yet for functions that update parameters "
+                             "or optimiser state; such a step recompiles for each new size")
+        name = getattr(self.fn, "__name__", "function")
+        others = []
+        for k, symbol in enumerate(_symbols(places)):
+            moved, s0, s1 = dynamic.resized(leaves, places, symbol,
+                                            lambda shape, t: zeros(*shape, dtype=t.dtype))
+            others.append((self._trace(moved, treedef).graph, k, s0, s1))
+        compiled.rules = dynamic.analyse(compiled.graph, others, name)
+
     def _lookup(self, args: tuple, kwargs: dict) -> tuple[_Compiled, list]:
         leaves, treedef = pytree.flatten((args, kwargs))
-        sig = _signature(leaves, treedef) + (self._state_signature(),)
+        places = self._places(args, leaves) if self.dynamic_dims else []
+        sig = _signature(leaves, treedef, places) + (self._state_signature(),)
         compiled = self.cache.get(sig)
         if compiled is None:
             if self.cache and self.strict:
@@ -299,6 +339,8 @@ class Jitted:
                 print(f"ember.jit: recompiling {getattr(self.fn, '__name__', 'function')}{at}: "
                       f"{_describe_change(self.last_signature, sig)}", file=sys.stderr)
             compiled = self._trace(leaves, treedef)
+            if places:
+                self._dynamic_rules(compiled, leaves, treedef, places)
             # key it by the state it was traced in (objects first seen now were not in `sig`)
             sig = sig[:-1] + (tuple(sorted(set(sig[-1]) | set(self._state_keys[id(compiled.graph)]))),)
             self.cache[sig] = compiled
@@ -310,7 +352,16 @@ class Jitted:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         compiled, tensors = self._lookup(args, kwargs)
-        if compiled.effects:  # a step that updates state is not itself differentiated: record no tape
+        if compiled.rules:
+            leaves = pytree.flatten((args, kwargs))[0]
+            places = self._places(args, leaves)
+            first = {}
+            for i, a, name in places:
+                first.setdefault(name, leaves[i].shape[a])
+            sizes = [first[name] for name in _symbols(places)]
+            outs = executor.run(compiled.graph, tensors,
+                                overrides=dynamic.overrides(compiled.graph, compiled.rules, sizes))
+        elif compiled.effects:  # a step that updates state is not itself differentiated: record no tape
             with state_changed(grad=False):
                 outs = executor.run(compiled.graph, tensors)
             _apply(compiled.effects, outs[compiled.n_out:])
@@ -346,7 +397,7 @@ class Jitted:
 
 
 def jit(fn: Callable | None = None, *, explain: bool = False, strict: bool = False, check: bool = False,
-        rtol: float = 1e-5, atol: float = 1e-6):
+        rtol: float = 1e-5, atol: float = 1e-6, dynamic_dims: dict[int, Any] | None = None):
     """Compile `fn` into a graph per argument signature (shapes, dtypes, devices, static values).
 
     Args:
@@ -355,6 +406,8 @@ def jit(fn: Callable | None = None, *, explain: bool = False, strict: bool = Fal
         strict: raise TraceError instead of recompiling.
         check: on each compilation, run the optimised graph against the traced one and raise at the first
             node whose value differs beyond (rtol, atol).
+        dynamic_dims: ``{argnum: axes}`` of tensor arguments whose sizes may change without recompiling
+            (e.g. ``{0: [0]}`` for a batch dimension); see ``ember.compiler.dynamic``.
 
     Returns:
         A callable with the same signature, plus ``.lower(*args)`` for introspection.
@@ -366,5 +419,6 @@ def jit(fn: Callable | None = None, *, explain: bool = False, strict: bool = Fal
         3.0
     """
     if fn is None:
-        return lambda f: jit(f, explain=explain, strict=strict, check=check, rtol=rtol, atol=atol)
-    return Jitted(fn, explain, strict, check, rtol, atol)
+        return lambda f: jit(f, explain=explain, strict=strict, check=check, rtol=rtol, atol=atol,
+                             dynamic_dims=dynamic_dims)
+    return Jitted(fn, explain, strict, check, rtol, atol, dynamic_dims)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
-from ..creation import arange, full, tensor, zeros
+from ..creation import arange, full, full_like, tensor, zeros
 from ..dispatch import bind
 from ..errors import DTypeError, IndexingError, ShapeError, TraceError
 from ..inplace import inplace
@@ -532,6 +532,11 @@ def _grid(index: Tensor, dim: int) -> list[Tensor]:
     for d, n in enumerate(shape):
         if d == dim:
             out.append(index)
+            continue
+        if isinstance(index, Tracer):  # positions derived from `index`, so tracing sees their shape
+            from .reduce import cumsum
+
+            out.append(cumsum(full_like(index, 1), d) - 1)
             continue
         view = tuple(n if i == d else 1 for i in range(len(shape)))
         out.append(broadcast_to(reshape(arange(n, device=index.device), view), shape))
