@@ -262,3 +262,17 @@ def test_dynamic_dims_refuse_sizes_baked_into_constants():
 
     with pytest.raises(TraceError, match="constant of shape"):
         ember.jit(f, dynamic_dims={0: [0]})(ember.ones(3))
+
+
+def test_measured_peak_memory_matches_the_plan_within_5_percent():
+    ember.manual_seed(0)
+    model = ember.models.mlp([512, 2048, 2048, 10]).eval()
+    f = ember.jit(lambda x: ember.tanh(model(x)).sum(1))
+    x = ember.empty(256, 512).normal_()  # pooled, as the parameters are, so the pool sees every buffer
+    with ember.no_grad():
+        f(x)
+        predicted = f.lower(x).memory()["peak_bytes"]
+        ember.reset_peak_memory_stats()
+        f(x)
+    measured = ember.memory_stats()["peak_bytes"]
+    assert abs(measured - predicted) <= 0.05 * predicted, (measured, predicted)

@@ -11,7 +11,7 @@ from ember.backends.numpy_backend import MIB, BufferPool, size_class
 
 N = MIB // 4  # float32 elements in 1 MiB (a pooled size; 1 MiB is its own size class)
 KEYS = ("current_bytes", "peak_bytes", "allocated_count", "freed_count", "pool_hits", "pool_misses",
-        "pool_cached_bytes")
+        "pool_cached_bytes", "block_bytes", "peak_block_bytes")
 
 
 @pytest.fixture(autouse=True)
@@ -43,15 +43,16 @@ def test_freed_buffer_of_same_size_is_reused():
     assert y.shape == (N,)
 
 
-def test_stats_arithmetic_counts_size_classes():
+def test_stats_count_tensor_bytes_and_size_class_blocks():
     before = ember.memory_stats()
-    x = ember.empty(N + 1)  # rounds up to the next size class
+    x = ember.empty(N + 1)  # its block rounds up to the next size class
     cls = size_class(4 * (N + 1))
     assert cls > MIB
-    assert delta(before, ember.memory_stats())["current_bytes"] == cls
+    d = delta(before, ember.memory_stats())
+    assert (d["current_bytes"], d["block_bytes"]) == (4 * (N + 1), cls)
     del x
     d = delta(before, ember.memory_stats())
-    assert (d["current_bytes"], d["pool_cached_bytes"], d["freed_count"]) == (0, cls, 1)
+    assert (d["current_bytes"], d["block_bytes"], d["pool_cached_bytes"], d["freed_count"]) == (0, 0, cls, 1)
 
 
 def test_reset_peak_restarts_from_current_usage():

@@ -18,7 +18,8 @@ def memory_stats(device=None) -> dict[str, int]:
         device: a device or its name; None for the default device.
 
     Returns:
-        A dict with ``current_bytes``, ``peak_bytes``, ``allocated_count``, ``freed_count``,
+        A dict with ``current_bytes`` and ``peak_bytes`` (bytes of live tensors), ``block_bytes`` and
+        ``peak_block_bytes`` (the same in whole pool blocks), ``allocated_count``, ``freed_count``,
         ``pool_hits``, ``pool_misses`` and ``pool_cached_bytes`` (and backend-specific extras).
 
     Example:

@@ -45,8 +45,9 @@ class BufferPool:
         self.threshold = threshold
         self.max_cached_bytes = max_cached_bytes
         self._free: dict[int, list[np.ndarray]] = {}
-        self._live: dict[int, tuple] = {}  # id(weakref) -> (weakref, block)
+        self._live: dict[int, tuple] = {}  # id(weakref) -> (weakref, block, bytes requested)
         self.current_bytes = self.peak_bytes = self.cached_bytes = 0
+        self.block_bytes = self.peak_block_bytes = 0  # the same counts in whole size-class blocks
         self.allocated_count = self.freed_count = self.hits = self.misses = 0
 
     def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -58,15 +59,15 @@ class BufferPool:
         nbytes = count * dtype.itemsize
         if nbytes < self.threshold:
             return np.empty(shape, dtype)
-        block = self._take(size_class(nbytes))
+        block = self._take(size_class(nbytes), nbytes)
         # Given a memoryview, NumPy makes the array's base a new memoryview of `block` of its own: the
         # one object that every view, slice and export of the result keeps alive.
         flat = np.frombuffer(memoryview(block), dtype, count)
         ref = weakref.ref(flat.base, self._release)
-        self._live[id(ref)] = (ref, block)
+        self._live[id(ref)] = (ref, block, nbytes)
         return flat.reshape(shape)
 
-    def _take(self, cls: int) -> np.ndarray:
+    def _take(self, cls: int, nbytes: int) -> np.ndarray:
         blocks = self._free.get(cls)
         if blocks:
             block = blocks.pop()
@@ -76,15 +77,19 @@ class BufferPool:
             block = np.empty(cls, np.uint8)
             self.misses += 1
         self.allocated_count += 1
-        self.current_bytes += cls
+        self.current_bytes += nbytes
+        self.block_bytes += cls
         if self.current_bytes > self.peak_bytes:
             self.peak_bytes = self.current_bytes
+        if self.block_bytes > self.peak_block_bytes:
+            self.peak_block_bytes = self.block_bytes
         return block
 
     def _release(self, ref: weakref.ref) -> None:
-        _, block = self._live.pop(id(ref))
+        _, block, nbytes = self._live.pop(id(ref))
         cls = block.nbytes
-        self.current_bytes -= cls
+        self.current_bytes -= nbytes
+        self.block_bytes -= cls
         self.freed_count += 1
         if self.cached_bytes + cls <= self.max_cached_bytes:
             self._free.setdefault(cls, []).append(block)
@@ -127,12 +132,14 @@ class BufferPool:
     def stats(self) -> dict[str, int]:
         cached_blocks = sum(len(b) for b in self._free.values())
         return {"current_bytes": self.current_bytes, "peak_bytes": self.peak_bytes,
+                "block_bytes": self.block_bytes, "peak_block_bytes": self.peak_block_bytes,
                 "allocated_count": self.allocated_count, "freed_count": self.freed_count,
                 "pool_hits": self.hits, "pool_misses": self.misses, "pool_cached_bytes": self.cached_bytes,
                 "pool_cached_blocks": cached_blocks, "pool_threshold_bytes": self.threshold}
 
     def reset_peak(self) -> None:
         self.peak_bytes = self.current_bytes
+        self.peak_block_bytes = self.block_bytes
 
     def empty_cache(self) -> None:
         self._free.clear()

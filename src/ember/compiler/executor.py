@@ -20,6 +20,7 @@ def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
     """
     env: dict[int, Any] = {v.id: t for v, t in zip(graph.inputs, inputs)}
     env.update(graph.constants)
+    release = _release_plan(graph)
     for k, node in enumerate(graph.nodes):
         operands, attrs = overrides[k] if overrides and k in overrides else (node.operands, node.attrs)
         args = [env[o.id] if isinstance(o, Value) else o.value for o in operands]
@@ -27,4 +28,30 @@ def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
         env[node.outputs[0].id] = out
         if trace_values is not None:
             trace_values[node.outputs[0].id] = out
+        for vid in release[k]:  # values no later node reads: their buffers can return to the pool
+            del env[vid]
     return [env[v.id] for v in graph.outputs]
+
+
+_RELEASE: dict[int, tuple] = {}
+
+
+def _release_plan(graph: Graph) -> tuple:
+    """For each node, the intermediate values whose last reader it is (cached per graph)."""
+    plan = _RELEASE.get(id(graph))
+    if plan is not None and plan[0] is graph:
+        return plan[1]
+    keep = {v.id for v in graph.outputs} | {v.id for v in graph.inputs} | set(graph.constants)
+    last: dict[int, int] = {}
+    for k, node in enumerate(graph.nodes):
+        last[node.outputs[0].id] = k  # a value nothing reads is released right after it is made
+        for o in node.operands:
+            if isinstance(o, Value):
+                last[o.id] = k
+    release: list[list[int]] = [[] for _ in graph.nodes]
+    for vid, k in last.items():
+        if vid not in keep:
+            release[k].append(vid)
+    result = tuple(tuple(r) for r in release)
+    _RELEASE[id(graph)] = (graph, result)
+    return result

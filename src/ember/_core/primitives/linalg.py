@@ -10,6 +10,9 @@ from __future__ import annotations
 import string
 from typing import Sequence
 
+import numpy as np
+
+from ...backends.numpy_backend import CPU
 from .. import dtypes
 from ..dispatch import bind
 from ..errors import DTypeError, ShapeError
@@ -56,6 +59,14 @@ def _run_half_in_float32(xp, fn, arrays):
 # -- matmul ---------------------------------------------------------------------------------------------
 def _matmul_impl(xp, a, b):
     return _run_half_in_float32(xp, xp.matmul, (a, b))
+
+
+def _matmul_cpu(a, b):
+    """matmul writing into a pooled buffer (large results reuse memory instead of faulting in pages)."""
+    if a.dtype != b.dtype or a.dtype.itemsize == 2 or a.ndim < 2 or b.ndim < 2:
+        return _matmul_impl(np, a, b)
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    return np.matmul(a, b, out=CPU.pool.empty(shape, a.dtype))
 
 
 def _mT(x: Tensor) -> Tensor:
@@ -121,6 +132,7 @@ def _matmul_batch(values, bdims):
 
 
 matmul_p = Primitive("matmul", _matmul_impl, vjp=_matmul_vjp, jvp=_matmul_jvp, batch=_matmul_batch)
+matmul_p.kernels["cpu"] = _matmul_cpu
 
 
 def _check_matmul(op: str, a: Tensor, b: Tensor) -> None:
