@@ -15,7 +15,7 @@ from .._core import pytree
 from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.errors import EmberError, TraceError, user_frame
 from .._core.tensor import Tensor, Tracer
-from . import cost, dynamic, executor, memory, passes
+from . import cost, dynamic, executor, memory, passes, remat
 from .ir import Graph, Literal, Node, Value
 
 # Random primitives carry their seed and offset as attributes: a graph would replay the same numbers.
@@ -256,8 +256,9 @@ class Jitted:
     """The callable returned by :func:`jit`."""
 
     def __init__(self, fn: Callable, explain: bool, strict: bool, check: bool, rtol: float, atol: float,
-                 dynamic_dims: dict | None = None):
+                 dynamic_dims: dict | None = None, memory_budget: int | None = None):
         self.fn = fn
+        self.memory_budget = memory_budget
         self.dynamic_dims = {int(k): (dict(v) if isinstance(v, dict) else tuple(v))
                              for k, v in (dynamic_dims or {}).items()}
         self.explain = explain
@@ -294,6 +295,10 @@ class Jitted:
         raw = trace.graph(inputs, outputs + [v.value for v in values])
         dumps: list = []
         graph = passes.run_pipeline(raw, dumps)
+        if self.memory_budget is not None:
+            before = str(graph)
+            graph = remat.rematerialize(graph, self.memory_budget)
+            dumps.append(("remat", before, str(graph)))
         self.stateful.update({k: obj for k, (obj, _) in trace.stateful.items()})
         self._state_keys[id(graph)] = tuple(sorted((k, sig) for k, (_, sig) in trace.stateful.items()))
         return _Compiled(graph, out_tree, raw, dumps, len(outputs), effects)
@@ -397,7 +402,8 @@ class Jitted:
 
 
 def jit(fn: Callable | None = None, *, explain: bool = False, strict: bool = False, check: bool = False,
-        rtol: float = 1e-5, atol: float = 1e-6, dynamic_dims: dict[int, Any] | None = None):
+        rtol: float = 1e-5, atol: float = 1e-6, dynamic_dims: dict[int, Any] | None = None,
+        memory_budget: int | None = None):
     """Compile `fn` into a graph per argument signature (shapes, dtypes, devices, static values).
 
     Args:
@@ -408,6 +414,8 @@ def jit(fn: Callable | None = None, *, explain: bool = False, strict: bool = Fal
             node whose value differs beyond (rtol, atol).
         dynamic_dims: ``{argnum: axes}`` of tensor arguments whose sizes may change without recompiling
             (e.g. ``{0: [0]}`` for a batch dimension); see ``ember.compiler.dynamic``.
+        memory_budget: bytes the predicted peak must fit in: activations are recomputed where needed
+            (``ember.compiler.remat``); MemoryBudgetError names the smallest feasible budget otherwise.
 
     Returns:
         A callable with the same signature, plus ``.lower(*args)`` for introspection.
@@ -420,5 +428,5 @@ def jit(fn: Callable | None = None, *, explain: bool = False, strict: bool = Fal
     """
     if fn is None:
         return lambda f: jit(f, explain=explain, strict=strict, check=check, rtol=rtol, atol=atol,
-                             dynamic_dims=dynamic_dims)
-    return Jitted(fn, explain, strict, check, rtol, atol, dynamic_dims)
+                             dynamic_dims=dynamic_dims, memory_budget=memory_budget)
+    return Jitted(fn, explain, strict, check, rtol, atol, dynamic_dims, memory_budget)
