@@ -13,3 +13,9 @@ from .gpt import *  # noqa: F403
 from .bert import *  # noqa: F403
 from .pretrained import *  # noqa: F403
 from .sentence import *  # noqa: F403
+
+# ``ember.models.bert`` is the factory function (torchvision style), which hides the submodule of the same
+# name; the names documented as ``ember.models.bert.X`` are attached to it so both spellings work.
+bert.BertConfig = BertConfig  # noqa: F405
+bert.BertModel = BertModel  # noqa: F405
+bert.SentenceEncoder = SentenceEncoder  # noqa: F405
