@@ -505,3 +505,10 @@ def test_models_rebuilt_from_a_registered_factory_give_the_same_outputs():
     rebuilt.load_state_dict(model.state_dict())
     x = ember.randn(1, 3, 8, 8, dtype=ember.float64)
     assert_close(rebuilt(x), np_of(model(x)), rtol=1e-12, atol=1e-12)
+
+
+def test_bert_factory_also_names_its_module_classes():
+    import ember.models
+
+    assert ember.models.bert.SentenceEncoder.__name__ == "SentenceEncoder"
+    assert ember.models.bert.BertConfig().hidden_size > 0
