@@ -7,8 +7,8 @@ pooling over the real tokens and L2 normalisation. Candidates:
 - ``ember``: ``SentenceEncoder`` forward, eager, under ``no_grad``;
 - ``ember_jit``: the same forward through ``ember.jit`` (traced once for the fixed shape);
 - ``torch``: sentence-transformers' ``SentenceTransformer`` forward on PyTorch, under ``inference_mode``;
-- ``onnxruntime``: only when the model directory ships an exported ``onnx/model.onnx`` (the packaged
-  all-MiniLM-L6-v2 does not, so that peer is skipped).
+- ``onnxruntime``: the encoder (BERT, pooling and normalisation) exported by ``ember.onnx.export`` with
+  dynamic batch and sequence axes, run by onnxruntime (needs the onnx and onnxruntime packages).
 
 The embeddings of every candidate are checked against PyTorch's (max abs difference <= 1e-4) before timing.
 Tokenisation is outside the timed region for every candidate alike.
@@ -73,21 +73,20 @@ def _torch_runner(model_dir: str, batches):
     return run
 
 
-def _onnx_runner(model_dir: str, batches):
-    path = os.path.join(model_dir, "onnx", "model.onnx")
-    if not (os.path.isfile(path) and importlib.util.find_spec("onnxruntime")):
+def _onnx_runner(encoder, batches):
+    if not (importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx")):
         return None
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = tuple(ember.tensor(a) for a in batches[0])
+    with ember.no_grad():
+        proto = ember.onnx.export(encoder, example, input_names=names,
+                                  dynamic_axes={n: {0: "batch", 1: "seq"} for n in names})
+    session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
 
     def run() -> np.ndarray:
-        out = []
-        for ids, mask, types in batches:
-            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
-            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
-            out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
-        return np.concatenate(out)
+        return np.concatenate([session.run(None, dict(zip(names, b)))[0] for b in batches])
 
     return run
 
@@ -112,7 +111,7 @@ def run(quick: bool = False) -> list[Row]:
     encoder = SentenceEncoder.from_pretrained(model_dir)
     batches = _batches(encoder, sentences(n), batch, length)
     peers = {"torch": _torch_runner(model_dir, batches)}
-    onnx = _onnx_runner(model_dir, batches)
+    onnx = _onnx_runner(encoder, batches)
     if onnx is not None:
         peers["onnxruntime"] = onnx
     ours = {"ember": _ember_runner(encoder, batches, jit=False),
@@ -121,10 +120,11 @@ def run(quick: bool = False) -> list[Row]:
     times = compare({**ours, **peers}, warmup=0, repeat=1 if quick else 3)
     rate = {k: n / v for k, v in times.items()}
     case = f"MiniLM-L6 ({n} sentences, batch {batch}, padded to {length})"
-    target = Target("torch", 0.5, higher_is_better=True)
     peer_rates = {k: rate[k] for k in peers}
-    rows = [Row(NAME, f"{case}, eager", "sentences/s", rate["ember"], dict(peer_rates), target),
-            Row(NAME, f"{case}, ember.jit", "sentences/s", rate["ember_jit"], dict(peer_rates), target)]
+    # the issue's target: compiled >= 1.0x PyTorch (eager is reported without one)
+    rows = [Row(NAME, f"{case}, eager", "sentences/s", rate["ember"], dict(peer_rates)),
+            Row(NAME, f"{case}, ember.jit", "sentences/s", rate["ember_jit"], dict(peer_rates),
+                Target("torch", 1.0, higher_is_better=True))]
     if onnx is None:
-        rows.append(skipped(NAME, "onnxruntime peer", "the model directory has no onnx/model.onnx"))
+        rows.append(skipped(NAME, "onnxruntime peer", "needs the onnx and onnxruntime packages"))
     return rows
