@@ -121,8 +121,9 @@ def run(quick: bool = False) -> list[Row]:
     rate = {k: n / v for k, v in times.items()}
     case = f"MiniLM-L6 ({n} sentences, batch {batch}, padded to {length})"
     peer_rates = {k: rate[k] for k in peers}
-    # the target: compiled >= 1.0x PyTorch (eager is reported without one)
-    rows = [Row(NAME, f"{case}, eager", "sentences/s", rate["ember"], dict(peer_rates)),
+    # compiled: >= 1.0x PyTorch (the project's target); eager: >= 0.5x as a guide
+    rows = [Row(NAME, f"{case}, eager", "sentences/s", rate["ember"], dict(peer_rates),
+                Target("torch", 0.5, higher_is_better=True)),
             Row(NAME, f"{case}, ember.jit", "sentences/s", rate["ember_jit"], dict(peer_rates),
                 Target("torch", 1.0, higher_is_better=True))]
     if onnx is None:
