@@ -177,3 +177,18 @@ def test_processes_building_one_kernel_at_once_share_the_cache(fresh_cache):
              for _ in range(3)]
     assert [p.communicate(timeout=120)[0].strip() for p in procs] == ["7"] * 3
     assert len(list(fresh_cache.glob("*.so"))) == 1 and not list(fresh_cache.glob("tmp*"))
+
+
+def test_eager_composite_ops_on_large_inputs_use_generated_kernels_and_match_numpy():
+    import scipy.special
+
+    import ember
+
+    x = np.random.default_rng(3).standard_normal(1 << 16).astype(np.float32) * 3
+    want = 0.5 * x.astype(np.float64) * (1 + scipy.special.erf(x.astype(np.float64) / np.sqrt(2)))
+    np.testing.assert_allclose(ember.gelu(ember.tensor(x)).numpy(), want, rtol=2e-6, atol=2e-6)
+    v = np.concatenate([np.linspace(-8, 8, 70001), [np.nan, np.inf, -np.inf, 0.0]]).astype(np.float32)
+    got = ember.silu(ember.tensor(v)).numpy()
+    ref = v.astype(np.float64) / (1 + np.exp(-v.astype(np.float64)))
+    np.testing.assert_allclose(got[:-4], ref[:-4], rtol=2e-6, atol=1e-6)
+    assert np.isnan(got[-4]) and got[-3] == np.inf and got[-1] == 0.0

@@ -183,6 +183,34 @@ class NumpyBackend(Backend):
     def empty(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         return self.pool.empty(tuple(shape), dtype.np)
 
+    # Set by the compiler package when it is imported: ``formula_compiler(name, formula, params, in_dtypes,
+    # out_dtype)`` returns a generated kernel for a formula, or None. Composite elementwise ops on large
+    # inputs then run as one C loop instead of a chain of NumPy passes.
+    formula_compiler: Callable | None = None
+
+    def formula_kernel(self, name: str, formula: Any, params: tuple, fallback: Callable) -> Callable:
+        """A kernel for large inputs: generated code for float inputs when a compiler is registered,
+        else `fallback` (per input dtypes, decided on first use)."""
+        cache: dict = {}
+
+        def kernel(*arrays):
+            key = tuple(getattr(a, "dtype", None) for a in arrays)
+            fn = cache.get(key)
+            if fn is None:
+                fn = cache[key] = self._generated(name, formula, params, key) or fallback
+            return fn(*arrays)
+
+        return kernel
+
+    def _generated(self, name: str, formula: Any, params: tuple, dtypes: tuple) -> Callable | None:
+        if self.formula_compiler is None or None in dtypes:
+            return None
+        floats = {d for d in dtypes if d.kind == "f"}
+        if len(floats) != 1 or any(d.kind not in "fb" for d in dtypes) or floats & {np.dtype(np.float16)}:
+            return None
+        out = floats.pop()
+        return self.formula_compiler(name, formula, params, tuple(d.name for d in dtypes), out.name)
+
     def elementwise_kernel(self, small: Callable, compile_pooled: Callable[[Callable], Callable]) -> Callable:
         """The CPU kernel of an elementwise primitive: `small` for small inputs, and for inputs of pooled
         size the kernel ``compile_pooled(alloc)`` that writes its results into ``alloc(ufunc, *args)``."""

@@ -52,8 +52,11 @@ def elementwise(name: str, formula: str | expr.Expr, kind: str = SAME, params: t
     prim.impl = _make_impl(e, params)
     direct = _direct_ufunc(e, params)
     # CPU: the ufunc (or compiled formula); results of large inputs are written into pooled buffers
-    prim.kernels["cpu"] = CPU.elementwise_kernel(direct or functools.partial(prim.impl, np),
-                                                 lambda alloc: expr.compile_kernel(e, params, np, alloc))
+    def large(alloc):  # composite formulas: generated C when available, else pooled NumPy passes
+        pooled = expr.compile_kernel(e, params, np, alloc)
+        return pooled if direct else CPU.formula_kernel(name, e, params, pooled)
+
+    prim.kernels["cpu"] = CPU.elementwise_kernel(direct or functools.partial(prim.impl, np), large)
     smooth = kind in (SAME, FLOAT) and _differentiable(e)
     if smooth:
         prim.vjp = _make_vjp(prim)

@@ -65,6 +65,15 @@ def flags(cc: str | None = None) -> tuple[str, ...]:
     return _FLAGS[cc]
 
 
+def compiler_available() -> bool:
+    """True if the configured C compiler builds shared libraries (probed once per compiler)."""
+    try:
+        flags()
+    except CompilerUnavailable:
+        return False
+    return True
+
+
 def _compiles(cc: str, source: str, flag_set: tuple[str, ...]) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "probe.c"

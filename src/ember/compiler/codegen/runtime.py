@@ -132,3 +132,16 @@ class FusedKernel:
         if len(results) == 1:
             return np.array(results[0], dtype=dtype)
         return np.stack(results)
+
+
+def formula_kernel(name: str, formula: expr.Expr, params: tuple[str, ...], in_dtypes: tuple[str, ...],
+                   out_dtype: str) -> FusedKernel | None:
+    """A generated kernel computing one elementwise formula (eager mode's large-input path), or None
+    when no C compiler is available."""
+    if not build.compiler_available():
+        return None
+    return FusedKernel(f"ew_{name}_{out_dtype}", params, in_dtypes, (formula,), out_dtype,
+                       (f"eager {name}",))
+
+
+CPU.formula_compiler = formula_kernel
