@@ -24,6 +24,11 @@ _FLAGS: dict[str, tuple[str, ...]] = {}  # compiler -> flags it accepts
 _LOADED: dict[str, ctypes.CDLL] = {}  # library path -> loaded library
 
 
+# OpenMP threads of generated kernels must not spin between kernels: spinning threads take the cores
+# from the BLAS threads of the next matmul (a 2.6x slower GPT step measured on 2 cores). libgomp reads
+# this when the first kernel library is loaded; an explicit setting by the user wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 class CompilerUnavailable(RuntimeError):
     """No working C compiler (``$CC`` missing or failing)."""
 
