@@ -113,3 +113,11 @@ def test_export_writes_a_file_that_ember_imports_and_fine_tunes(tmp_path):
         opt.step()
         losses.append(float(loss))
     assert losses[-1] < losses[0]
+
+
+def test_size_dependent_literals_follow_dynamic_axes():
+    # the mean's 1/N follows the batch size: it is computed from the input's shape at run time
+    proto = export(lambda x: x.mean(0), (ember.randn(4, 3),), input_names=["x"], dynamic_axes={"x": {0: "b"}})
+    for b in (7, 2):
+        x = ember.randn(b, 3)
+        np.testing.assert_allclose(_run(proto, {"x": x})[0], x.mean(0).numpy(), rtol=1e-6)

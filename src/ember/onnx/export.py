@@ -14,7 +14,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .._core import dtypes, expr
+from .._core.creation import zeros
+from .._core.errors import TraceError
 from .._core.tensor import Tensor
+from ..compiler import dynamic
 from ._common import MissingDependencyError, OnnxError
 
 DEFAULT_OPSET = 17
@@ -396,27 +399,6 @@ def _getitem_stops(node) -> list[int]:
     return [_UNBOUNDED if e[1] is None else e[1] for e in node.attrs["index"] if isinstance(e, tuple)]
 
 
-# The integer vectors of each primitive's attributes that may follow a dynamic size.
-_SHAPE_VECTORS: dict[str, Callable] = {
-    "reshape": lambda n: {"shape": list(n.attrs["shape"])},
-    "broadcast_to": lambda n: {"shape": list(n.attrs["shape"])},
-    "slice": lambda n: {"starts": list(n.attrs["starts"]), "stops": list(n.attrs["stops"])},
-    "getitem": lambda n: {"stops": _getitem_stops(n)},
-}
-
-
-def _resized(args: tuple, places: list[tuple[int, int]]) -> tuple:
-    """`args` with every (input, axis) in `places` one size smaller (or larger, when it is small)."""
-    from .._core.creation import zeros
-
-    out = list(args)
-    for index, axis in places:
-        shape = list(out[index].shape)
-        shape[axis] = shape[axis] - 1 if shape[axis] > 2 else shape[axis] + 1
-        out[index] = zeros(*shape, dtype=args[index].dtype)
-    return tuple(out)
-
-
 def _traced(model: Any, args: tuple):
     from ..compiler import jit, passes
 
@@ -424,62 +406,60 @@ def _traced(model: Any, args: tuple):
 
 
 def _analyse_dynamic(model: Any, args: tuple, graph, symbols: dict[str, list[tuple[int, int]]]) -> dict:
-    """For every shape attribute that changes with a dynamic size, the expression giving each entry."""
+    """Trace again with each dynamic size changed and fit every number that follows it (the compiler's
+    analysis, ``ember.compiler.dynamic``); returns the runtime expressions the lowerings use."""
     if not symbols:
         return {}
-    base_sizes = {sym: args[places[0][0]].shape[places[0][1]] for sym, places in symbols.items()}
-    others = {}
-    for sym, places in symbols.items():
-        resized = _resized(args, places)
-        g = _traced(model, resized)
-        if [n.prim.name for n in g.nodes] != [n.prim.name for n in graph.nodes]:
-            raise OnnxError("onnx.export", f"the traced graph changes with the size of dynamic axis {sym!r}; "
-                            "the model's structure must not depend on it")
-        for c0, c1 in zip(graph.const_values, g.const_values):
-            if c0.shape != c1.shape:
-                raise OnnxError("onnx.export", f"a constant of shape {c0.shape} created inside forward "
-                                f"depends on dynamic axis {sym!r}; slice a buffer or parameter instead")
-        sizes = dict(base_sizes, **{sym: resized[places[0][0]].shape[places[0][1]]})
-        others[sym] = (g, sizes)
-    result: dict = {"outputs": _output_dims(graph, base_sizes, others)}
-    for k, node in enumerate(graph.nodes):
-        extract = _SHAPE_VECTORS.get(node.prim.name)
-        if extract is None:
-            continue
-        theirs = {sym: extract(g.nodes[k]) for sym, (g, _) in others.items()}
-        for attr, vector in extract(node).items():
-            exprs = {}
-            for j, v0 in enumerate(vector):
-                changed = tuple(sym for sym in others if theirs[sym][attr][j] != v0)
-                if changed:
-                    seen = [(theirs[sym][attr][j], others[sym][1]) for sym in others]
-                    exprs[j] = _monomial(v0, changed, base_sizes, seen, attr, j, node)
-            if exprs:
-                result[(id(node), attr)] = exprs
+    names = list(symbols)
+    places = [(i, ax, sym) for sym, pl in symbols.items() for i, ax in pl]
+    others, graphs = [], []
+    for k, sym in enumerate(names):
+        moved, s0, s1 = dynamic.resized(list(args), places, sym,
+                                        lambda shape, t: zeros(*shape, dtype=t.dtype))
+        g = _traced(model, tuple(moved))
+        others.append((g, k, s0, s1))
+        graphs.append(g)
+    try:
+        rules = dynamic.analyse(graph, others, "onnx.export")
+    except TraceError as err:
+        raise OnnxError("onnx.export", err.detail) from None
+    result: dict = {"outputs": _output_dims(graph, graphs, names)}
+    for rule in rules:
+        _place_rule(result, graph.nodes[rule.node], rule, names)
     return result
 
 
-def _output_dims(graph, base_sizes: dict, others: dict) -> list[dict[int, str]]:
+def _place_rule(result: dict, node, rule, names: list[str]) -> None:
+    """File one size-following number where its lowering looks for it."""
+    kind, key = rule.where
+    symbols = tuple(names[k] for k, _, _ in rule.factors)
+    if kind == "operand":  # a literal such as the 1/N of a mean: computed at run time
+        result.setdefault("literals", {})[(id(node), key)] = (rule, symbols)
+        return
+    shape_attr = (node.prim.name in ("reshape", "broadcast_to") and key == "shape") or \
+        (node.prim.name == "slice" and key in ("starts", "stops"))
+    position = rule.path[0] if len(rule.path) == 1 else None
+    if node.prim.name == "getitem" and key == "index" and len(rule.path) == 2 and rule.path[1] == 1:
+        entries = node.attrs["index"][:rule.path[0]]
+        key, position, shape_attr = "stops", sum(isinstance(e, tuple) for e in entries), True
+    if not shape_attr or position is None or any(p != 1 for _, _, p in rule.factors):
+        raise OnnxError("onnx.export", f"{node.prim.name}: attribute {key} follows the dynamic sizes "
+                        f"{list(symbols)} in a way the ONNX lowering cannot express")
+    coef = rule.v0 / np.prod([s0 for _, s0, _ in rule.factors])
+    result.setdefault((id(node), key), {})[position] = (int(round(coef)), symbols)
+
+
+def _output_dims(graph, graphs: list, names: list[str]) -> list[dict[int, str]]:
     """For each output, the dims that follow dynamic sizes, named after them (``batch*seq`` for products)."""
     dims = []
     for k, v in enumerate(graph.outputs):
-        names = {}
+        found = {}
         for j, d in enumerate(v.shape):
-            changed = [sym for sym, (g, _) in others.items() if g.outputs[k].shape[j] != d]
+            changed = [name for name, g in zip(names, graphs) if g.outputs[k].shape[j] != d]
             if changed:
-                names[j] = "*".join(changed)
-        dims.append(names)
+                found[j] = "*".join(changed)
+        dims.append(found)
     return dims
-
-
-def _monomial(v0, changed, base_sizes, seen, attr, j, node) -> tuple[int, tuple]:
-    denom = int(np.prod([base_sizes[s] for s in changed]))
-    coef = v0 // denom if denom and v0 % denom == 0 else None
-    ok = coef is not None and all(v == coef * int(np.prod([sizes[s] for s in changed])) for v, sizes in seen)
-    if not ok:
-        raise OnnxError("onnx.export", f"{node.prim.name}: entry {j} of {attr} ({v0}) is not a multiple of "
-                        f"the dynamic sizes {list(changed)}; it cannot be exported with these dynamic axes")
-    return coef, changed
 
 
 # -- the driver ------------------------------------------------------------------------------------
@@ -584,6 +564,17 @@ def export(model: Any, args: Any, f: Any = None, *, input_names: Sequence[str] |
     return proto
 
 
+def _runtime_literal(b: _Builder, rule, symbols: tuple, compute: np.dtype) -> str:
+    """``v0 · Π (size / s0) ** ±1`` from the inputs' shapes, as a 0-d tensor of the compute dtype."""
+    value = b.const(np.asarray(rule.v0, dtype=compute))
+    to = _ONNX_TYPES[dtypes.from_numpy(compute).name]
+    for (_, s0, power), sym in zip(rule.factors, symbols):
+        size = b.op("Cast", [b.dim_expr(1, (sym,))], to=to)
+        ratio = b.op("Div", [size, b.const(np.asarray(s0, dtype=compute))])
+        value = b.op("Mul" if power == 1 else "Div", [value, ratio])
+    return b.op("Reshape", [value, b.ints([])])
+
+
 def _emit(b: _Builder, node, values: dict) -> None:
     from ..compiler.ir import Value
 
@@ -598,7 +589,11 @@ def _emit(b: _Builder, node, values: dict) -> None:
         else:
             operands.append(o.value)
     compute = compute or _np_dtype(out.dtype)
-    operands = [o if isinstance(o, str) else b.const(np.asarray(o, dtype=compute)) for o in operands]
+    literals = b.dynamic_dims.get("literals", {})
+    operands = [o if isinstance(o, str) else
+                (_runtime_literal(b, *literals[(id(node), i)], compute) if (id(node), i) in literals
+                 else b.const(np.asarray(o, dtype=compute)))
+                for i, o in enumerate(operands)]
     vals = [o for o in node.operands]
     if node.prim.name in LOWERINGS:
         name = LOWERINGS[node.prim.name](b, node, operands, vals)
