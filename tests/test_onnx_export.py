@@ -121,3 +121,12 @@ def test_size_dependent_literals_follow_dynamic_axes():
     for b in (7, 2):
         x = ember.randn(b, 3)
         np.testing.assert_allclose(_run(proto, {"x": x})[0], x.mean(0).numpy(), rtol=1e-6)
+
+
+def test_gather_and_cross_entropy_export_through_gathernd():
+    import ember.nn.functional as F
+
+    x, y = ember.randn(5, 4), ember.tensor([0, 3, 1, 2, 2])
+    proto = export(lambda a, b: F.cross_entropy(a, b), (x, y))
+    np.testing.assert_allclose(_run(proto, {"input_0": x, "input_1": y})[0], F.cross_entropy(x, y).numpy(),
+                               rtol=1e-6)

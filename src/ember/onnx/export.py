@@ -348,10 +348,13 @@ def _lower_pad(b, node, a, vals):
 
 
 def _lower_index(b, node, a, vals):
-    if len(a) != 2:
-        raise UnsupportedPrimitiveError("onnx.export", "advanced indexing with several index tensors has no "
-                                        "ONNX lowering yet")
-    return b.op("Gather", [a[0], a[1]], axis=0)
+    if len(a) == 2:
+        return b.op("Gather", [a[0], a[1]], axis=0)
+    # several index tensors for the leading dims: broadcast them, stack on a last axis, GatherND
+    n, out = len(a) - 1, node.outputs[0].shape
+    idx_shape = out[:len(out) - (len(vals[0].shape) - n)]
+    stacked = [b.op("Unsqueeze", [b.op("Expand", [i, b.ints(idx_shape)]), b.ints([-1])]) for i in a[1:]]
+    return b.op("GatherND", [a[0], b.op("Concat", stacked, axis=-1)])
 
 
 def _lower_einsum(b, node, a, vals):
