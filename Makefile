@@ -16,6 +16,7 @@ train: install
 
 test: install-test
 	$(PYTHON) -m ruff check src tests benchmarks examples
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest tests
 
 bench: install-test

@@ -130,7 +130,7 @@ def _relevant(nodes: list[Node], targets: set[int]) -> set[int]:
     """Ids of the nodes through which gradient can reach a tensor in `targets` (by id)."""
     good: set[int] = set()
     for node in reversed(nodes):  # earliest first: inputs are decided before their users
-        for a, edge in zip(node.inputs, node.edges):
+        for a, edge in zip(node.inputs or (), node.edges):
             if (isinstance(a, Tensor) and id(a) in targets) or (edge is not None and id(edge) in good):
                 good.add(id(node))
                 break
@@ -143,7 +143,7 @@ def _read_positions(node: Node) -> set | None:
     if not isinstance(reads, dict):
         return None if reads is None else set(reads)
     needed: set = set()
-    for i, a in enumerate(node.inputs):
+    for i, a in enumerate(node.inputs or ()):
         if isinstance(a, Tensor) and a._requires_grad:
             needed.update(reads.get(i, ()))
     return needed
@@ -151,7 +151,7 @@ def _read_positions(node: Node) -> set | None:
 
 def _check_saved(node: Node) -> None:
     reads = _read_positions(node)
-    for i, (a, v) in enumerate(zip(node.inputs, node.versions)):
+    for i, (a, v) in enumerate(zip(node.inputs or (), node.versions)):
         if reads is not None and i not in reads:
             continue
         if isinstance(a, Tensor) and a._vc is not None and a._vc.value != v:

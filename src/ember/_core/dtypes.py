@@ -191,4 +191,7 @@ def result_type(*operands) -> DType:
             dim_t = op.dtype if dim_t is None else _PAIR[(dim_t, op.dtype)]
     if scal is not None and scal.kind == _FLOAT:
         scal = _default_float
-    return combine_weak(dim_t, combine_weak(zero_t, scal))
+    result = combine_weak(dim_t, combine_weak(zero_t, scal))
+    if result is None:
+        raise DTypeError("result_type", "needs at least one tensor or scalar operand")
+    return result

@@ -62,7 +62,7 @@ class BufferPool:
         block = self._take(size_class(nbytes), nbytes)
         # Given a memoryview, NumPy makes the array's base a new memoryview of `block` of its own: the
         # one object that every view, slice and export of the result keeps alive.
-        flat = np.frombuffer(memoryview(block), dtype, count)
+        flat = np.frombuffer(memoryview(block), dtype, count)  # type: ignore[arg-type]
         ref = weakref.ref(flat.base, self._release)
         self._live[id(ref)] = (ref, block, nbytes)
         return flat.reshape(shape)

@@ -208,7 +208,8 @@ def _parse_operands(text: str, values: dict[int, Value]) -> tuple:
     if not text.strip():
         return ()
     tree = ast.parse("f(" + re.sub(r"%(\d+)", r"_v\1", text) + ")", mode="eval").body
-    out = []
+    assert isinstance(tree, ast.Call)
+    out: list = []
     for a in tree.args:
         if isinstance(a, ast.Name) and a.id.startswith("_v"):
             out.append(values[int(a.id[2:])])
@@ -251,7 +252,8 @@ def _parse_attrs(text: str | None) -> dict:
         return {}
     text, graphs = _nested_graphs(text)
     tree = ast.parse(f"f({text})", mode="eval").body
-    return {kw.arg: _literal_eval(kw.value, graphs) for kw in tree.keywords}
+    assert isinstance(tree, ast.Call)
+    return {str(kw.arg): _literal_eval(kw.value, graphs) for kw in tree.keywords}
 
 
 def _statements(lines: list[str]) -> Iterator[str]:

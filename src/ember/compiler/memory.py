@@ -111,13 +111,14 @@ def _resolve_views(graph: Graph, bufs: dict[int, Buffer]) -> None:
 
 def _best_fit(buf: Buffer, placed: list[Buffer]) -> int:
     """The offset of the smallest gap among the overlapping placed buffers that holds `buf`."""
-    busy = sorted((p for p in placed if p.overlaps(buf) and p.size), key=lambda p: p.offset)
+    busy = sorted((p for p in placed if p.overlaps(buf) and p.size), key=lambda p: p.offset or 0)
     best, best_gap, top = None, None, 0
     for p in busy:
-        gap = p.offset - top
+        offset = p.offset or 0  # placed buffers always have one
+        gap = offset - top
         if gap >= buf.size and (best_gap is None or gap < best_gap):
             best, best_gap = top, gap
-        top = max(top, p.offset + p.size)
+        top = max(top, offset + p.size)
     return top if best is None else best
 
 
@@ -182,5 +183,5 @@ def plan(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
     for b in bufs.values():
         if b.alias_of is not None:
             b.offset = bufs[b.alias_of].offset
-    size = max((b.offset + b.size for b in arena), default=0)
+    size = max(((b.offset or 0) + b.size for b in arena), default=0)
     return MemoryPlan(bufs, size, peak_bytes(bufs, len(graph.nodes)), alignment)

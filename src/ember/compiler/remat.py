@@ -159,6 +159,7 @@ def rematerialize(graph: Graph, budget: int, max_steps: int = 10_000) -> Graph:
         choice = _candidate(graph, bufs, _uses(graph), t, keep)
         if choice is None:
             break
-        graph, next_id = _recompute(graph, *choice, next_id)
+        chain, first, late = choice
+        graph, next_id = _recompute(graph, chain, first, late, next_id)
     raise MemoryBudgetError("jit", f"memory_budget of {budget} bytes cannot be met by recomputing "
                             f"activations; the smallest feasible budget found is {best} bytes")
