@@ -53,6 +53,37 @@ def test_parser_reports_unknown_primitives():
         ir.parse("graph(%0: float32[2]) {\n  %1: float32[2] = frobnicate(%0)\n  return (%1)\n}")
 
 
+def test_simplify_folds_broadcasts_into_elementwise_operands():
+    g = _graph("graph(%0: float32[2, 3], %1: float32[1, 3]) {\n"
+               "  %2: float32[2, 3] = broadcast_to(%1) {shape=(2, 3)}\n"
+               "  %3: float32[2, 3] = mul(%0, %2)\n  return (%3)\n}")
+    assert str(passes.simplify(g)) == ("graph(%0: float32[2, 3], %1: float32[1, 3]) {\n"
+                                       "  %3: float32[2, 3] = mul(%0, %1)\n  return (%3)\n}")
+
+
+def test_simplify_keeps_a_broadcast_that_sets_the_output_shape():
+    text = ("graph(%0: float32[1, 3], %1: float32[1, 3]) {\n"
+            "  %2: float32[2, 3] = broadcast_to(%1) {shape=(2, 3)}\n"
+            "  %3: float32[2, 3] = add(%0, %2)\n  return (%3)\n}")
+    assert str(passes.simplify(_graph(text))) == text
+
+
+def test_simplify_sinks_a_broadcast_below_a_unary_op_then_folds_it():
+    g = _graph("graph(%0: float32[2, 3], %1: float32[2, 1]) {\n"
+               "  %2: float32[2, 3] = broadcast_to(%1) {shape=(2, 3)}\n"
+               "  %3: float32[2, 3] = exp(%2)\n  %4: float32[2, 3] = add(%0, %3)\n  return (%4)\n}")
+    out = passes.simplify(g)
+    ir.verify(out)
+    assert str(out) == ("graph(%0: float32[2, 3], %1: float32[2, 1]) {\n  %5: float32[2, 1] = exp(%1)\n"
+                        "  %4: float32[2, 3] = add(%0, %5)\n  return (%4)\n}")
+    rng = np.random.default_rng(0)
+    x, b = t64(rng.standard_normal((2, 3))), t64(rng.standard_normal((2, 1)))
+    g64 = ir.parse(str(g).replace("float32", "float64"))
+    o64 = ir.parse(str(out).replace("float32", "float64"))
+    run = ember.compiler.executor.run
+    assert_close(run(o64, [x, b])[0], np_of(run(g64, [x, b])[0]), rtol=1e-12, atol=1e-12)
+
+
 def _graph(text: str) -> Graph:
     return ir.parse(text)
 
@@ -92,7 +123,8 @@ _UNARY = ["exp", "sin", "tanh", "neg", "abs", "sigmoid"]
 @st.composite
 def _random_program(draw):
     """A random straight-line program over two inputs with identities sprinkled in."""
-    steps = draw(st.lists(st.tuples(st.sampled_from(_UNARY + ["add", "mul", "id_mul", "id_add", "twice_t"]),
+    steps = draw(st.lists(st.tuples(st.sampled_from(_UNARY + ["add", "mul", "id_mul", "id_add", "twice_t",
+                                                     "bcast_row", "bcast_col"]),
                                     st.integers(0, 10), st.integers(0, 10)), min_size=1, max_size=12))
     return steps
 
@@ -111,6 +143,10 @@ def _run_program(steps, x, y):
             vals.append(a * 1.0)
         elif op == "id_add":
             vals.append(a + 0.0)
+        elif op == "bcast_row":  # an explicit broadcast read by an elementwise op (broadcast folding)
+            vals.append(a.sum(0, keepdim=True).expand(3, 3) * b)
+        elif op == "bcast_col":  # a unary op on a broadcast (the broadcast sinks below it)
+            vals.append(ember.exp(a.amax(1, keepdim=True).expand(3, 3)))
         else:
             vals.append(a.T.T)
     return vals[-1] + vals[-2]

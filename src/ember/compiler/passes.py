@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from .ir import Graph, Literal, Node, Value, verify
 
 
@@ -97,18 +99,64 @@ def _identity_of(n: Node, producers: dict[int, Node]) -> Value | None:
     return None
 
 
+def _fold_broadcasts(n: Node, producers: dict[int, Node]) -> Node:
+    """Broadcast folding: an elementwise operand made by ``broadcast_to`` is replaced by the broadcast's
+    source when the other operands still broadcast it to the node's output shape (elementwise primitives
+    broadcast their operands themselves, so the expanded copy is never needed)."""
+    if n.prim.formula is None or len(n.operands) < 2:
+        return n
+    ops = list(n.operands)
+    out_shape = n.outputs[0].shape
+    for i, o in enumerate(ops):
+        inner = producers.get(o.id) if isinstance(o, Value) else None
+        if inner is None or inner.prim.name != "broadcast_to" or not isinstance(inner.operands[0], Value):
+            continue
+        trial = ops[:i] + [inner.operands[0]] + ops[i + 1:]
+        try:
+            shape = np.broadcast_shapes(*(v.shape for v in trial if isinstance(v, Value)))
+        except ValueError:
+            continue
+        if tuple(shape) == tuple(out_shape):
+            ops = trial
+    return n if ops == list(n.operands) else Node(n.prim, tuple(ops), n.attrs, n.outputs, n.where)
+
+
+def _sink_broadcast(n: Node, producers: dict[int, Node], new_id: int) -> list[Node] | None:
+    """``f(broadcast_to(x))`` for a one-operand elementwise `f` becomes ``broadcast_to(f(x))``: `f` runs
+    on the small tensor, and the broadcast can then fold into the elementwise node that reads it."""
+    if n.prim.formula is None or len(n.operands) != 1 or not isinstance(n.operands[0], Value):
+        return None
+    inner = producers.get(n.operands[0].id)
+    if inner is None or inner.prim.name != "broadcast_to" or not isinstance(inner.operands[0], Value):
+        return None
+    src, out = inner.operands[0], n.outputs[0]
+    small = Value(new_id, src.shape, out.dtype)
+    return [Node(n.prim, (src,), n.attrs, (small,), n.where),
+            Node(inner.prim, (small,), inner.attrs, (out,), inner.where)]
+
+
 def simplify(g: Graph) -> Graph:
     """Algebraic simplification: x*1, x+0, x-0, x/1, transpose∘transpose, no-op reshapes/broadcasts/casts,
-    and reshape∘reshape (the inner reshape is skipped)."""
+    reshape∘reshape (the inner reshape is skipped) and broadcast folding (``add(x, broadcast_to(b))``
+    becomes ``add(x, b)`` when `x` already has the output's shape)."""
     mapping: dict[int, Value] = {}
     producers: dict[int, Node] = {}
-    nodes = []
+    nodes: list[Node] = []
+    next_id = max((v.id for v in g.values()), default=-1) + 1
     for n in g.nodes:
         n = Node(n.prim, tuple(mapping.get(o.id, o) if isinstance(o, Value) else o for o in n.operands),
                  n.attrs, n.outputs, n.where)
         target = _identity_of(n, producers)
         if target is not None:
             mapping[n.outputs[0].id] = target
+            continue
+        n = _fold_broadcasts(n, producers)
+        sunk = _sink_broadcast(n, producers, next_id)
+        if sunk is not None:
+            next_id += 1
+            for m in sunk:
+                producers[m.outputs[0].id] = m
+                nodes.append(m)
             continue
         if n.prim.name == "reshape" and isinstance(n.operands[0], Value) and n.operands[0].id in producers:
             inner = producers[n.operands[0].id]
