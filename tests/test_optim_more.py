@@ -335,3 +335,26 @@ def test_lbfgs_stops_at_once_when_the_gradient_is_zero():
 
     assert float(opt.step(closure)) == 0.0
     assert len(calls) == 1 and p.tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: ember.optim.SGD(p, lr=-0.1),
+    lambda p: ember.optim.SGD(p, lr=0.1, momentum=-1.0),
+    lambda p: ember.optim.Adam(p, lr=-1e-3),
+    lambda p: ember.optim.AdamW(p, betas=(1.5, 0.9)),
+    lambda p: ember.optim.RMSprop(p, alpha=-1.0),
+    lambda p: ember.optim.Adadelta(p, rho=2.0),
+    lambda p: ember.optim.LBFGS(p, lr=-1.0),
+])
+def test_bad_hyper_parameters_raise_config_error_naming_the_line(make):
+    p = [ember.zeros(2, requires_grad=True)]
+    with pytest.raises(ember.errors.ConfigError) as info:
+        make(p)
+    assert isinstance(info.value, ValueError)  # still a ValueError, as PyTorch raises
+    assert "test_optim_more.py" in str(info.value)
+
+
+def test_bad_scheduler_arguments_raise_config_error():
+    opt = ember.optim.SGD([ember.zeros(2, requires_grad=True)], lr=0.1)
+    with pytest.raises(ember.errors.ConfigError, match="OneCycleLR"):
+        ember.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0)

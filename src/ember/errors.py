@@ -2,6 +2,7 @@
 from ._core.errors import (
                            AnomalyError,
                            AutogradError,
+                           ConfigError,
                            DeviceError,
                            DTypeError,
                            EmberError,
@@ -11,4 +12,4 @@ from ._core.errors import (
 )
 
 __all__ = ["EmberError", "ShapeError", "DTypeError", "DeviceError", "IndexingError", "AutogradError",
-           "TraceError", "AnomalyError"]
+           "TraceError", "AnomalyError", "ConfigError"]

@@ -69,6 +69,11 @@ class ShapeError(EmberError, ValueError):
     """Shapes that do not fit the operation (broadcasting, matmul, reshape…)."""
 
 
+class ConfigError(EmberError, ValueError):
+    """An invalid hyper-parameter or configuration value (an optimiser's learning rate, a scheduler's
+    factor…)."""
+
+
 class DTypeError(EmberError, TypeError):
     """A dtype the operation does not accept, or operands whose dtypes cannot be combined."""
 

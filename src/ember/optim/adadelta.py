@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .._core.creation import zeros_like
+from .._core.errors import ConfigError
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
@@ -38,7 +39,7 @@ class Adadelta(Optimizer):
                  weight_decay: float = 0, foreach: bool | None = None, *, maximize: bool = False) -> None:
         _check_nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
         if not 0.0 <= rho <= 1.0:
-            raise ValueError(f"Invalid rho value: {rho}")
+            raise ConfigError("Adadelta", f"Invalid rho value: {rho}")
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, foreach=foreach,
                                       maximize=maximize))
 

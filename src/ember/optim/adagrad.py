@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .._core.creation import full_like
+from .._core.errors import ConfigError
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .optimizer import Optimizer
@@ -63,4 +64,4 @@ class Adagrad(Optimizer):
 def _check_nonnegative(**values: float) -> None:
     for name, value in values.items():
         if not value >= 0.0:
-            raise ValueError(f"Invalid {name} value: {value}")
+            raise ConfigError("optimizer", f"Invalid {name} value: {value}")

@@ -7,6 +7,8 @@ from .._core.creation import tensor, zeros_like
 from .._core.dtypes import float64
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
+from .adagrad import _check_nonnegative
+from .adamax import _check_betas
 from .optimizer import Optimizer
 
 
@@ -22,6 +24,8 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
                  maximize: bool = False) -> None:
+        _check_nonnegative(lr=lr, eps=eps, weight_decay=weight_decay)
+        _check_betas(betas)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
 

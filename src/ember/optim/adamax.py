@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .._core.creation import zeros_like
+from .._core.errors import ConfigError
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
@@ -58,4 +59,4 @@ class Adamax(Optimizer):
 def _check_betas(betas: tuple[float, float]) -> None:
     for i, beta in enumerate(betas):
         if not 0.0 <= beta < 1.0:
-            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+            raise ConfigError("optimizer", f"Invalid beta parameter at index {i}: {beta}")

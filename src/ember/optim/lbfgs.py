@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterable
 
 from .._core.autograd import enable_grad, no_grad
 from .._core.creation import zeros
-from .._core.errors import EmberError
+from .._core.errors import ConfigError, EmberError
 from .._core.primitives.movement import cat
 from .._core.tensor import Tensor
 from .optimizer import Optimizer
@@ -50,22 +50,23 @@ class LBFGS(Optimizer):
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,
                  line_search_fn: str | None = None) -> None:
         if not lr >= 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
+            raise ConfigError("LBFGS", f"Invalid learning rate: {lr}")
         if line_search_fn not in (None, "strong_wolfe"):
-            raise ValueError(f"LBFGS supports line_search_fn None or 'strong_wolfe', got {line_search_fn!r}")
+            raise ConfigError(
+                "LBFGS", f"LBFGS supports line_search_fn None or 'strong_wolfe', got {line_search_fn!r}")
         if max_eval is None:
             max_eval = max_iter * 5 // 4
         super().__init__(params, dict(lr=lr, max_iter=max_iter, max_eval=max_eval,
                                       tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
                                       history_size=history_size, line_search_fn=line_search_fn))
         if len(self.param_groups) != 1:
-            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
+            raise ConfigError("LBFGS", "LBFGS doesn't support per-parameter options (parameter groups)")
         self._params = self.param_groups[0]["params"]
 
     def add_param_group(self, group: dict) -> None:
         """Only the constructor's single group is allowed."""
         if self.param_groups:
-            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
+            raise ConfigError("LBFGS", "LBFGS doesn't support per-parameter options (parameter groups)")
         super().add_param_group(group)
 
     # flat views of the parameters and their gradients

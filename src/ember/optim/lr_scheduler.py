@@ -14,6 +14,7 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
+from .._core.errors import ConfigError
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
@@ -31,8 +32,10 @@ def _lrs(optimizer: Optimizer) -> list[float]:
 def _per_group(name: str, optimizer: Optimizer, value: Any) -> list:
     if isinstance(value, (list, tuple)):
         if len(value) != len(optimizer.param_groups):
-            raise ValueError(f"{name} must have one value per parameter group: got {len(value)} values for "
-                             f"{len(optimizer.param_groups)} groups")
+            raise ConfigError(
+                "lr_scheduler",
+                f"{name} must have one value per parameter group: got {len(value)} values for "
+                f"{len(optimizer.param_groups)} groups")
         return list(value)
     return [value] * len(optimizer.param_groups)
 
@@ -131,8 +134,9 @@ class _LambdaState(LRScheduler):
     def _set_lambdas(self, optimizer: Optimizer, lr_lambda: Any) -> None:
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got "
-                                 f"{len(lr_lambda)}")
+                raise ConfigError(
+                    type(self).__name__, f"Expected {len(optimizer.param_groups)} lr_lambdas, but got "
+                    f"{len(lr_lambda)}")
             self.lr_lambdas = list(lr_lambda)
         else:
             self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
@@ -299,7 +303,7 @@ class ConstantLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
                  last_epoch: int = -1) -> None:
         if factor > 1.0 or factor < 0:
-            raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
+            raise ConfigError("ConstantLR", "Constant multiplicative factor expected to be between 0 and 1.")
         self.factor = factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
@@ -338,10 +342,11 @@ class LinearLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1) -> None:
         if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError("Starting multiplicative factor expected to be greater than 0 and less or equal "
-                             "to 1.")
+            raise ConfigError(
+                "LinearLR", "Starting multiplicative factor expected to be greater than 0 and less or equal "
+                "to 1.")
         if end_factor > 1.0 or end_factor < 0:
-            raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
+            raise ConfigError("LinearLR", "Ending multiplicative factor expected to be between 0 and 1.")
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -460,11 +465,14 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
         if not isinstance(T_0, int) or T_0 <= 0:
-            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
+            raise ConfigError("CosineAnnealingWarmRestarts", f"Expected positive integer T_0, but got {T_0}")
         if not isinstance(T_mult, int) or T_mult < 1:
-            raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
+            raise ConfigError(
+                "CosineAnnealingWarmRestarts", f"Expected integer T_mult >= 1, but got {T_mult}")
         if not isinstance(eta_min, (float, int)):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
+            raise ConfigError(
+                "CosineAnnealingWarmRestarts",
+                f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult
@@ -496,7 +504,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def _seek(self, epoch: float) -> None:
         if epoch < 0:
-            raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+            raise ConfigError("CosineAnnealingWarmRestarts", f"Expected non-negative epoch, but got {epoch}")
         if epoch < self.T_0:
             self.T_i, self.T_cur = self.T_0, epoch
         elif self.T_mult == 1:
@@ -550,9 +558,9 @@ class OneCycleLR(LRScheduler):
         self.optimizer = optimizer
         self.total_steps = _total_steps(total_steps, epochs, steps_per_epoch)
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
-            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+            raise ConfigError("OneCycleLR", f"Expected float between 0 and 1 pct_start, but got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got "
+            raise ConfigError("OneCycleLR", f"anneal_strategy must be one of 'cos' or 'linear', instead got "
                              f"{anneal_strategy}")
         self._anneal_func_type = anneal_strategy
         self._schedule_phases = _one_cycle_phases(pct_start, self.total_steps, three_phase)
@@ -569,7 +577,8 @@ class OneCycleLR(LRScheduler):
     def _init_momentum(self, optimizer: Optimizer, base_momentum: Any, max_momentum: Any,
                        last_epoch: int) -> None:
         if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-            raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+            raise ConfigError(
+                "OneCycleLR", "optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
         self.use_beta1 = "betas" in optimizer.defaults
         highs = _per_group("max_momentum", optimizer, max_momentum)
         lows = _per_group("base_momentum", optimizer, base_momentum)
@@ -595,8 +604,9 @@ class OneCycleLR(LRScheduler):
         """The annealed rate of the current phase for each group (and sets the momentum)."""
         step = self.last_epoch
         if step > self.total_steps:
-            raise ValueError(f"Tried to step {step} times. The specified number of total steps is "
-                             f"{self.total_steps}")
+            raise ConfigError(
+                "OneCycleLR", f"Tried to step {step} times. The specified number of total steps is "
+                f"{self.total_steps}")
         lrs = []
         for group in self.optimizer.param_groups:
             start = 0.0
@@ -616,14 +626,15 @@ class OneCycleLR(LRScheduler):
 def _total_steps(total_steps: int | None, epochs: int | None, steps_per_epoch: int | None) -> int:
     if total_steps is not None:
         if not isinstance(total_steps, int) or total_steps <= 0:
-            raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
+            raise ConfigError("OneCycleLR", f"Expected positive integer total_steps, but got {total_steps}")
         return total_steps
     if epochs is None or steps_per_epoch is None:
-        raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
+        raise ConfigError("OneCycleLR", "You must define either total_steps OR (epochs AND steps_per_epoch)")
     if not isinstance(epochs, int) or epochs <= 0:
-        raise ValueError(f"Expected positive integer epochs, but got {epochs}")
+        raise ConfigError("OneCycleLR", f"Expected positive integer epochs, but got {epochs}")
     if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-        raise ValueError(f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
+        raise ConfigError(
+            "OneCycleLR", f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
     return epochs * steps_per_epoch
 
 
@@ -648,14 +659,16 @@ class _Composite(LRScheduler):
     def _check_children(self, schedulers: Sequence[LRScheduler], optimizer: Optimizer) -> None:
         name = type(self).__name__
         if len(schedulers) < 1:
-            raise ValueError(f"{name} expects at least one scheduler, but got no scheduler.")
+            raise ConfigError(name, f"{name} expects at least one scheduler, but got no scheduler.")
         for i, s in enumerate(schedulers):
             if isinstance(s, ReduceLROnPlateau):
-                raise ValueError(f"{name} does not support `ReduceLROnPlateau` (its step needs the metric), "
-                                 f"but got one at index {i}")
+                raise ConfigError(
+                    name, f"{name} does not support `ReduceLROnPlateau` (its step needs the metric), "
+                    f"but got one at index {i}")
             if getattr(s, "optimizer", None) is not optimizer:
-                raise ValueError(f"{name} expects all schedulers to belong to the same optimizer, but the "
-                                 f"scheduler at index {i} ({type(s).__name__}) has another one")
+                raise ConfigError(
+                    name, f"{name} expects all schedulers to belong to the same optimizer, but the "
+                    f"scheduler at index {i} ({type(s).__name__}) has another one")
 
     def state_dict(self) -> dict[str, Any]:
         """Own attributes plus the children's state dicts."""
@@ -701,8 +714,9 @@ class SequentialLR(_Composite):
                  last_epoch: int = -1) -> None:
         self._check_children(schedulers, optimizer)
         if len(milestones) != len(schedulers) - 1:
-            raise ValueError(f"SequentialLR expects one more scheduler than milestones, but got "
-                             f"{len(schedulers)} schedulers and {len(milestones)} milestones")
+            raise ConfigError(
+                "SequentialLR", f"SequentialLR expects one more scheduler than milestones, but got "
+                f"{len(schedulers)} schedulers and {len(milestones)} milestones")
         self._schedulers = list(schedulers)
         self._milestones = list(milestones)
         self.last_epoch = last_epoch + 1
@@ -755,8 +769,10 @@ class ChainedScheduler(_Composite):
 
     def __init__(self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None) -> None:
         if len(schedulers) < 1:
-            raise ValueError("ChainedScheduler expects at least one scheduler to be chained, but got no "
-                             "scheduler.")
+            raise ConfigError(
+                "ChainedScheduler",
+                "ChainedScheduler expects at least one scheduler to be chained, but got no "
+                "scheduler.")
         optimizer = optimizer or schedulers[0].optimizer
         self._check_children(schedulers, optimizer)
         self._schedulers = list(schedulers)
@@ -802,7 +818,7 @@ class ReduceLROnPlateau(LRScheduler):
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
                  min_lr: list[float] | float = 0, eps: float = 1e-8) -> None:
         if factor >= 1.0:
-            raise ValueError("Factor should be < 1.0.")
+            raise ConfigError("ReduceLROnPlateau", "Factor should be < 1.0.")
         _check_optimizer(optimizer)
         self.factor = factor
         self.optimizer = optimizer
@@ -822,9 +838,9 @@ class ReduceLROnPlateau(LRScheduler):
 
     def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
         if mode not in ("min", "max"):
-            raise ValueError(f"mode {mode} is unknown!")
+            raise ConfigError("ReduceLROnPlateau", f"mode {mode} is unknown!")
         if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"threshold mode {threshold_mode} is unknown!")
+            raise ConfigError("ReduceLROnPlateau", f"threshold mode {threshold_mode} is unknown!")
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode, self.threshold, self.threshold_mode = mode, threshold, threshold_mode
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from .._core.errors import ConfigError
 from .._core.tensor import Tensor
+from .adagrad import _check_nonnegative
 from .optimizer import Optimizer
 
 
@@ -25,8 +27,9 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False) -> None:
+        _check_nonnegative(lr=lr, momentum=momentum, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+            raise ConfigError("SGD", "Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
 
