@@ -249,8 +249,8 @@ def test_check_mode_runs_and_lower_shows_pass_dumps():
     f = ember.jit(lambda x: (x * 1.0).exp() + 0.0, check=True)
     assert f(ember.zeros(2)).tolist() == [1.0, 1.0]
     dumps = f.lower(ember.zeros(2)).pass_dumps()
-    assert [d[0] for d in dumps] == [name for name, _ in passes.PIPELINE]
-    assert "mul" in dumps[0][1] and "mul" not in dumps[0][2]
+    assert [d[0] for d in dumps] == ["fold_constants"] + [name for name, _ in passes.PIPELINE]
+    assert "mul" in dumps[1][1] and "mul" not in dumps[1][2]  # simplify drops x*1
 
 
 def test_ember_compile_is_jit():
@@ -316,3 +316,48 @@ def test_measured_peak_memory_matches_the_plan_within_5_percent():
     predicted = plan["peak_bytes"] - owned
     measured = ember.memory_stats()["peak_bytes"] - base
     assert abs(measured - predicted) <= 0.05 * predicted, (measured, predicted)
+
+
+def test_fold_constants_folds_only_the_constants_named_foldable():
+    text = ("graph(%0: float64[3]) {\n  %1: float64[3] = constant()\n  %2: float64[3] = exp(%1)\n"
+            "  %3: float64[3] = mul(%2, 2.0)\n  %4: float64[3] = add(%0, %3)\n  return (%4)\n}")
+    c = ember.tensor([0.0, 1.0, 2.0], dtype=ember.float64)
+    g = _graph(text)
+    g.constants[1] = c
+    assert str(passes.fold_constants(g, set())) == text  # a captured tensor is read at run time
+    folded = passes.fold_constants(g, {1})
+    ir.verify(folded)
+    assert [n.prim.name for n in folded.nodes] == ["add"]
+    assert_close(folded.constants[3], 2 * np.exp([0.0, 1.0, 2.0]), rtol=1e-15, atol=0)
+    x = t64(np.ones(3))
+    run = ember.compiler.executor.run
+    assert_close(run(folded, [x])[0], np_of(run(g, [x])[0]), rtol=1e-15, atol=0)
+
+
+def test_jit_folds_tensors_the_function_creates_but_reads_captured_ones_at_run_time(rng):
+    w = ember.tensor(rng.standard_normal((4, 4)), dtype=ember.float32)
+
+    def f(x):
+        mask = ember.ones(4, 4).tril() * 2.0 + ember.arange(4).float()
+        return x * mask + w.exp()
+
+    jf = ember.jit(f)
+    x = ember.tensor(rng.standard_normal((4, 4)), dtype=ember.float32)
+    lowered = jf.lower(x)
+    names = [n.prim.name for n in passes.fold_constants(lowered.raw, set()).nodes]
+    assert "exp" in names  # without foldable constants nothing folds
+    text = lowered.as_text()
+    assert "tril" not in text and "where" not in text and "convert_element_type" not in text
+    assert_close(jf(x), np_of(f(x)), rtol=1e-6, atol=1e-6)
+    with ember.no_grad():
+        w.mul_(2.0)  # a captured tensor changes: the compiled function sees it
+    assert_close(jf(x), np_of(f(x)), rtol=1e-6, atol=1e-6)
+
+
+def test_a_folded_result_that_is_returned_is_a_new_tensor_each_call():
+    jf = ember.jit(lambda x: (x + 1, ember.arange(3).float() * 2))
+    x = ember.zeros(2)
+    first, second = jf(x)[1], jf(x)[1]
+    assert first is not second
+    first.add_(1.0)
+    assert jf(x)[1].tolist() == [0.0, 2.0, 4.0]

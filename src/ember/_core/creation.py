@@ -10,6 +10,7 @@ from . import dtypes
 from .device import as_device
 from .errors import DTypeError, EmberError, ShapeError
 from .primitive import Primitive
+from .state import STATE
 from .tensor import Tensor, Tracer
 
 
@@ -49,11 +50,25 @@ def _check_size(size: tuple[int, ...], op: str) -> tuple[int, ...]:
     return size
 
 
-def _finish(data: Any, dtype: dtypes.DType, device, requires_grad: bool) -> Tensor:
+def _note_created(t: Tensor) -> Tensor:
+    """Tell the active transforms (jit's trace) that `t` holds fresh data made by a creation function:
+    nobody else holds it, so a compiled graph may fold operations on it at compile time."""
+    traces = STATE.get().traces
+    if traces:
+        for trace in traces:
+            note = getattr(trace, "note_created", None)
+            if note is not None:
+                note(t)
+    return t
+
+
+def _finish(data: Any, dtype: dtypes.DType, device, requires_grad: bool, fresh: bool = False) -> Tensor:
     dev = as_device(device)
     t = Tensor._make(dev.backend.asarray(data, dtype), dtype, dev)
     if requires_grad:
         t.requires_grad_(True)
+    elif fresh:
+        _note_created(t)
     return t
 
 
@@ -110,7 +125,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
     dev = as_device(device)
     data = dev.backend.xp.full(_check_size(tuple(size), "full"), fill_value, dtype=dt.np)
     t = Tensor._make(data, dt, dev)
-    return t.requires_grad_(True) if requires_grad else t
+    return t.requires_grad_(True) if requires_grad else _note_created(t)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -194,7 +209,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: b
     n = max(0, math.ceil((end - start) / step))
     data = (start + step * np.arange(n, dtype=np.float64)) if dt.kind >= dtypes._FLOAT else \
         np.arange(start, end, step, dtype=np.int64)
-    return _finish(data.astype(dt.np), dt, device, requires_grad)
+    return _finish(data.astype(dt.np), dt, device, requires_grad, fresh=True)
 
 
 def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -202,7 +217,7 @@ def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: 
     dt = _dtype_or_default(dtype)
     _check_size((int(steps),), "linspace")
     return _finish(np.linspace(start, end, int(steps), dtype=np.float64).astype(dt.np), dt, device,
-                   requires_grad)
+                   requires_grad, fresh=True)
 
 
 def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,
@@ -210,11 +225,11 @@ def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=N
     """`steps` values from base**start to base**end, evenly spaced in the exponent."""
     dt = _dtype_or_default(dtype)
     return _finish(np.logspace(start, end, int(steps), base=base, dtype=np.float64).astype(dt.np), dt, device,
-                   requires_grad)
+                   requires_grad, fresh=True)
 
 
 def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """The n×m identity matrix."""
     dt = _dtype_or_default(dtype)
     _check_size((n,) if m is None else (n, m), "eye")
-    return _finish(np.eye(n, m, dtype=dt.np), dt, device, requires_grad)
+    return _finish(np.eye(n, m, dtype=dt.np), dt, device, requires_grad, fresh=True)

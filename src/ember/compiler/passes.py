@@ -168,6 +168,50 @@ def simplify(g: Graph) -> Graph:
     return dce(_rename(Graph(g.inputs, nodes, g.outputs, g.constants, g.const_values), mapping))
 
 
+_FOLD_MIN_BYTES = 1 << 16
+
+
+def _nbytes(v: Value) -> int:
+    return int(np.prod(v.shape, dtype=np.int64)) * v.dtype.itemsize
+
+
+def fold_constants(g: Graph, foldable: set[int] | None = None) -> Graph:
+    """Constant folding: a node whose operands are all literals or foldable constants is evaluated now and
+    its output becomes a constant of the graph.
+
+    `foldable` names the constants whose values cannot change between runs (tensors the traced code
+    created itself); captured tensors such as parameters are read at run time and never folded.
+    Random and control-flow primitives stay, and so do nodes whose value the graph returns (a call must
+    return a new tensor) and nodes whose result would be larger than both their operands and 64 KiB
+    (folding a broadcast would only trade compute for memory).
+    """
+    from .._core.dispatch import bind, state_changed
+
+    known = {vid: g.constants[vid] for vid in (foldable or ()) if g.constants.get(vid) is not None}
+    constants, const_values = dict(g.constants), list(g.const_values)
+    returned = {v.id for v in g.outputs}  # a returned value must be a new tensor on every call
+    nodes = []
+    for n in g.nodes:
+        out = n.outputs[0]
+        ok = (len(n.outputs) == 1 and out.id not in returned and n.prim.effect is None
+              and not n.prim.multiple_results and not any(isinstance(a, Graph) for a in n.attrs.values())
+              and all(isinstance(o, Literal) or o.id in known for o in n.operands))
+        if ok:
+            size = sum(_nbytes(o) for o in n.operands if isinstance(o, Value))
+            ok = _nbytes(out) <= max(size, _FOLD_MIN_BYTES)
+        if not ok:
+            nodes.append(n)
+            continue
+        args = [known[o.id] if isinstance(o, Value) else o.value for o in n.operands]
+        with state_changed(grad=False, traces=()):
+            value = bind(n.prim, *args, **n.attrs)
+        known[out.id] = constants[out.id] = value
+        const_values.append(out)
+    if len(nodes) == len(g.nodes):
+        return g
+    return dce(Graph(g.inputs, nodes, g.outputs, constants, const_values))
+
+
 PIPELINE: list[tuple[str, Callable[[Graph], Graph]]] = [
     ("simplify", simplify),
     ("cse", cse),

@@ -57,6 +57,17 @@ class JitTrace(Trace):
         self.grads: dict[int, tuple[Tensor, Any]] = {}  # id(tensor) -> (tensor, .grad before tracing)
         self.items: dict[tuple, tuple[dict, Any, GraphTracer]] = {}  # (id(dict), key) -> (dict, key, value)
         self.stateful: dict[int, tuple[Any, Any]] = {}  # id(obj) -> (obj, its signature before tracing)
+        self.created: dict[int, Tensor] = {}  # tensors creation functions made during the trace
+
+    def note_created(self, t: Tensor) -> None:
+        """`t` was made by a creation function (``zeros``, ``arange``…) inside the traced code."""
+        self.created[id(t)] = t
+
+    def foldable(self) -> set[int]:
+        """Value ids of the constants the traced code created itself and never wrote to: nothing outside
+        can change them between runs, so operations on them may be folded at compile time."""
+        return {v.id for key, (v, t) in self.constants.items()
+                if self.created.get(key) is t and key not in self.writes and not t.requires_grad}
 
     def defer_write(self, target: Tensor, value: GraphTracer) -> None:
         """``target[...] = value`` happens after each run; later reads in the trace see `value`."""
@@ -294,7 +305,9 @@ class Jitted:
         inputs = [w.value for w in wrapped if isinstance(w, GraphTracer)]
         raw = trace.graph(inputs, outputs + [v.value for v in values])
         dumps: list = []
-        graph = passes.run_pipeline(raw, dumps)
+        graph = passes.fold_constants(raw, trace.foldable())
+        dumps.append(("fold_constants", str(raw), str(graph)))
+        graph = passes.run_pipeline(graph, dumps)
         if self.memory_budget is not None:
             before = str(graph)
             graph = remat.rematerialize(graph, self.memory_budget)

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import dtypes
-from ..creation import arange, tensor, zeros_like
+from ..creation import _note_created, arange, tensor, zeros_like
 from ..dispatch import bind
 from ..errors import DTypeError, EmberError, IndexingError, ShapeError
 from ..primitive import Primitive
@@ -1023,7 +1023,7 @@ def _zero_for(x: Tensor):
 
 
 def _triangle(x: Tensor, keep: np.ndarray) -> Tensor:
-    return where(tensor(keep, device=x.device), x, _zero_for(x))
+    return where(_note_created(tensor(keep, device=x.device)), x, _zero_for(x))
 
 
 def tril(x: Tensor, diagonal: int = 0) -> Tensor:
