@@ -361,3 +361,19 @@ def test_a_folded_result_that_is_returned_is_a_new_tensor_each_call():
     assert first is not second
     first.add_(1.0)
     assert jf(x)[1].tolist() == [0.0, 2.0, 4.0]
+
+
+@given(_random_program())
+def test_constant_folding_keeps_the_outputs_of_random_programs(steps):
+    def prog(a, b):
+        c = ember.arange(9, dtype=ember.float64).reshape(3, 3) * 0.1  # created inside: foldable
+        return _run_program(steps, c, b) + a
+
+    rng = np.random.default_rng(1)
+    x, y = t64(rng.standard_normal((3, 3))), t64(rng.standard_normal((3, 3)))
+    lowered = ember.jit(prog).lower(x, y)
+    name, before, after = lowered.dumps[0]
+    assert name == "fold_constants" and after.count(" = ") <= before.count(" = ")
+    folded = ir.parse(after)
+    ir.verify(folded)
+    assert_close(ember.jit(prog)(x, y), np_of(prog(x, y)), rtol=1e-12, atol=1e-12)
