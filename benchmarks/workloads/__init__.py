@@ -11,6 +11,7 @@ from . import (
     fused_elementwise,
     gpt_train,
     grad_overhead,
+    layernorm_bwd,
     matmul,
     mlp_train,
     op_overhead,
@@ -29,5 +30,6 @@ WORKLOADS = {
     "mlp_train": mlp_train.run,
     "cnn_train": cnn_train.run,
     "gpt_train": gpt_train.run,
+    "layernorm_bwd": layernorm_bwd.run,
     "bert_embed": bert_embed.run,
 }
