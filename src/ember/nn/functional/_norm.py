@@ -8,7 +8,6 @@ every order of differentiation works. The Jacobian of the normalisation is symme
 """
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import numpy as np
@@ -23,6 +22,7 @@ from ..._core.primitives import elementwise as ew
 from ..._core.primitives import movement, reduce
 from ..._core.tensor import Tensor
 from ...backends import CPU
+from ...compiler.codegen import rows
 
 __all__ = ["layer_norm", "batch_norm", "instance_norm", "group_norm", "rms_norm"]
 
@@ -148,9 +148,34 @@ normalize_p = Primitive("normalize", _normalize_impl, vjp=_normalize_vjp, jvp=_n
 normalize_grad_p = Primitive("normalize_grad", _normalize_grad_impl, vjp=_normalize_grad_vjp,
                              jvp=_normalize_grad_jvp, batch=_normalize_grad_batch, decomp=_normalize_grad_ref,
                              doc="the VJP of normalize")
+_ROW_KERNEL_MIN = 4096  # elements; below this the ctypes call costs more than the NumPy passes
+
+
+def _features(x, n: int) -> int:
+    return int(np.prod(x.shape[x.ndim - n:])) if n else 1
+
+
+def _normalize_cpu(x, n, eps):
+    """CPU kernel: the generated one-pass row kernel when it applies, else the NumPy kernel."""
+    if x.size >= _ROW_KERNEL_MIN and n and rows.supported(x):
+        out = CPU.pool.empty(x.shape, x.dtype)
+        if rows.normalize(x, _features(x, n), eps, out):
+            return out
+    return _normalize_kernel(np, CPU.pool.empty, x, n, eps)
+
+
+def _normalize_grad_cpu(g, x, n, eps):
+    """CPU kernel of ``normalize_grad``, like :func:`_normalize_cpu`."""
+    if x.size >= _ROW_KERNEL_MIN and n and rows.supported(g, x):
+        out = CPU.pool.empty(x.shape, x.dtype)
+        if rows.normalize_grad(g, x, _features(x, n), eps, out):
+            return out
+    return _normalize_grad_kernel(np, CPU.pool.empty, g, x, n, eps)
+
+
 # On the CPU the large temporaries come from the backend's buffer pool (no fresh pages to fault in).
-normalize_p.kernels["cpu"] = functools.partial(_normalize_kernel, np, CPU.pool.empty)
-normalize_grad_p.kernels["cpu"] = functools.partial(_normalize_grad_kernel, np, CPU.pool.empty)
+normalize_p.kernels["cpu"] = _normalize_cpu
+normalize_grad_p.kernels["cpu"] = _normalize_grad_cpu
 
 
 def _normalize(x: Tensor, n: int, eps: float) -> Tensor:

@@ -1,0 +1,110 @@
+"""Generated row kernels: layer normalisation and its gradient, one pass per row in C.
+
+A (rows, features) array is processed a row at a time (rows across OpenMP threads); a row of a
+transformer's activations fits in the L1 cache, so the statistics and the output cost one read of the
+input from memory and one write. The source is rendered per element type (``float``/``double``) and
+built through :mod:`.build` (disk cache, same flags as the fused kernels); without a compiler the callers
+keep their NumPy kernels.
+
+``normalize(x)`` is ``(x - mean) * rstd`` with ``rstd = 1 / sqrt(var + eps)`` (biased variance), and
+``normalize_grad(g, x)`` is its VJP ``rstd * (g - mean(g) - (x - mean) * rstd**2 * mean(g * (x - mean)))``.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
+
+from .build import CompilerUnavailable, build, compiler_available
+
+_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+_LIBS: dict[str, Any] = {}
+
+
+def _source(t: str) -> str:
+    """C source of both row kernels for element type `t` (statistics accumulate in `t`, vectorised)."""
+    sqrt = "sqrtf" if t == "float" else "sqrt"
+    stats = f"""
+    const {t} *xr = x + r * n;
+    {t} s = 0;
+#pragma omp simd reduction(+:s)
+    for (long i = 0; i < n; i++) s += xr[i];
+    const {t} mean = s / ({t})n;
+    {t} v = 0;
+#pragma omp simd reduction(+:v)
+    for (long i = 0; i < n; i++) {{ const {t} d = xr[i] - mean; v += d * d; }}
+    const {t} rstd = ({t})1 / {sqrt}(v / ({t})n + ({t})eps);"""
+    return f"""/* ember row kernels: layer normalisation (normalize) and its VJP (normalize_grad), {t} */
+#include <math.h>
+
+void normalize_{t}(const {t} *x, {t} *out, long rows, long n, double eps) {{
+#pragma omp parallel for schedule(static)
+  for (long r = 0; r < rows; r++) {{{stats}
+    {t} *o = out + r * n;
+#pragma omp simd
+    for (long i = 0; i < n; i++) o[i] = (xr[i] - mean) * rstd;
+  }}
+}}
+
+void normalize_grad_{t}(const {t} *g, const {t} *x, {t} *out, long rows, long n, double eps) {{
+#pragma omp parallel for schedule(static)
+  for (long r = 0; r < rows; r++) {{{stats}
+    const {t} *gr = g + r * n;
+    {t} sg = 0, sgx = 0;
+#pragma omp simd reduction(+:sg, sgx)
+    for (long i = 0; i < n; i++) {{ sg += gr[i]; sgx += gr[i] * (xr[i] - mean); }}
+    const {t} mg = sg / ({t})n;
+    const {t} c = rstd * rstd * sgx / ({t})n;
+    {t} *o = out + r * n;
+#pragma omp simd
+    for (long i = 0; i < n; i++) o[i] = rstd * (gr[i] - mg - (xr[i] - mean) * c);
+  }}
+}}
+"""
+
+
+def _library(t: str) -> Any:
+    """The loaded library for element type `t`, or None without a working compiler."""
+    if t not in _LIBS:
+        lib = None
+        if compiler_available():
+            try:
+                lib = build(_source(t))
+            except CompilerUnavailable:
+                lib = None
+        _LIBS[t] = lib
+    return _LIBS[t]
+
+
+def supported(*arrays: np.ndarray) -> bool:
+    """True if the row kernels can take `arrays`: one float32/float64 dtype, C-contiguous, non-empty."""
+    dt = arrays[0].dtype
+    return (dt in _TYPES and arrays[0].size > 0
+            and all(a.dtype == dt and a.flags.c_contiguous and a.shape == arrays[0].shape for a in arrays))
+
+
+def _ptr(a: np.ndarray) -> ctypes.c_void_p:
+    return ctypes.c_void_p(a.ctypes.data)
+
+
+def normalize(x: np.ndarray, n_features: int, eps: float, out: np.ndarray) -> bool:
+    """Write the row-normalised `x` (rows of `n_features`) into `out`; False if no kernel is available."""
+    t = _TYPES[x.dtype]
+    lib = _library(t)
+    if lib is None:
+        return False
+    getattr(lib, f"normalize_{t}")(_ptr(x), _ptr(out), ctypes.c_long(x.size // n_features),
+                                   ctypes.c_long(n_features), ctypes.c_double(eps))
+    return True
+
+
+def normalize_grad(g: np.ndarray, x: np.ndarray, n_features: int, eps: float, out: np.ndarray) -> bool:
+    """Write the VJP of the row normalisation at `x` applied to `g` into `out`; False without a kernel."""
+    t = _TYPES[x.dtype]
+    lib = _library(t)
+    if lib is None:
+        return False
+    getattr(lib, f"normalize_grad_{t}")(_ptr(g), _ptr(x), _ptr(out), ctypes.c_long(x.size // n_features),
+                                        ctypes.c_long(n_features), ctypes.c_double(eps))
+    return True
