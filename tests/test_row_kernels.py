@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 import ember
 import ember.nn.functional as F
 from ember.compiler.codegen import build, rows
+from ember.nn.functional._softmax import softmax_last
 
-from helpers import torch
+from helpers import check_grad, check_jvp, check_vmap, np_of, t64, torch
 
 needs_cc = pytest.mark.skipif(not build.compiler_available(), reason="no C compiler")
 
@@ -71,3 +72,49 @@ def test_without_a_compiler_layer_norm_keeps_its_numpy_kernel(monkeypatch):
     y = F.layer_norm(x, (128,))
     want, _ = _reference(np.zeros((64, 128)), x.numpy(), 1e-5)
     np.testing.assert_allclose(y.numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+# -- the softmax primitive ------------------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 7), min_size=1, max_size=3), st.sampled_from(["float32", "float64"]),
+       st.integers(0, 2**16))
+def test_softmax_matches_torch(shape, dtype, seed):
+    x = (np.random.default_rng(seed).standard_normal(shape) * 4).astype(dtype)
+    want = torch.softmax(torch.tensor(x), -1).numpy()
+    tol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(F.softmax(ember.tensor(x), -1).numpy(), want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (64, 128)])  # the second one runs the generated row kernel
+def test_softmax_large_and_small_rows_match_torch_with_masked_entries(shape):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(np.float32) * 3
+    x[0, : shape[1] // 2] = -np.inf
+    x[1, :] = -np.inf
+    want = torch.softmax(torch.tensor(x), -1).numpy()
+    got = F.softmax(ember.tensor(x), -1).numpy()
+    np.testing.assert_allclose(got[2:], want[2:], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6, atol=1e-7)
+    assert np.all(got[0, : shape[1] // 2] == 0)
+    assert np.isnan(got[1]).all() and np.isnan(want[1]).all()  # no finite entry: NaN, as PyTorch
+    safe = softmax_last(ember.tensor(x), safe=True).numpy()
+    assert np.all(safe[1] == 0)  # attention's variant: a fully masked row gives zeros
+    np.testing.assert_allclose(safe[2:], want[2:], rtol=1e-6, atol=1e-7)
+
+
+def test_softmax_gradients_and_transforms():
+    x = np.random.default_rng(3).standard_normal((3, 6))
+    check_grad(lambda t: F.softmax(t, -1), [x])
+    check_jvp(lambda t: F.softmax(t, -1), [x])
+    check_vmap(lambda t: F.softmax(t, -1), [x], [1])
+    check_vmap(lambda t: softmax_last(t, safe=True), [x], [0])
+    jitted = ember.jit(lambda t: F.softmax(t, -1) * 2)
+    np.testing.assert_allclose(np_of(jitted(t64(x))), 2 * np_of(F.softmax(t64(x), -1)), rtol=1e-14)
+    g = ember.func.grad(lambda t: (F.softmax(t, -1) ** 2).sum())
+    np.testing.assert_allclose(np_of(ember.jit(g)(t64(x))), np_of(g(t64(x))), rtol=1e-12, atol=1e-14)
+    big = np.random.default_rng(4).standard_normal((64, 128))  # gradient through the row kernel
+    tx = torch.tensor(big, requires_grad=True)
+    (torch.softmax(tx, -1) ** 2).sum().backward()
+    np.testing.assert_allclose(np_of(g(t64(big))), tx.grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -316,6 +316,19 @@ def _lower_normalize(b, node, a, vals):
     return b.op("Div", [centred, b.op("Sqrt", [b.op("Add", [var, b.const(node.attrs["eps"], dt)])])])
 
 
+def _lower_softmax(b, node, a, vals):
+    y = b.op("Softmax", [a[0]], axis=-1)
+    if not node.attrs["safe"]:
+        return y
+    dt = _np_dtype(vals[0].dtype)  # safe: a row with no finite entry gives zeros, not NaN
+    if b.opset >= 18:
+        top = b.op("ReduceMax", [a[0], b.ints([-1])], keepdims=1)
+    else:
+        top = b.op("ReduceMax", [a[0]], axes=[-1], keepdims=1)
+    dead = b.op("Equal", [top, b.const(float("-inf"), dt)])
+    return b.op("Where", [dead, b.const(0.0, dt), y])
+
+
 def _pads(padding) -> list[int]:
     return [lo for lo, _ in padding] + [hi for _, hi in padding]
 
@@ -383,7 +396,7 @@ LOWERINGS: dict[str, Callable] = {
     "einsum": _lower_einsum,
     "reduce_sum": _lower_reduce("ReduceSum"), "reduce_max": _lower_reduce("ReduceMax"),
     "reduce_min": _lower_reduce("ReduceMin"), "reduce_prod": _lower_reduce("ReduceProd"),
-    "reduce_var": _lower_var, "normalize": _lower_normalize,
+    "reduce_var": _lower_var, "normalize": _lower_normalize, "softmax": _lower_softmax,
     "conv": _lower_conv, "max_pool": _lower_max_pool, "pool_sum": _lower_pool_sum, "pad": _lower_pad,
     "index": _lower_index, "convert_element_type": _lower_cast, "full_like": _lower_full_like,
     "cumsum": lambda b, node, a, vals: b.op("CumSum", [a[0], b.ints([node.attrs["axis"]])],

@@ -1,4 +1,4 @@
-"""Generated row kernels: layer normalisation and its gradient, one pass per row in C.
+"""Generated row kernels: layer normalisation and its gradient, and softmax, one pass per row in C.
 
 A (rows, features) array is processed a row at a time (rows across OpenMP threads); a row of a
 transformer's activations fits in the L1 cache, so the statistics and the output cost one read of the
@@ -8,6 +8,8 @@ keep their NumPy kernels.
 
 ``normalize(x)`` is ``(x - mean) * rstd`` with ``rstd = 1 / sqrt(var + eps)`` (biased variance), and
 ``normalize_grad(g, x)`` is its VJP ``rstd * (g - mean(g) - (x - mean) * rstd**2 * mean(g * (x - mean)))``.
+``softmax(x)`` is ``exp(x - m) / sum(exp(x - m))`` with ``m`` the row maximum (0 when not finite); with
+``safe``, a row with no finite entry (all ``-inf``) gives zeros instead of NaN.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .build import CompilerUnavailable, build, compiler_available
+from .c import _HELPERS
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _LIBS: dict[str, Any] = {}
@@ -35,8 +38,38 @@ def _source(t: str) -> str:
 #pragma omp simd reduction(+:v)
     for (long i = 0; i < n; i++) {{ const {t} d = xr[i] - mean; v += d * d; }}
     const {t} rstd = ({t})1 / {sqrt}(v / ({t})n + ({t})eps);"""
-    return f"""/* ember row kernels: layer normalisation (normalize) and its VJP (normalize_grad), {t} */
+    exp = "ember_expf" if t == "float" else "exp"
+    return f"""/* ember row kernels: normalize, normalize_grad (layer norm and its VJP), softmax; {t} */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+{_HELPERS["expf"]}
+
+void softmax_{t}(const {t} *x, {t} *out, long rows, long n, int safe) {{
+#pragma omp parallel for schedule(static)
+  for (long r = 0; r < rows; r++) {{
+    const {t} *xr = x + r * n;
+    {t} *o = out + r * n;
+    {t} m = -INFINITY;
+#pragma omp simd reduction(max:m)
+    for (long i = 0; i < n; i++) m = xr[i] > m ? xr[i] : m;
+    if (safe && m == -INFINITY) {{
+      for (long i = 0; i < n; i++) o[i] = 0;
+      continue;
+    }}
+    const {t} shift = isfinite(m) ? m : 0;
+    {t} s = 0;
+#pragma omp simd reduction(+:s)
+    for (long i = 0; i < n; i++) {{
+      const {t} e = xr[i] == -INFINITY ? ({t})0 : {exp}(xr[i] - shift);
+      o[i] = e;
+      s += e;
+    }}
+#pragma omp simd
+    for (long i = 0; i < n; i++) o[i] = o[i] / s;
+  }}
+}}
 
 void normalize_{t}(const {t} *x, {t} *out, long rows, long n, double eps) {{
 #pragma omp parallel for schedule(static)
@@ -107,4 +140,16 @@ def normalize_grad(g: np.ndarray, x: np.ndarray, n_features: int, eps: float, ou
         return False
     getattr(lib, f"normalize_grad_{t}")(_ptr(g), _ptr(x), _ptr(out), ctypes.c_long(x.size // n_features),
                                         ctypes.c_long(n_features), ctypes.c_double(eps))
+    return True
+
+
+def softmax(x: np.ndarray, safe: bool, out: np.ndarray) -> bool:
+    """Write the softmax of each last-axis row of `x` into `out`; False if no kernel is available."""
+    t = _TYPES[x.dtype]
+    lib = _library(t)
+    if lib is None:
+        return False
+    n = x.shape[-1]
+    getattr(lib, f"softmax_{t}")(_ptr(x), _ptr(out), ctypes.c_long(x.size // n), ctypes.c_long(n),
+                                 ctypes.c_int(int(safe)))
     return True

@@ -14,6 +14,7 @@ from ..._core.primitives import elementwise as ew
 from ..._core.primitives import linalg, movement, reduce
 from ..._core.tensor import Tensor
 from ._basic import dropout, linear
+from ._softmax import softmax_last
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
 
@@ -22,15 +23,7 @@ _NEG_INF = float("-inf")
 
 def _softmax_last(scores: Tensor, safe: bool) -> Tensor:
     """Softmax over the last dimension; with `safe`, rows with no finite score give zeros (not NaN)."""
-    top = reduce.amax(scores, -1, keepdim=True).detach()
-    if safe:
-        dead = top == _NEG_INF
-        top = ew.where(dead, 0.0, top)
-    e = ew.exp(scores - top)
-    total = reduce.sum(e, -1, keepdim=True)
-    if safe:
-        total = ew.where(dead, 1.0, total)
-    return e / total
+    return softmax_last(scores, safe)
 
 
 def _check_mask_dtype(mask: Tensor, name: str, op: str) -> None:

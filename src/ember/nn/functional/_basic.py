@@ -9,6 +9,7 @@ from ..._core.errors import DTypeError, ShapeError
 from ..._core.primitives import elementwise as ew
 from ..._core.primitives import indexing, linalg, movement, reduce
 from ..._core.tensor import Tensor
+from ._softmax import softmax_last
 
 __all__ = ["linear", "dropout", "relu", "sigmoid", "tanh", "silu", "gelu", "softplus", "softmax",
            "log_softmax", "mse_loss", "nll_loss", "cross_entropy", "one_hot"]
@@ -82,6 +83,8 @@ def softmax(input: Tensor, dim: int, dtype: Any = None) -> Tensor:
     """``exp(x) / sum(exp(x))`` along `dim`, computed stably."""
     if dtype is not None:
         input = ew.convert(input, dtype)
+    if input.ndim and input.dtype.is_floating_point and dim in (-1, input.ndim - 1):
+        return softmax_last(input)  # one primitive with a generated row kernel
     e = ew.exp(input - _shift(input, dim))
     return e / reduce.sum(e, dim, keepdim=True)
 
