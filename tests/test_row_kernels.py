@@ -118,3 +118,33 @@ def test_softmax_gradients_and_transforms():
     tx = torch.tensor(big, requires_grad=True)
     (torch.softmax(tx, -1) ** 2).sum().backward()
     np.testing.assert_allclose(np_of(g(t64(big))), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (64, 128)])  # the second one runs the generated row kernel
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_log_softmax_matches_torch_with_masked_entries(shape, dtype):
+    x = (np.random.default_rng(5).standard_normal(shape) * 6).astype(dtype)
+    x[0, :2] = -np.inf
+    want = torch.log_softmax(torch.tensor(x), -1).numpy()
+    got = F.log_softmax(ember.tensor(x), -1).numpy()
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    assert np.all(got[0, :2] == -np.inf)
+    np.testing.assert_allclose(got[1:], want[1:], rtol=tol, atol=tol)
+    np.testing.assert_allclose(got[0, 2:], want[0, 2:], rtol=tol, atol=tol)
+
+
+def test_log_softmax_gradients_and_transforms():
+    x = np.random.default_rng(6).standard_normal((3, 6))
+    check_grad(lambda t: F.log_softmax(t, -1), [x])
+    check_jvp(lambda t: F.log_softmax(t, -1), [x])
+    check_vmap(lambda t: F.log_softmax(t, -1), [x], [1])
+    big = np.random.default_rng(7).standard_normal((64, 128))
+    target = np.random.default_rng(8).integers(0, 128, 64)
+    tx = torch.tensor(big, requires_grad=True)
+    torch.nn.functional.cross_entropy(tx, torch.tensor(target)).backward()
+    ex = ember.tensor(big, requires_grad=True)
+    F.cross_entropy(ex, ember.tensor(target)).backward()
+    np.testing.assert_allclose(ex.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-13)
+    loss = ember.jit(lambda t: F.cross_entropy(t, ember.tensor(target)))
+    np.testing.assert_allclose(loss(t64(big)).item(), torch.nn.functional.cross_entropy(
+        torch.tensor(big), torch.tensor(target)).item(), rtol=1e-12)

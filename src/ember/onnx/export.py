@@ -397,6 +397,7 @@ LOWERINGS: dict[str, Callable] = {
     "reduce_sum": _lower_reduce("ReduceSum"), "reduce_max": _lower_reduce("ReduceMax"),
     "reduce_min": _lower_reduce("ReduceMin"), "reduce_prod": _lower_reduce("ReduceProd"),
     "reduce_var": _lower_var, "normalize": _lower_normalize, "softmax": _lower_softmax,
+    "log_softmax": lambda b, node, a, vals: b.op("LogSoftmax", [a[0]], axis=-1),
     "conv": _lower_conv, "max_pool": _lower_max_pool, "pool_sum": _lower_pool_sum, "pad": _lower_pad,
     "index": _lower_index, "convert_element_type": _lower_cast, "full_like": _lower_full_like,
     "cumsum": lambda b, node, a, vals: b.op("CumSum", [a[0], b.ints([node.attrs["axis"]])],

@@ -9,7 +9,8 @@ keep their NumPy kernels.
 ``normalize(x)`` is ``(x - mean) * rstd`` with ``rstd = 1 / sqrt(var + eps)`` (biased variance), and
 ``normalize_grad(g, x)`` is its VJP ``rstd * (g - mean(g) - (x - mean) * rstd**2 * mean(g * (x - mean)))``.
 ``softmax(x)`` is ``exp(x - m) / sum(exp(x - m))`` with ``m`` the row maximum (0 when not finite); with
-``safe``, a row with no finite entry (all ``-inf``) gives zeros instead of NaN.
+``safe``, a row with no finite entry (all ``-inf``) gives zeros instead of NaN. ``log_softmax(x)`` is
+``x - m - log(sum(exp(x - m)))``.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def _source(t: str) -> str:
     for (long i = 0; i < n; i++) {{ const {t} d = xr[i] - mean; v += d * d; }}
     const {t} rstd = ({t})1 / {sqrt}(v / ({t})n + ({t})eps);"""
     exp = "ember_expf" if t == "float" else "exp"
+    log = "logf" if t == "float" else "log"
     return f"""/* ember row kernels: normalize, normalize_grad (layer norm and its VJP), softmax; {t} */
 #include <math.h>
 #include <stdint.h>
@@ -68,6 +70,24 @@ void softmax_{t}(const {t} *x, {t} *out, long rows, long n, int safe) {{
     }}
 #pragma omp simd
     for (long i = 0; i < n; i++) o[i] = o[i] / s;
+  }}
+}}
+
+void log_softmax_{t}(const {t} *x, {t} *out, long rows, long n) {{
+#pragma omp parallel for schedule(static)
+  for (long r = 0; r < rows; r++) {{
+    const {t} *xr = x + r * n;
+    {t} *o = out + r * n;
+    {t} m = -INFINITY;
+#pragma omp simd reduction(max:m)
+    for (long i = 0; i < n; i++) m = xr[i] > m ? xr[i] : m;
+    const {t} shift = isfinite(m) ? m : 0;
+    {t} s = 0;
+#pragma omp simd reduction(+:s)
+    for (long i = 0; i < n; i++) s += xr[i] == -INFINITY ? ({t})0 : {exp}(xr[i] - shift);
+    const {t} lse = shift + {log}(s);
+#pragma omp simd
+    for (long i = 0; i < n; i++) o[i] = xr[i] - lse;
   }}
 }}
 
@@ -152,4 +172,15 @@ def softmax(x: np.ndarray, safe: bool, out: np.ndarray) -> bool:
     n = x.shape[-1]
     getattr(lib, f"softmax_{t}")(_ptr(x), _ptr(out), ctypes.c_long(x.size // n), ctypes.c_long(n),
                                  ctypes.c_int(int(safe)))
+    return True
+
+
+def log_softmax(x: np.ndarray, out: np.ndarray) -> bool:
+    """Write the log-softmax of each last-axis row of `x` into `out`; False if no kernel is available."""
+    t = _TYPES[x.dtype]
+    lib = _library(t)
+    if lib is None:
+        return False
+    n = x.shape[-1]
+    getattr(lib, f"log_softmax_{t}")(_ptr(x), _ptr(out), ctypes.c_long(x.size // n), ctypes.c_long(n))
     return True

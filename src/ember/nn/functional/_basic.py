@@ -9,7 +9,7 @@ from ..._core.errors import DTypeError, ShapeError
 from ..._core.primitives import elementwise as ew
 from ..._core.primitives import indexing, linalg, movement, reduce
 from ..._core.tensor import Tensor
-from ._softmax import softmax_last
+from ._softmax import log_softmax_last, softmax_last
 
 __all__ = ["linear", "dropout", "relu", "sigmoid", "tanh", "silu", "gelu", "softplus", "softmax",
            "log_softmax", "mse_loss", "nll_loss", "cross_entropy", "one_hot"]
@@ -93,6 +93,8 @@ def log_softmax(input: Tensor, dim: int, dtype: Any = None) -> Tensor:
     """``x - logsumexp(x)`` along `dim`, as ``(x - m) - log(sum(exp(x - m)))`` with the slice maximum m."""
     if dtype is not None:
         input = ew.convert(input, dtype)
+    if input.ndim and input.dtype.is_floating_point and dim in (-1, input.ndim - 1):
+        return log_softmax_last(input)  # one primitive with a generated row kernel
     shifted = input - _shift(input, dim)
     return shifted - ew.log(reduce.sum(ew.exp(shifted), dim, keepdim=True))
 
