@@ -9,7 +9,7 @@ from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
 from .adamax import _check_betas
-from .optimizer import Optimizer
+from .optimizer import Optimizer, weight_decayed
 
 
 class Adam(Optimizer):
@@ -30,13 +30,9 @@ class Adam(Optimizer):
                                       amsgrad=amsgrad, maximize=maximize))
 
     def _updates(self, group: dict, p: Tensor, grad: Tensor, state: dict) -> Tensor:
-        g = -grad if group["maximize"] else grad
-        lr, wd = group["lr"], group["weight_decay"]
+        p, g = weight_decayed(group, p, grad, self.decoupled)
+        lr = group["lr"]
         b1, b2 = group["betas"]
-        if wd and self.decoupled:
-            p = p * (1 - lr * wd)
-        elif wd:
-            g = g + wd * p
         # The step count is a tensor (as in PyTorch), so a compiled step reads it instead of baking it in.
         step = state.get("step")
         step = tensor(1.0, dtype=float64) if step is None else step + 1

@@ -8,7 +8,7 @@ from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
 from .adamax import _check_betas
-from .optimizer import Optimizer
+from .optimizer import Optimizer, weight_decayed
 
 
 class NAdam(Optimizer):
@@ -52,13 +52,9 @@ class NAdam(Optimizer):
                                       maximize=maximize))
 
     def _updates(self, group: dict, p: Tensor, grad: Tensor, state: dict) -> Tensor:
-        g = -grad if group["maximize"] else grad
-        lr, wd = group["lr"], group["weight_decay"]
+        p, g = weight_decayed(group, p, grad, group["decoupled_weight_decay"])
+        lr = group["lr"]
         b1, b2 = group["betas"]
-        if wd and group["decoupled_weight_decay"]:
-            p = p * (1 - lr * wd)
-        elif wd:
-            g = g + wd * p
         step = state.get("step", 0) + 1
         mu = b1 * (1.0 - 0.5 * 0.96 ** (step * group["momentum_decay"]))
         mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * group["momentum_decay"]))

@@ -130,6 +130,19 @@ class Optimizer:
         return "\n".join(lines + [")"])
 
 
+def weight_decayed(group: dict, p: Tensor, grad: Tensor, decoupled: bool) -> tuple[Tensor, Tensor]:
+    """The parameter and gradient an Adam-family update starts from: the gradient negated under
+    ``maximize``, then weight decay either added to the gradient (L2) or, `decoupled` (AdamW-style),
+    applied to the parameter as ``p * (1 - lr * wd)``."""
+    g = -grad if group["maximize"] else grad
+    wd = group["weight_decay"]
+    if wd and decoupled:
+        return p * (1 - group["lr"] * wd), g
+    if wd:
+        return p, g + wd * p
+    return p, g
+
+
 def _defer_state(old: dict, new: dict) -> None:
     """Under ember.jit: a traced state value is written into the tensor it replaces (which the graph
     reads), or, for a new entry, assigned to the state dict after each run."""

@@ -9,7 +9,7 @@ from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
 from .adamax import _check_betas
-from .optimizer import Optimizer
+from .optimizer import Optimizer, weight_decayed
 
 
 class RAdam(Optimizer):
@@ -49,13 +49,9 @@ class RAdam(Optimizer):
                                       maximize=maximize))
 
     def _updates(self, group: dict, p: Tensor, grad: Tensor, state: dict) -> Tensor:
-        g = -grad if group["maximize"] else grad
-        lr, wd = group["lr"], group["weight_decay"]
+        p, g = weight_decayed(group, p, grad, group["decoupled_weight_decay"])
+        lr = group["lr"]
         b1, b2 = group["betas"]
-        if wd and group["decoupled_weight_decay"]:
-            p = p * (1 - lr * wd)
-        elif wd:
-            g = g + wd * p
         step = state.get("step", 0) + 1
         m = state.get("exp_avg", zeros_like(p))
         m = m + (1 - b1) * (g - m)
