@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 
+from .._core.dispatch import bind, state_changed
 from .ir import Graph, Literal, Node, Value, verify
 
 
@@ -185,8 +186,6 @@ def fold_constants(g: Graph, foldable: set[int] | None = None) -> Graph:
     return a new tensor) and nodes whose result would be larger than both their operands and 64 KiB
     (folding a broadcast would only trade compute for memory).
     """
-    from .._core.dispatch import bind, state_changed
-
     known = {vid: g.constants[vid] for vid in (foldable or ()) if g.constants.get(vid) is not None}
     constants, const_values = dict(g.constants), list(g.const_values)
     returned = {v.id for v in g.outputs}  # a returned value must be a new tensor on every call

@@ -23,6 +23,7 @@ from .build import CompilerUnavailable, build, compiler_available
 from .c import _HELPERS
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+MIN_ELEMENTS = 4096  # below this a kernel's ctypes call costs more than the NumPy passes it replaces
 _LIBS: dict[str, Any] = {}
 
 

@@ -21,11 +21,6 @@ __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
 _NEG_INF = float("-inf")
 
 
-def _softmax_last(scores: Tensor, safe: bool) -> Tensor:
-    """Softmax over the last dimension; with `safe`, rows with no finite score give zeros (not NaN)."""
-    return softmax_last(scores, safe)
-
-
 def _check_mask_dtype(mask: Tensor, name: str, op: str) -> None:
     if mask.dtype.kind != dtypes._BOOL and not mask.dtype.is_floating_point:
         raise DTypeError(op, f"only bool and floating types of {name} are supported, got {mask.dtype}",
@@ -123,7 +118,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
             scores = ew.where(attn_mask, scores, _NEG_INF)
         else:
             scores = scores + attn_mask
-    weights = _softmax_last(scores, safe=True)
+    weights = softmax_last(scores, safe=True)  # a fully masked row gives zeros
     if dropout_p > 0:
         weights = dropout(weights, dropout_p, True)
     return linalg.matmul(weights, value)
@@ -360,7 +355,7 @@ def _explicit_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | Non
     scores = linalg.matmul(q * math.sqrt(1.0 / head_dim), movement.transpose(k, -2, -1))
     if attn_mask is not None:
         scores = scores + attn_mask
-    weights = _softmax_last(scores, safe=False)
+    weights = softmax_last(scores)
     if dropout_p > 0:
         weights = dropout(weights, dropout_p, True)
     return linalg.matmul(weights, v), weights

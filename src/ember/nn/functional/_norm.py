@@ -30,10 +30,14 @@ _HALF_NP = (dtypes.float16.np, dtypes.bfloat16.np)
 
 
 # -- the normalize primitive ----------------------------------------------------------------------
+def _features(x, n: int) -> int:
+    """The number of features: the product of the last `n` axes of `x`."""
+    return int(np.prod(x.shape[x.ndim - n:])) if n else 1
+
+
 def _rows(x, n: int):
     """`x` viewed as (rows, features), the features being its last `n` axes, in a float compute dtype."""
-    feat = int(np.prod(x.shape[x.ndim - n:])) if n else 1
-    x2 = x.reshape(-1, feat)
+    x2 = x.reshape(-1, _features(x, n))
     return x2.astype(np.float32) if x2.dtype in _HALF_NP else x2
 
 
@@ -148,16 +152,11 @@ normalize_p = Primitive("normalize", _normalize_impl, vjp=_normalize_vjp, jvp=_n
 normalize_grad_p = Primitive("normalize_grad", _normalize_grad_impl, vjp=_normalize_grad_vjp,
                              jvp=_normalize_grad_jvp, batch=_normalize_grad_batch, decomp=_normalize_grad_ref,
                              doc="the VJP of normalize")
-_ROW_KERNEL_MIN = 4096  # elements; below this the ctypes call costs more than the NumPy passes
-
-
-def _features(x, n: int) -> int:
-    return int(np.prod(x.shape[x.ndim - n:])) if n else 1
 
 
 def _normalize_cpu(x, n, eps):
     """CPU kernel: the generated one-pass row kernel when it applies, else the NumPy kernel."""
-    if x.size >= _ROW_KERNEL_MIN and n and rows.supported(x):
+    if x.size >= rows.MIN_ELEMENTS and n and rows.supported(x):
         out = CPU.pool.empty(x.shape, x.dtype)
         if rows.normalize(x, _features(x, n), eps, out):
             return out
@@ -166,7 +165,7 @@ def _normalize_cpu(x, n, eps):
 
 def _normalize_grad_cpu(g, x, n, eps):
     """CPU kernel of ``normalize_grad``, like :func:`_normalize_cpu`."""
-    if x.size >= _ROW_KERNEL_MIN and n and rows.supported(g, x):
+    if x.size >= rows.MIN_ELEMENTS and n and rows.supported(g, x):
         out = CPU.pool.empty(x.shape, x.dtype)
         if rows.normalize_grad(g, x, _features(x, n), eps, out):
             return out

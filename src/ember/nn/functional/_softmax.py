@@ -18,8 +18,6 @@ from ..._core.tensor import Tensor
 from ...backends import CPU
 from ...compiler.codegen import rows
 
-_ROW_KERNEL_MIN = 4096  # elements; below this the NumPy passes are cheaper than the ctypes call
-
 
 def _softmax_numpy(xp, x, safe):
     if x.size == 0:
@@ -34,7 +32,7 @@ def _softmax_numpy(xp, x, safe):
 
 
 def _softmax_cpu(x, safe):
-    if x.size >= _ROW_KERNEL_MIN and rows.supported(x):
+    if x.size >= rows.MIN_ELEMENTS and rows.supported(x):
         out = CPU.pool.empty(x.shape, x.dtype)
         if rows.softmax(x, safe, out):
             return out
@@ -87,7 +85,7 @@ def _log_softmax_numpy(xp, x):
 
 
 def _log_softmax_cpu(x):
-    if x.size >= _ROW_KERNEL_MIN and rows.supported(x):
+    if x.size >= rows.MIN_ELEMENTS and rows.supported(x):
         out = CPU.pool.empty(x.shape, x.dtype)
         if rows.log_softmax(x, out):
             return out
