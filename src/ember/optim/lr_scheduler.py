@@ -127,9 +127,15 @@ class LRScheduler:
 
 
 class _LambdaState(LRScheduler):
-    """Shared state-dict handling of schedulers that hold user functions (saved only if they are objects)."""
+    """Construction and state-dict handling shared by schedulers that hold user functions (saved only if
+    they are objects)."""
 
     lr_lambdas: list[Callable[[int], float]]
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list,
+                 last_epoch: int = -1) -> None:
+        self._set_lambdas(optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
 
     def _set_lambdas(self, optimizer: Optimizer, lr_lambda: Any) -> None:
         if isinstance(lr_lambda, (list, tuple)):
@@ -177,11 +183,6 @@ class LambdaLR(_LambdaState):
         [0.5]
     """
 
-    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list,
-                 last_epoch: int = -1) -> None:
-        self._set_lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
     def get_lr(self) -> list[float]:
         """``base_lr · lr_lambda(last_epoch)`` per group."""
         return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
@@ -202,11 +203,6 @@ class MultiplicativeLR(_LambdaState):
         >>> opt.step(); sched.step(); sched.get_last_lr()
         [0.5]
     """
-
-    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list,
-                 last_epoch: int = -1) -> None:
-        self._set_lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
         """The current rates times ``lr_lambda(last_epoch)`` (unchanged on the initial step)."""
