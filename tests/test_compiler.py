@@ -84,6 +84,34 @@ def test_simplify_sinks_a_broadcast_below_a_unary_op_then_folds_it():
     assert_close(run(o64, [x, b])[0], np_of(run(g64, [x, b])[0]), rtol=1e-12, atol=1e-12)
 
 
+def test_simplify_sinks_a_reshape_below_elementwise_ops_so_they_fuse_with_its_source():
+    g = _graph("graph(%0: float32[6, 4], %1: float32[4], %2: float32[2, 3, 4]) {\n"
+               "  %3: float32[6, 4] = add(%0, %1)\n"
+               "  %4: float32[2, 3, 4] = reshape(%3) {shape=(2, 3, 4)}\n"
+               "  %5: float32[2, 3, 4] = gelu(%4)\n"
+               "  %6: float32[2, 3, 4] = add(%5, %2)\n  return (%6)\n}")
+    out = passes.simplify(g)
+    ir.verify(out)
+    names = [n.prim.name for n in out.nodes]
+    # gelu and the residual add now run in the (6, 4) shape of the bias add; one reshape at the end
+    assert names == ["add", "gelu", "reshape", "add", "reshape"]
+    assert [tuple(n.outputs[0].shape) for n in out.nodes][:2] == [(6, 4), (6, 4)]
+    fused = passes.PIPELINE[-1][1](passes.dce(passes.cse(out)))
+    assert sum(n.prim.name.startswith("fused_") for n in fused.nodes) == 1
+    rng = np.random.default_rng(0)
+    args = [t64(rng.standard_normal(s)) for s in ((6, 4), (4,), (2, 3, 4))]
+    g64, o64 = (ir.parse(str(x).replace("float32", "float64")) for x in (g, out))
+    run = ember.compiler.executor.run
+    assert_close(run(o64, args)[0], np_of(run(g64, args)[0]), rtol=1e-12, atol=1e-12)
+
+
+def test_simplify_leaves_a_reshape_whose_sibling_operand_broadcasts():
+    text = ("graph(%0: float32[6, 4], %1: float32[3, 4]) {\n"
+            "  %2: float32[2, 3, 4] = reshape(%0) {shape=(2, 3, 4)}\n"
+            "  %3: float32[2, 3, 4] = mul(%2, %1)\n  return (%3)\n}")
+    assert str(passes.simplify(_graph(text))) == text
+
+
 def _graph(text: str) -> Graph:
     return ir.parse(text)
 
@@ -124,7 +152,7 @@ _UNARY = ["exp", "sin", "tanh", "neg", "abs", "sigmoid"]
 def _random_program(draw):
     """A random straight-line program over two inputs with identities sprinkled in."""
     steps = draw(st.lists(st.tuples(st.sampled_from(_UNARY + ["add", "mul", "id_mul", "id_add", "twice_t",
-                                                     "bcast_row", "bcast_col"]),
+                                                     "bcast_row", "bcast_col", "reshaped"]),
                                     st.integers(0, 10), st.integers(0, 10)), min_size=1, max_size=12))
     return steps
 
@@ -147,6 +175,8 @@ def _run_program(steps, x, y):
             vals.append(a.sum(0, keepdim=True).expand(3, 3) * b)
         elif op == "bcast_col":  # a unary op on a broadcast (the broadcast sinks below it)
             vals.append(ember.exp(a.amax(1, keepdim=True).expand(3, 3)))
+        elif op == "reshaped":  # elementwise ops on a reshape (they sink below it)
+            vals.append((ember.tanh(a.reshape(9, 1)) * b.reshape(9, 1)).reshape(3, 3))
         else:
             vals.append(a.T.T)
     return vals[-1] + vals[-2]

@@ -47,11 +47,14 @@ def test_fused_jit_matches_eager(rng):
     assert_close(f(x, w, b), np_of(ember.gelu_tanh(x * w + b)), rtol=1e-6, atol=1e-6)
 
 
-def test_a_value_also_used_outside_becomes_an_extra_output(rng):
-    def f(x, w):
-        y = ember.exp(x) * 0.5
-        return ember.tanh(y) + 1.0, y @ w
+def _escaping(x, w):
+    """An elementwise chain whose middle value is also read by a matmul."""
+    y = ember.exp(x) * 0.5
+    return ember.tanh(y) + 1.0, y @ w
 
+
+def test_a_value_also_used_outside_becomes_an_extra_output(rng):
+    f = _escaping
     x, w = _t(rng, (3, 4)), _t(rng, (4, 2))
     graph = _lower(f, x, w).graph
     names = _fused_names(graph)
@@ -98,6 +101,19 @@ def test_mixed_dtypes_and_shapes_split_groups(rng):
     assert_close(got, np_of(f(x, s)), rtol=1e-13)
 
 
+def test_without_multi_output_a_group_splits_so_each_escaping_value_has_its_own_buffer(rng):
+    x, w = _t(rng, (3, 4)), _t(rng, (4, 2))
+    raw = _lower(_escaping, x, w).raw
+    split = fusion.fuse(raw, multi_output=False)
+    ir.verify(split)
+    names = [n.prim.name for n in split.nodes]
+    assert "getitem" not in names and sum(n.startswith("fused_") for n in names) == 2
+    assert all(len(n.outputs[0].shape) == 2 for n in split.nodes)  # no packed (k, ...) buffers
+    want = executor.run(raw, [x, w])
+    for got, exp in zip(executor.run(split, [x, w]), want):
+        assert_close(got, np_of(exp), rtol=1e-13)
+
+
 _UNARY = ["exp", "sin", "tanh", "neg", "abs", "sigmoid", "erf", "relu", "silu"]
 _BINARY = ["add", "sub", "mul", "maximum", "minimum", "where_gt"]
 _SHAPES = [(3, 4), (4,), (3, 1), (1, 4), (1,)]  # 0-d float32 sigmoid fails in eager (core)
@@ -132,11 +148,12 @@ def test_fused_random_programs_equal_the_unfused_graph(dtype, rtol, program):
     rng = np.random.default_rng(1)
     inputs = [ember.tensor(rng.standard_normal(s).astype(dtype)) for s in shapes]
     lowered = _lower(lambda *a: _run(steps, a), *inputs)
-    fused = fusion.fuse(lowered.raw)
-    ir.verify(fused)
     want = np_of(executor.run(lowered.raw, inputs)[0])
-    got = np_of(executor.run(fused, inputs)[0])
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+    for multi_output in (True, False):
+        fused = fusion.fuse(lowered.raw, multi_output=multi_output)
+        ir.verify(fused)
+        got = np_of(executor.run(fused, inputs)[0])
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
 
 
 def _loss(w, x, b):

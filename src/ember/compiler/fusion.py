@@ -341,8 +341,10 @@ def _batch_rule(spec: GroupSpec, fused: Primitive):
 
 
 # -- the pass --------------------------------------------------------------------------------------
-def _spec(g: Graph, members: list[int], users: dict) -> tuple[GroupSpec, list[Value], list[Value]]:
-    """The group's spec, its input values and its output values (in order)."""
+def _spec(g: Graph, members: list[int], users: dict,
+          escaping: set[int] | None = None) -> tuple[GroupSpec, list[Value], list[Value]]:
+    """The group's spec, its input values and its output values (in order): the members whose values
+    are used outside the group, or those in `escaping` (node positions) when given."""
     position = {g.nodes[i].outputs[0].id: m for m, i in enumerate(members)}
     inputs: list[Value] = []
     index: dict[int, int] = {}
@@ -362,7 +364,8 @@ def _spec(g: Graph, members: list[int], users: dict) -> tuple[GroupSpec, list[Va
         rows.append((g.nodes[i].prim, tuple(refs), dict(g.nodes[i].attrs)))
     member_set = set(members)
     outs = [m for m, i in enumerate(members)
-            if any(u == "output" or u not in member_set for u in users.get(g.nodes[i].outputs[0].id, []))]
+            if (i in escaping if escaping is not None else
+                any(u == "output" or u not in member_set for u in users.get(g.nodes[i].outputs[0].id, [])))]
     dtype = next(g.nodes[i].outputs[0].dtype for i in members if g.nodes[i].outputs[0].dtype in FLOATS)
     spec = GroupSpec(rows, outs, tuple(v.dtype for v in inputs), dtype, _comment(g, members))
     return spec, inputs, [g.nodes[members[m]].outputs[0] for m in outs]
@@ -380,8 +383,11 @@ def _comment(g: Graph, members: list[int]) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _fused_nodes(g: Graph, members: list[int], users: dict, next_id: list[int]) -> list[Node]:
-    spec, inputs, outputs = _spec(g, members, users)
+def _fused_nodes(g: Graph, members: list[int], users: dict, next_id: list[int],
+                 escaping: set[int] | None = None) -> list[Node]:
+    if len(members) == 1:  # a group split down to one node keeps the node
+        return [g.nodes[members[0]]]
+    spec, inputs, outputs = _spec(g, members, users, escaping)
     if not outputs:  # a dead group (the graph had not been through dce)
         return []
     prim = fused_primitive(spec)
@@ -445,22 +451,58 @@ def _absorb_reductions(g: Graph, groups: dict[int, list[int]], users: dict) -> N
             groups[k].append(r)
 
 
-def fuse(g: Graph) -> Graph:
+def _escaping(g: Graph, members: list[int], users: dict) -> list[int]:
+    """The members of a group whose values are used outside it."""
+    inside = set(members)
+    return [i for i in members
+            if any(u == "output" or u not in inside for u in users.get(g.nodes[i].outputs[0].id, []))]
+
+
+def _split(g: Graph, members: list[int], users: dict) -> list[tuple[list[int], set[int]]]:
+    """A group with several escaping values as one-output groups: each escaping value with the members
+    it needs that no other escaping value stands for (shared interior members are recomputed)."""
+    escaping = _escaping(g, members, users)
+    if len(escaping) <= 1:
+        return [(members, set(escaping))]
+    inside, stops = set(members), set(escaping)
+    producer = {g.nodes[i].outputs[0].id: i for i in members}
+    parts = []
+    for root in escaping:
+        cone, stack = {root}, [root]
+        while stack:
+            for o in g.nodes[stack.pop()].operands:
+                i = producer.get(o.id) if isinstance(o, Value) else None
+                if i is not None and i in inside and i not in stops and i not in cone:
+                    cone.add(i)
+                    stack.append(i)
+        parts.append((sorted(cone), {root}))
+    return parts
+
+
+def fuse(g: Graph, multi_output: bool = True) -> Graph:
     """Replace each group of two or more fusible elementwise nodes (possibly ending in a sum over trailing
-    dimensions) by one fused node."""
+    dimensions) by one fused node.
+
+    A group whose values are also used elsewhere computes them all in one pass and returns them packed
+    in one buffer (read through views). With ``multi_output=False`` (used under a memory budget) such a
+    group is split instead, so that every escaping value has a buffer of its own that can be freed, or
+    recomputed, alone.
+    """
     users = _users(g)
     groups = _stable_groups(g)
     _absorb_reductions(g, groups, users)
     groups = {k: v for k, v in groups.items() if len(v) >= 2}
     if not groups:
         return g
+    parts = [part for members in groups.values()
+             for part in ([(members, None)] if multi_output else _split(g, members, users))]
     next_id = [1 + max((v.id for v in g.values()), default=-1)]
-    first = {members[-1]: members for members in groups.values()}
-    grouped = {i for members in groups.values() for i in members}
+    first = {max(members): (members, escaping) for members, escaping in parts}
+    grouped = {i for members, _ in parts for i in members}
     nodes: list[Node] = []
     for i, n in enumerate(g.nodes):
         if i in first:
-            nodes += _fused_nodes(g, first[i], users, next_id)
+            nodes += _fused_nodes(g, first[i][0], users, next_id, first[i][1])
         elif i not in grouped:
             nodes.append(n)
     defined = {v.id for v in g.inputs} | {v.id for v in g.const_values}

@@ -136,10 +136,50 @@ def _sink_broadcast(n: Node, producers: dict[int, Node], new_id: int) -> list[No
             Node(inner.prim, (small,), inner.attrs, (out,), inner.where)]
 
 
+def _sink_reshape(n: Node, producers: dict[int, Node], new_id: int) -> list[Node] | None:
+    """``f(reshape(x), y)`` for an elementwise `f` whose tensor operands all have the output's shape
+    becomes ``reshape(f(x, reshape(y)))``: `f` then runs in the shape of `x` and can fuse with the
+    elementwise node that made `x` (a linear layer's bias add and the activation or residual add that
+    follows it, split by the reshape of the batch dimensions)."""
+    if n.prim.formula is None or len(n.outputs) != 1:
+        return None
+    out = n.outputs[0]
+    values = [o for o in n.operands if isinstance(o, Value)]
+    if not values or any(v.shape != out.shape for v in values):
+        return None
+    source = None
+    for v in values:
+        inner = producers.get(v.id)
+        if inner is not None and inner.prim.name == "reshape" and isinstance(inner.operands[0], Value):
+            source = inner
+            break
+    if source is None:
+        return None
+    shape, where = source.operands[0].shape, source.where
+    nodes: list[Node] = []
+    operands = []
+    for o in n.operands:
+        inner = producers.get(o.id) if isinstance(o, Value) else None
+        if not isinstance(o, Value):
+            operands.append(o)
+        elif inner is not None and inner.prim.name == "reshape" and isinstance(inner.operands[0], Value) \
+                and inner.operands[0].shape == shape:
+            operands.append(inner.operands[0])
+        else:
+            moved = Value(new_id + len(nodes), shape, o.dtype)
+            nodes.append(Node(source.prim, (o,), {**source.attrs, "shape": tuple(shape)}, (moved,), where))
+            operands.append(moved)
+    small = Value(new_id + len(nodes), shape, out.dtype)
+    nodes.append(Node(n.prim, tuple(operands), n.attrs, (small,), n.where))
+    nodes.append(Node(source.prim, (small,), {**source.attrs, "shape": tuple(out.shape)}, (out,), where))
+    return nodes
+
+
 def simplify(g: Graph) -> Graph:
     """Algebraic simplification: x*1, x+0, x-0, x/1, transpose∘transpose, no-op reshapes/broadcasts/casts,
-    reshape∘reshape (the inner reshape is skipped) and broadcast folding (``add(x, broadcast_to(b))``
-    becomes ``add(x, b)`` when `x` already has the output's shape)."""
+    reshape∘reshape (the inner reshape is skipped), broadcast folding (``add(x, broadcast_to(b))``
+    becomes ``add(x, b)`` when `x` already has the output's shape), and one-operand elementwise nodes moved
+    before the broadcast or reshape that feeds them."""
     mapping: dict[int, Value] = {}
     producers: dict[int, Node] = {}
     nodes: list[Node] = []
@@ -152,9 +192,9 @@ def simplify(g: Graph) -> Graph:
             mapping[n.outputs[0].id] = target
             continue
         n = _fold_broadcasts(n, producers)
-        sunk = _sink_broadcast(n, producers, next_id)
+        sunk = _sink_broadcast(n, producers, next_id) or _sink_reshape(n, producers, next_id)
         if sunk is not None:
-            next_id += 1
+            next_id += len(sunk) - 1
             for m in sunk:
                 producers[m.outputs[0].id] = m
                 nodes.append(m)
@@ -219,14 +259,17 @@ PIPELINE: list[tuple[str, Callable[[Graph], Graph]]] = [
 ]
 
 
-def run_pipeline(g: Graph, dumps: list | None = None, check: bool = True) -> Graph:
+def run_pipeline(g: Graph, dumps: list | None = None, check: bool = True,
+                 options: dict[str, dict] | None = None) -> Graph:
     """Apply every pass of :data:`PIPELINE` in order, verifying the IR between stages.
 
-    With `dumps` (a list), append ``(pass name, text before, text after)`` for each pass.
+    With `dumps` (a list), append ``(pass name, text before, text after)`` for each pass. `options` maps a
+    pass name to keyword arguments for it (``{"fuse": {"multi_output": False}}``).
     """
+    options = options or {}
     for name, fn in PIPELINE:
         before = str(g) if dumps is not None else None
-        g = fn(g)
+        g = fn(g, **options.get(name, {}))
         if check:
             verify(g)
         if dumps is not None:

@@ -307,7 +307,9 @@ class Jitted:
         dumps: list = []
         graph = passes.fold_constants(raw, trace.foldable())
         dumps.append(("fold_constants", str(raw), str(graph)))
-        graph = passes.run_pipeline(graph, dumps)
+        # under a memory budget every fused value gets its own buffer, so that recomputation can free it
+        options = {"fuse": {"multi_output": False}} if self.memory_budget is not None else None
+        graph = passes.run_pipeline(graph, dumps, options=options)
         if self.memory_budget is not None:
             before = str(graph)
             graph = remat.rematerialize(graph, self.memory_budget)

@@ -316,17 +316,37 @@ def _lower_normalize(b, node, a, vals):
     return b.op("Div", [centred, b.op("Sqrt", [b.op("Add", [var, b.const(node.attrs["eps"], dt)])])])
 
 
-def _lower_softmax(b, node, a, vals):
-    y = b.op("Softmax", [a[0]], axis=-1)
-    if not node.attrs["safe"]:
-        return y
-    dt = _np_dtype(vals[0].dtype)  # safe: a row with no finite entry gives zeros, not NaN
+def _safe_softmax(b, x: str, dt) -> str:
+    """Softmax over the last axis where a row with no finite entry gives zeros, not NaN."""
+    y = b.op("Softmax", [x], axis=-1)
     if b.opset >= 18:
-        top = b.op("ReduceMax", [a[0], b.ints([-1])], keepdims=1)
+        top = b.op("ReduceMax", [x, b.ints([-1])], keepdims=1)
     else:
-        top = b.op("ReduceMax", [a[0]], axes=[-1], keepdims=1)
+        top = b.op("ReduceMax", [x], axes=[-1], keepdims=1)
     dead = b.op("Equal", [top, b.const(float("-inf"), dt)])
     return b.op("Where", [dead, b.const(0.0, dt), y])
+
+
+def _lower_softmax(b, node, a, vals):
+    if not node.attrs["safe"]:
+        return b.op("Softmax", [a[0]], axis=-1)
+    return _safe_softmax(b, a[0], _np_dtype(vals[0].dtype))
+
+
+def _lower_attention(b, node, a, vals):
+    dt = _np_dtype(vals[0].dtype)
+    rank = len(vals[1].shape)
+    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+    scores = b.op("Mul", [b.op("MatMul", [a[0], b.op("Transpose", [a[1]], perm=perm)]),
+                          b.const(node.attrs["scale"], dt)])
+    if len(a) == 4:
+        scores = b.op("Add", [scores, a[3]])
+    if node.attrs["causal"]:  # keys j <= i: the lower triangle of an (L, S) block of ones
+        lengths = [b.op("Shape", [x], start=-2, end=-1) for x in a[:2]]
+        true = b.onnx.numpy_helper.from_array(np.ones((1,), dtype=bool))
+        ones = b.op("ConstantOfShape", [b.op("Concat", lengths, axis=0)], value=true)
+        scores = b.op("Where", [b.op("Trilu", [ones], upper=0), scores, b.const(float("-inf"), dt)])
+    return b.op("MatMul", [_safe_softmax(b, scores, dt), a[2]])
 
 
 def _pads(padding) -> list[int]:
@@ -397,6 +417,7 @@ LOWERINGS: dict[str, Callable] = {
     "reduce_sum": _lower_reduce("ReduceSum"), "reduce_max": _lower_reduce("ReduceMax"),
     "reduce_min": _lower_reduce("ReduceMin"), "reduce_prod": _lower_reduce("ReduceProd"),
     "reduce_var": _lower_var, "normalize": _lower_normalize, "softmax": _lower_softmax,
+    "attention": _lower_attention,
     "log_softmax": lambda b, node, a, vals: b.op("LogSoftmax", [a[0]], axis=-1),
     "conv": _lower_conv, "max_pool": _lower_max_pool, "pool_sum": _lower_pool_sum, "pad": _lower_pad,
     "index": _lower_index, "convert_element_type": _lower_cast, "full_like": _lower_full_like,

@@ -79,6 +79,16 @@ def compiler_available() -> bool:
     return True
 
 
+def try_build(source: str) -> ctypes.CDLL | None:
+    """:func:`build`, or None when no working C compiler is available (callers keep a NumPy path)."""
+    if not compiler_available():
+        return None
+    try:
+        return build(source)
+    except CompilerUnavailable:
+        return None
+
+
 def _compiles(cc: str, source: str, flag_set: tuple[str, ...]) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "probe.c"

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .build import CompilerUnavailable, build, compiler_available
+from .build import try_build
 from .c import _HELPERS
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -121,13 +121,7 @@ void normalize_grad_{t}(const {t} *g, const {t} *x, {t} *out, long rows, long n,
 def _library(t: str) -> Any:
     """The loaded library for element type `t`, or None without a working compiler."""
     if t not in _LIBS:
-        lib = None
-        if compiler_available():
-            try:
-                lib = build(_source(t))
-            except CompilerUnavailable:
-                lib = None
-        _LIBS[t] = lib
+        _LIBS[t] = try_build(_source(t))
     return _LIBS[t]
 
 

@@ -13,6 +13,7 @@ from ..._core.errors import DTypeError, ShapeError
 from ..._core.primitives import elementwise as ew
 from ..._core.primitives import linalg, movement, reduce
 from ..._core.tensor import Tensor
+from ._attention_kernel import causal_mask, fused_attention
 from ._basic import dropout, linear
 from ._softmax import softmax_last
 
@@ -65,17 +66,6 @@ def _repeat_heads(query: Tensor, key: Tensor, value: Tensor, op: str) -> tuple[T
             movement.repeat_interleave(value, hq // hk, dim=-3))
 
 
-def _positions(t: Tensor) -> Tensor:
-    """0 .. L-1 for the second-to-last dim of `t`, derived from `t` so that tracing sees its length."""
-    row = t[(0,) * (t.ndim - 2) + (slice(None), 0)]
-    return reduce.cumsum(creation.ones_like(row, dtype=dtypes.int64), 0) - 1
-
-
-def _causal_mask(query: Tensor, key: Tensor) -> Tensor:
-    """The top-left aligned lower triangle: query i sees keys j <= i."""
-    return movement.unsqueeze(_positions(query), -1) >= movement.unsqueeze(_positions(key), 0)
-
-
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
                                  enable_gqa: bool = False) -> Tensor:
@@ -110,9 +100,13 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if is_causal and attn_mask is not None:
         raise ShapeError(op, "an explicit attn_mask cannot be combined with is_causal=True", (attn_mask,))
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    if dropout_p <= 0:  # one fused primitive (a generated kernel on the CPU) where it applies
+        out = fused_attention(query, key, value, attn_mask, scale, is_causal)
+        if out is not None:
+            return out
     scores = linalg.matmul(query, movement.transpose(key, -2, -1)) * scale
     if is_causal:
-        attn_mask = _causal_mask(query, key)
+        attn_mask = causal_mask(query, key)
     if attn_mask is not None:
         if attn_mask.dtype.kind == dtypes._BOOL:
             scores = ew.where(attn_mask, scores, _NEG_INF)
