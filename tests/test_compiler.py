@@ -84,15 +84,20 @@ def test_simplify_sinks_a_broadcast_below_a_unary_op_then_folds_it():
     assert_close(run(o64, [x, b])[0], np_of(run(g64, [x, b])[0]), rtol=1e-12, atol=1e-12)
 
 
+def _applied(pass_fn, g):
+    """The graph after `pass_fn` (verified) and the names of its primitives in order."""
+    out = pass_fn(g)
+    ir.verify(out)
+    return out, [n.prim.name for n in out.nodes]
+
+
 def test_simplify_sinks_a_reshape_below_elementwise_ops_so_they_fuse_with_its_source():
     g = _graph("graph(%0: float32[6, 4], %1: float32[4], %2: float32[2, 3, 4]) {\n"
                "  %3: float32[6, 4] = add(%0, %1)\n"
                "  %4: float32[2, 3, 4] = reshape(%3) {shape=(2, 3, 4)}\n"
                "  %5: float32[2, 3, 4] = gelu(%4)\n"
                "  %6: float32[2, 3, 4] = add(%5, %2)\n  return (%6)\n}")
-    out = passes.simplify(g)
-    ir.verify(out)
-    names = [n.prim.name for n in out.nodes]
+    out, names = _applied(passes.simplify, g)
     # gelu and the residual add now run in the (6, 4) shape of the bias add; one reshape at the end
     assert names == ["add", "gelu", "reshape", "add", "reshape"]
     assert [tuple(n.outputs[0].shape) for n in out.nodes][:2] == [(6, 4), (6, 4)]
@@ -110,6 +115,46 @@ def test_simplify_leaves_a_reshape_whose_sibling_operand_broadcasts():
             "  %2: float32[2, 3, 4] = reshape(%0) {shape=(2, 3, 4)}\n"
             "  %3: float32[2, 3, 4] = mul(%2, %1)\n  return (%3)\n}")
     assert str(passes.simplify(_graph(text))) == text
+
+
+def test_simplify_computes_a_transposed_product_from_transposed_operands():
+    g = _graph("graph(%0: float32[4, 3], %1: float32[4, 5]) {\n"
+               "  %2: float32[3, 4] = transpose(%0) {perm=(1, 0)}\n"
+               "  %3: float32[3, 5] = matmul(%2, %1)\n"
+               "  %4: float32[5, 3] = transpose(%3) {perm=(1, 0)}\n  return (%4)\n}")
+    out = passes.simplify(g)
+    ir.verify(out)
+    # (x^T g)^T = g^T x: one transpose view of g, the product written in the layout that is returned
+    assert [n.prim.name for n in out.nodes] == ["transpose", "matmul"]
+    assert out.nodes[1].operands[1].id == 0
+    rng = np.random.default_rng(0)
+    args = [t64(rng.standard_normal(s)) for s in ((4, 3), (4, 5))]
+    g64, o64 = (ir.parse(str(x).replace("float32", "float64")) for x in (g, out))
+    run = ember.compiler.executor.run
+    assert_close(run(o64, args)[0], np_of(run(g64, args)[0]), rtol=1e-12, atol=1e-12)
+    used_twice = _graph("graph(%0: float32[3, 4], %1: float32[4, 5]) {\n"
+                        "  %2: float32[3, 5] = matmul(%0, %1)\n"
+                        "  %3: float32[5, 3] = transpose(%2) {perm=(1, 0)}\n  return (%3, %2)\n}")
+    assert str(passes.simplify(used_twice)) == str(used_twice)
+
+
+def test_fold_norm_grads_rewrites_a_layer_norm_backward():
+    g = _graph("graph(%0: float64[6, 8], %1: float64[8], %2: float64[6, 8]) {\n"
+               "  %3: float64[6, 8] = normalize(%0) {n=1, eps=1e-05}\n"
+               "  %4: float64[1, 8] = reduce_sum(%2) {axis=(0,), keepdims=True, dtype=None}\n"
+               "  %5: float64[6, 8] = mul(%2, %1)\n"
+               "  %6: float64[6, 8] = mul(%2, %3)\n"
+               "  %7: float64[8] = reduce_sum(%6) {axis=(0,), keepdims=False, dtype=None}\n"
+               "  %8: float64[6, 8] = normalize_grad(%5, %0) {n=1, eps=1e-05}\n"
+               "  return (%8, %7, %4)\n}")
+    out, names = _applied(passes.fold_norm_grads, g)
+    assert names.count("norm_param_grads") == 1 and "normalize_grad_scaled" in names
+    assert "normalize" not in names and "mul" not in names
+    rng = np.random.default_rng(0)
+    args = [t64(rng.standard_normal(s)) for s in ((6, 8), (8,), (6, 8))]
+    run = ember.compiler.executor.run
+    for got, want in zip(run(out, args), run(g, args)):
+        assert_close(got, np_of(want), rtol=1e-12, atol=1e-12)
 
 
 def _graph(text: str) -> Graph:
@@ -152,7 +197,7 @@ _UNARY = ["exp", "sin", "tanh", "neg", "abs", "sigmoid"]
 def _random_program(draw):
     """A random straight-line program over two inputs with identities sprinkled in."""
     steps = draw(st.lists(st.tuples(st.sampled_from(_UNARY + ["add", "mul", "id_mul", "id_add", "twice_t",
-                                                     "bcast_row", "bcast_col", "reshaped"]),
+                                                     "bcast_row", "bcast_col", "reshaped", "mm_t"]),
                                     st.integers(0, 10), st.integers(0, 10)), min_size=1, max_size=12))
     return steps
 
@@ -175,6 +220,8 @@ def _run_program(steps, x, y):
             vals.append(a.sum(0, keepdim=True).expand(3, 3) * b)
         elif op == "bcast_col":  # a unary op on a broadcast (the broadcast sinks below it)
             vals.append(ember.exp(a.amax(1, keepdim=True).expand(3, 3)))
+        elif op == "mm_t":  # a transposed product (computed from transposed operands)
+            vals.append((a @ b.T).T)
         elif op == "reshaped":  # elementwise ops on a reshape (they sink below it)
             vals.append((ember.tanh(a.reshape(9, 1)) * b.reshape(9, 1)).reshape(3, 3))
         else:

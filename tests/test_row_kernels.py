@@ -148,3 +148,60 @@ def test_log_softmax_gradients_and_transforms():
     loss = ember.jit(lambda t: F.cross_entropy(t, ember.tensor(target)))
     np.testing.assert_allclose(loss(t64(big)).item(), torch.nn.functional.cross_entropy(
         torch.tensor(big), torch.tensor(target)).item(), rtol=1e-12)
+
+
+# -- layer norm backward: the input gradient with the weight folded in, and the parameter gradients -----
+@needs_cc
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 200), st.sampled_from(["float32", "float64"]), st.integers(0, 2**16))
+def test_scaled_gradient_and_parameter_gradient_kernels_match_numpy(n_rows, n_feat, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n_rows, n_feat)) * 2 + 1).astype(dtype)
+    g = rng.standard_normal((n_rows, n_feat)).astype(dtype)
+    w = rng.standard_normal(n_feat).astype(dtype)
+    xhat, dx = _reference(g * w.astype(np.float64), x, 1e-5)
+    tol = 5e-4 if dtype == "float32" else 1e-9
+    out, sums = np.empty_like(x), np.empty((2, n_feat), dtype)
+    assert rows.normalize_grad_scaled(g, x, w, 1e-5, out) and rows.norm_param_grads(g, x, n_feat, 1e-5, sums)
+    np.testing.assert_allclose(out, dx, rtol=tol, atol=tol)
+    g64 = g.astype(np.float64)
+    np.testing.assert_allclose(sums, [(g64 * xhat).sum(0), g64.sum(0)], rtol=tol, atol=tol * n_rows)
+
+
+def _ln_grads(x, w, b, g):
+    _, pull = ember.func.vjp(lambda x, w, b: F.layer_norm(x, (x.shape[-1],), w, b), x, w, b)
+    return pull(g)
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5), (16, 32, 64)])
+def test_compiled_layer_norm_backward_folds_into_two_row_kernels(shape):
+    rng = np.random.default_rng(0)
+    x, g = t64(rng.standard_normal(shape)), t64(rng.standard_normal(shape))
+    w, b = t64(rng.standard_normal(shape[-1])), t64(rng.standard_normal(shape[-1]))
+    f = ember.jit(_ln_grads)
+    names = [n.prim.name for n in f.lower(x, w, b, g).graph.nodes]
+    assert "norm_param_grads" in names and "normalize_grad_scaled" in names
+    assert "normalize" not in names and "mul" not in names  # no normalised activations, no g * w pass
+    got, want = f(x, w, b, g), _ln_grads(x, w, b, g)
+    for a, e in zip(got, want):
+        np.testing.assert_allclose(np_of(a), np_of(e), rtol=1e-10, atol=1e-10)
+    again = f(x, w, b, g)
+    assert all(np.array_equal(np_of(a), np_of(c)) for a, c in zip(got, again))
+
+
+def test_layer_norm_backward_primitives_under_grad_jvp_and_vmap():
+    from ember._core.dispatch import bind
+    from ember.nn.functional._norm import norm_param_grads_p, normalize_grad_scaled_p
+
+    rng = np.random.default_rng(1)
+    g, x = rng.standard_normal((3, 4, 5)), rng.standard_normal((3, 4, 5))
+    w = rng.standard_normal(5)
+    scaled = lambda g, x, w: bind(normalize_grad_scaled_p, g, x, w, n=1, eps=1e-5)
+    sums = lambda g, x: bind(norm_param_grads_p, g, x, n=1, eps=1e-5)
+    check_grad(scaled, [g, x, w])
+    check_jvp(scaled, [g, x, w])
+    check_grad(sums, [g, x])
+    check_jvp(sums, [g, x])
+    check_vmap(scaled, [g, x, w], [0, 0, None])
+    check_vmap(scaled, [g, x, np.stack([w] * 3)], [0, 0, 0])
+    check_vmap(sums, [g, x], [1, 1])

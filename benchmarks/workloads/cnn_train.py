@@ -1,8 +1,9 @@
 """CNN training step: 3 × (conv 3×3 pad 1 + ReLU + maxpool 2) with 32/64/128 channels on 64×3×32×32 images,
 then flatten + linear to 10 classes, cross-entropy, Adam; float32, ms per step.
 
-One timed call is one full eager step (forward, loss, backward, update). Ember's initial weights are
-copied into the PyTorch model and the first losses are checked to agree before timing.
+One timed call is one full step (forward, loss, backward, update), eager and compiled (see
+:mod:`.training`). Ember's initial weights are copied into the PyTorch model and the first losses are
+checked to agree before timing.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import ember
 from ember import nn
 
 from ..harness import Row
-from .mlp_train import check_losses, copy_weights, ember_trainer, time_steps, torch_trainer
+from .training import copy_weights, training_rows
 
 
 def _layers(lib, channels: tuple[int, ...], side: int, classes: int) -> list:
@@ -33,10 +34,7 @@ def run(quick: bool = False) -> list[Row]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, channels[0], side, side), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    ember_step = ember_trainer(model, ember.optim.Adam(model.parameters(), lr=1e-3), ember.tensor(x),
-                               ember.tensor(y))
-    torch_step = torch_trainer(peer, torch.optim.Adam(peer.parameters(), lr=1e-3), torch.from_numpy(x),
-                               torch.from_numpy(y))
-    check_losses("cnn_train", ember_step, torch_step)
     case = f"3x(conv3x3+ReLU+pool) {'/'.join(map(str, channels[1:]))} ch, {batch}x3x{side}x{side}, Adam"
-    return [time_steps("cnn_train", case, ember_step, torch_step, quick, 2.0)]
+    return training_rows("cnn_train", case, model, peer, lambda m: ember.optim.Adam(m.parameters(), lr=1e-3),
+                         lambda m: torch.optim.Adam(m.parameters(), lr=1e-3), x, y, quick,
+                         eager_limit=2.0, jit_limit=1.0)

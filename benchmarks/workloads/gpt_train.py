@@ -4,8 +4,16 @@ batch 16, AdamW, float32, ms per step.
 Ember runs ``ember.models.GPT`` (GPT-2 parameter names, tied token embedding and output layer);
 PyTorch runs the same architecture written here with the same parameter names, so Ember's initial
 weights load into it directly. The first losses are checked to agree before timing.
+
+Rows: eager and compiled (``ember.jit`` of the whole step) against PyTorch eager and ``torch.compile``
+(see :mod:`.training`); the peak memory of one compiled step against one PyTorch eager step; and the
+compile time of the step (first call minus a steady call) in a fresh process with an empty kernel cache
+(cold) and again with the cache it filled (warm).
 """
 from __future__ import annotations
+
+import copy
+import tempfile
 
 import numpy as np
 import torch
@@ -15,8 +23,16 @@ import torch.nn.functional as tF
 import ember
 from ember.models import GPT, GPTConfig
 
-from ..harness import Row
-from .mlp_train import check_losses, copy_weights, ember_trainer, time_steps, torch_trainer
+from ..harness import Row, Target
+from .training import (
+    compile_seconds,
+    copy_weights,
+    ember_step_peak,
+    ember_trainer,
+    torch_step_peak,
+    torch_trainer,
+    training_rows,
+)
 
 
 class TorchAttention(tnn.Module):
@@ -72,6 +88,53 @@ class TorchGPT(tnn.Module):
         return self.lm_head(self.transformer.ln_f(x))
 
 
+_COMPILE_SETUP = """
+import numpy as np
+import ember
+import ember.nn.functional as F
+from ember.models import GPT, GPTConfig
+ember.manual_seed(0)
+model = GPT(GPTConfig(vocab_size=512, block_size=128, n_layer=4, n_head=4, n_embd=256))
+opt = ember.optim.AdamW(model.parameters(), lr=3e-4)
+tokens = np.random.default_rng(0).integers(0, 512, (16, 129))
+x, y = ember.tensor(tokens[:, :-1]), ember.tensor(tokens[:, 1:].reshape(-1))
+
+@ember.jit
+def train(x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x).reshape(-1, 512), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+step = lambda: train(x, y).item()
+"""
+
+
+def _memory_row(model: GPT, peer: torch.nn.Module, x: np.ndarray, y: np.ndarray, case: str) -> Row:
+    """Peak bytes of one compiled Ember step and one PyTorch eager step (each on a fresh copy, warm)."""
+    model, peer = copy.deepcopy(model), copy.deepcopy(peer)
+    opt = ember.optim.AdamW(model.parameters(), lr=3e-4)
+    peer_opt = torch.optim.AdamW(peer.parameters(), lr=3e-4)
+    ours = ember_trainer(model, opt, ember.tensor(x), ember.tensor(y), jit=True)
+    theirs = torch_trainer(peer, peer_opt, torch.from_numpy(x), torch.from_numpy(y))
+    for _ in range(2):
+        ours(), theirs()
+    mb = 1 / 2 ** 20
+    peak = {"ember": ember_step_peak(model, opt, ours) * mb,
+            "torch": torch_step_peak(peer, peer_opt, theirs) * mb}
+    return Row("gpt_train", f"{case}, peak memory of one step (ember.jit vs eager)", "MB", peak["ember"],
+               {"torch": peak["torch"]}, Target("torch", 1.0))
+
+
+def _compile_rows(case: str) -> list[Row]:
+    with tempfile.TemporaryDirectory() as cache:
+        cold = compile_seconds(_COMPILE_SETUP, cache)
+        warm = compile_seconds(_COMPILE_SETUP, cache)
+    return [Row("gpt_train", f"{case}, compile time (cold kernel cache)", "s", cold),
+            Row("gpt_train", f"{case}, compile time (warm kernel cache)", "s", warm)]
+
+
 def run(quick: bool = False) -> list[Row]:
     if quick:
         config, batch = GPTConfig(vocab_size=32, block_size=8, n_layer=1, n_head=2, n_embd=16), 2
@@ -83,11 +146,13 @@ def run(quick: bool = False) -> list[Row]:
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, config.vocab_size, (batch, config.block_size + 1))
     x, y = tokens[:, :-1], tokens[:, 1:].reshape(-1)
-    ember_step = ember_trainer(model, ember.optim.AdamW(model.parameters(), lr=3e-4), ember.tensor(x),
-                               ember.tensor(y))
-    torch_step = torch_trainer(peer, torch.optim.AdamW(peer.parameters(), lr=3e-4), torch.from_numpy(x),
-                               torch.from_numpy(y))
-    check_losses("gpt_train", ember_step, torch_step)
     case = (f"GPT {config.n_layer}L d{config.n_embd} {config.n_head}h, vocab {config.vocab_size}, "
             f"{batch}x{config.block_size} tokens, AdamW")
-    return [time_steps("gpt_train", case, ember_step, torch_step, quick, 1.5)]
+    pristine = copy.deepcopy(model), copy.deepcopy(peer)
+    rows = training_rows("gpt_train", case, model, peer, lambda m: ember.optim.AdamW(m.parameters(), lr=3e-4),
+                         lambda m: torch.optim.AdamW(m.parameters(), lr=3e-4), x, y, quick,
+                         eager_limit=1.5, jit_limit=1.0, torch_compile_limit=1.2)
+    rows.append(_memory_row(*pristine, x, y, case))
+    if not quick:
+        rows += _compile_rows(case)
+    return rows

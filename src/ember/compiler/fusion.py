@@ -498,7 +498,7 @@ def fuse(g: Graph, multi_output: bool = True) -> Graph:
              for part in ([(members, None)] if multi_output else _split(g, members, users))]
     next_id = [1 + max((v.id for v in g.values()), default=-1)]
     first = {max(members): (members, escaping) for members, escaping in parts}
-    grouped = {i for members, _ in parts for i in members}
+    grouped = {i for members in groups.values() for i in members}  # members no part needs are dead
     nodes: list[Node] = []
     for i, n in enumerate(g.nodes):
         if i in first:

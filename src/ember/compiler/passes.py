@@ -175,15 +175,60 @@ def _sink_reshape(n: Node, producers: dict[int, Node], new_id: int) -> list[Node
     return nodes
 
 
+def _swaps_last_two(perm) -> bool:
+    k = len(perm)
+    return k >= 2 and tuple(perm) == tuple(range(k - 2)) + (k - 1, k - 2)
+
+
+def _transpose_matmul(n: Node, producers: dict[int, Node], uses: dict[int, int],
+                      new_id: int) -> list[Node] | None:
+    """Layout: ``transpose(matmul(a, b))`` (last two axes) becomes ``matmul(bᵀ, aᵀ)`` when nothing else
+    reads the product. BLAS reads transposed operands in place, so the result comes out contiguous in
+    the layout its readers want; a linear layer's weight gradient is such a transposed product, which
+    the optimiser update would otherwise copy into row-major order first."""
+    if n.prim.name != "transpose" or not _swaps_last_two(n.attrs["perm"]) \
+            or not isinstance(n.operands[0], Value):
+        return None
+    mm = producers.get(n.operands[0].id)
+    if mm is None or mm.prim.name != "matmul" or uses.get(n.operands[0].id, 0) != 1:
+        return None
+    a, b = mm.operands
+    rank = len(n.outputs[0].shape)
+    if not (isinstance(a, Value) and isinstance(b, Value) and len(a.shape) == len(b.shape) == rank):
+        return None
+    nodes: list[Node] = []
+
+    def transposed(v: Value) -> Value:
+        inner = producers.get(v.id)
+        if inner is not None and inner.prim.name == "transpose" and tuple(inner.attrs["perm"]) == \
+                tuple(n.attrs["perm"]) and isinstance(inner.operands[0], Value):
+            return inner.operands[0]
+        out = Value(new_id + len(nodes), tuple(v.shape[:-2]) + (v.shape[-1], v.shape[-2]), v.dtype)
+        nodes.append(Node(n.prim, (v,), dict(n.attrs), (out,), n.where))
+        return out
+
+    bt, at = transposed(b), transposed(a)
+    nodes.append(Node(mm.prim, (bt, at), dict(mm.attrs), n.outputs, mm.where))
+    return nodes
+
+
 def simplify(g: Graph) -> Graph:
     """Algebraic simplification: x*1, x+0, x-0, x/1, transpose∘transpose, no-op reshapes/broadcasts/casts,
     reshape∘reshape (the inner reshape is skipped), broadcast folding (``add(x, broadcast_to(b))``
-    becomes ``add(x, b)`` when `x` already has the output's shape), and one-operand elementwise nodes moved
-    before the broadcast or reshape that feeds them."""
+    becomes ``add(x, b)`` when `x` already has the output's shape), elementwise nodes moved before the
+    broadcast or reshape that feeds them, and transposed matrix products computed as products of the
+    transposed operands."""
     mapping: dict[int, Value] = {}
     producers: dict[int, Node] = {}
     nodes: list[Node] = []
     next_id = max((v.id for v in g.values()), default=-1) + 1
+    uses: dict[int, int] = {}
+    for n in g.nodes:
+        for o in n.operands:
+            if isinstance(o, Value):
+                uses[o.id] = uses.get(o.id, 0) + 1
+    for v in g.outputs:
+        uses[v.id] = uses.get(v.id, 0) + 1
     for n in g.nodes:
         n = Node(n.prim, tuple(mapping.get(o.id, o) if isinstance(o, Value) else o for o in n.operands),
                  n.attrs, n.outputs, n.where)
@@ -192,7 +237,8 @@ def simplify(g: Graph) -> Graph:
             mapping[n.outputs[0].id] = target
             continue
         n = _fold_broadcasts(n, producers)
-        sunk = _sink_broadcast(n, producers, next_id) or _sink_reshape(n, producers, next_id)
+        sunk = (_sink_broadcast(n, producers, next_id) or _sink_reshape(n, producers, next_id)
+                or _transpose_matmul(n, producers, uses, next_id))
         if sunk is not None:
             next_id += len(sunk) - 1
             for m in sunk:
@@ -251,10 +297,124 @@ def fold_constants(g: Graph, foldable: set[int] | None = None) -> Graph:
     return dce(Graph(g.inputs, nodes, g.outputs, constants, const_values))
 
 
+def _feature_vector(v, features: tuple) -> bool:
+    """True if `v` is a value holding one number per feature (shape `features`, maybe with leading 1s)."""
+    if not isinstance(v, Value):
+        return False
+    lead = len(v.shape) - len(features)
+    return lead >= 0 and tuple(v.shape[lead:]) == features and all(d == 1 for d in v.shape[:lead])
+
+
+def _rows_axes(x: Value, n: int) -> tuple[int, ...]:
+    return tuple(range(len(x.shape) - n))
+
+
+def _weight_grad_key(node: Node, producers: dict[int, Node]) -> tuple | None:
+    """``(g, x, n, eps)`` if `node` is ``sum(g * normalize(x))`` over all rows (a layer norm's weight
+    gradient), else None."""
+    if node.prim.name != "reduce_sum" or node.attrs.get("dtype") is not None:
+        return None
+    prod = producers.get(node.operands[0].id)
+    if prod is None or prod.prim.name != "mul" or len(prod.operands) != 2:
+        return None
+    for a, b in (prod.operands, prod.operands[::-1]):
+        norm = producers.get(b.id) if isinstance(b, Value) else None
+        if norm is None or norm.prim.name != "normalize" or not isinstance(a, Value) or a.shape != b.shape:
+            continue
+        x, n = norm.operands[0], norm.attrs["n"]
+        if tuple(node.attrs["axis"]) == _rows_axes(x, n) and x.dtype is a.dtype:
+            return (a.id, x.id, n, norm.attrs["eps"])
+    return None
+
+
+def _scaled_normalize_grad(node: Node, producers: dict[int, Node], new_value: Callable,
+                           scaled, reshape) -> list[Node]:
+    """``normalize_grad(g * w, x)`` with `w` one weight per feature as ``normalize_grad_scaled(g, x, w)``
+    (with a reshape of `w` first where it carries leading 1s); otherwise the node itself."""
+    prod = producers.get(node.operands[0].id) if isinstance(node.operands[0], Value) else None
+    x = node.operands[1]
+    features = tuple(x.shape[len(x.shape) - node.attrs["n"]:])
+    if prod is None or prod.prim.name != "mul" or len(prod.operands) != 2:
+        return [node]
+    for a, w in (prod.operands, prod.operands[::-1]):
+        if not (isinstance(a, Value) and a.shape == x.shape and a.dtype is x.dtype
+                and _feature_vector(w, features) and w.dtype is x.dtype):
+            continue
+        nodes = []
+        if tuple(w.shape) != features:
+            flat = new_value(features, w.dtype)
+            nodes.append(Node(reshape, (w,), {"shape": features}, (flat,), node.where))
+            w = flat
+        return nodes + [Node(scaled, (a, x, w), dict(node.attrs), node.outputs, node.where)]
+    return [node]
+
+
+def fold_norm_grads(g: Graph) -> Graph:
+    """Layer-norm backward folding: ``normalize_grad(g * w, x)`` with `w` one weight per feature becomes
+    ``normalize_grad_scaled(g, x, w)``, and the weight and bias gradients, ``sum(g * normalize(x))`` and
+    ``sum(g)`` over all rows, become the two halves of one ``norm_param_grads(g, x)`` (one pass over `g`
+    and `x`, without the normalised activations)."""
+    from .._core.primitive import PRIMITIVES
+    from .._core.primitives import indexing
+
+    scaled, param_grads = PRIMITIVES.get("normalize_grad_scaled"), PRIMITIVES.get("norm_param_grads")
+    if scaled is None or param_grads is None:
+        return g
+    reshape = PRIMITIVES["reshape"]
+    producers = {v.id: n for n in g.nodes for v in n.outputs}
+    values = {v.id: v for v in g.values()}
+    counter = [max(values, default=-1) + 1]
+
+    def new_value(shape, dtype) -> Value:
+        counter[0] += 1
+        return Value(counter[0] - 1, tuple(shape), dtype)
+
+    packs: dict[tuple, Value] = {}  # (g, x, n, eps) -> the packed [weight grad, bias grad]
+    wanted: dict[int, tuple[tuple, int]] = {}  # id(reduce_sum node) -> (pack key, half)
+    for node in g.nodes:
+        key = _weight_grad_key(node, producers)
+        if key is not None:
+            x = values[key[1]]
+            packs.setdefault(key, new_value((2,) + tuple(x.shape[len(x.shape) - key[2]:]), x.dtype))
+            wanted[id(node)] = (key, 0)
+    for node in g.nodes:  # the bias gradients: sums of the same g over the same rows
+        if node.prim.name == "reduce_sum" and id(node) not in wanted and node.attrs.get("dtype") is None:
+            a = node.operands[0]
+            for key in packs:
+                if key[0] == a.id and tuple(node.attrs["axis"]) == _rows_axes(a, key[2]):
+                    wanted[id(node)] = (key, 1)
+                    break
+    nodes: list[Node] = []
+    made: set[tuple] = set()
+    for node in g.nodes:
+        if node.prim.name == "normalize_grad":
+            nodes += _scaled_normalize_grad(node, producers, new_value, scaled, reshape)
+            continue
+        if id(node) not in wanted:
+            nodes.append(node)
+            continue
+        key, half = wanted[id(node)]
+        pack, out = packs[key], node.outputs[0]
+        if key not in made:
+            made.add(key)
+            nodes.append(Node(param_grads, (values[key[0]], values[key[1]]), {"n": key[2], "eps": key[3]},
+                              (pack,), node.where))
+        part = out if tuple(out.shape) == pack.shape[1:] else new_value(pack.shape[1:], pack.dtype)
+        nodes.append(Node(indexing.getitem_p, (pack,), {"index": (half,)}, (part,), node.where))
+        if part is not out:
+            nodes.append(Node(reshape, (part,), {"shape": tuple(out.shape)}, (out,), node.where))
+    if not packs and all(a is b for a, b in zip(nodes, g.nodes)) and len(nodes) == len(g.nodes):
+        return g
+    from .fusion import _topological
+    defined = {v.id for v in g.inputs} | {v.id for v in g.const_values}
+    return dce(Graph(g.inputs, _topological(nodes, defined), g.outputs, g.constants, g.const_values))
+
+
 PIPELINE: list[tuple[str, Callable[[Graph], Graph]]] = [
     ("simplify", simplify),
     ("cse", cse),
     ("dce", dce),
+    ("fold_norm_grads", fold_norm_grads),
     ("fuse", __import__("ember.compiler.fusion", fromlist=["fuse"]).fuse),  # elementwise fusion, C kernels
 ]
 

@@ -24,6 +24,7 @@ from .c import _HELPERS
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 MIN_ELEMENTS = 4096  # below this a kernel's ctypes call costs more than the NumPy passes it replaces
+CHUNKS = 64  # row chunks of the parameter-gradient sums (fixed, so results do not depend on threads)
 _LIBS: dict[str, Any] = {}
 
 
@@ -45,6 +46,7 @@ def _source(t: str) -> str:
     return f"""/* ember row kernels: normalize, normalize_grad (layer norm and its VJP), softmax; {t} */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 {_HELPERS["expf"]}
@@ -115,6 +117,46 @@ void normalize_grad_{t}(const {t} *g, const {t} *x, {t} *out, long rows, long n,
     for (long i = 0; i < n; i++) o[i] = rstd * (gr[i] - mg - (xr[i] - mean) * c);
   }}
 }}
+
+/* normalize_grad applied to g * w (w: one scale per feature, the layer norm's weight) */
+void normalize_grad_scaled_{t}(const {t} *g, const {t} *x, const {t} *w, {t} *out, long rows, long n,
+                               double eps) {{
+#pragma omp parallel for schedule(static)
+  for (long r = 0; r < rows; r++) {{{stats}
+    const {t} *gr = g + r * n;
+    {t} sg = 0, sgx = 0;
+#pragma omp simd reduction(+:sg, sgx)
+    for (long i = 0; i < n; i++) {{ const {t} gw = gr[i] * w[i]; sg += gw; sgx += gw * (xr[i] - mean); }}
+    const {t} mg = sg / ({t})n;
+    const {t} c = rstd * rstd * sgx / ({t})n;
+    {t} *o = out + r * n;
+#pragma omp simd
+    for (long i = 0; i < n; i++) o[i] = rstd * (gr[i] * w[i] - mg - (xr[i] - mean) * c);
+  }}
+}}
+
+/* out[0] = sum over rows of g * normalize(x), out[1] = sum over rows of g: the layer norm's weight and
+   bias gradients. Rows are cut into a fixed number of chunks (whatever the thread count) whose partial
+   sums are added in order, so the result does not depend on scheduling. */
+int norm_param_grads_{t}(const {t} *g, const {t} *x, {t} *out, long rows, long n, double eps) {{
+  const long chunks = rows < {CHUNKS} ? rows : {CHUNKS};
+  {t} *part = ({t} *)calloc((size_t)(chunks * 2 * n), sizeof({t}));
+  if (!part) return 1;
+#pragma omp parallel for schedule(static)
+  for (long c = 0; c < chunks; c++) {{
+    {t} *pw = part + c * 2 * n, *pb = pw + n;
+    for (long r = rows * c / chunks; r < rows * (c + 1) / chunks; r++) {{{stats}
+      const {t} *gr = g + r * n;
+#pragma omp simd
+      for (long i = 0; i < n; i++) {{ pw[i] += gr[i] * ((xr[i] - mean) * rstd); pb[i] += gr[i]; }}
+    }}
+  }}
+  for (long i = 0; i < 2 * n; i++) out[i] = 0;
+  for (long c = 0; c < chunks; c++)
+    for (long i = 0; i < 2 * n; i++) out[i] += part[c * 2 * n + i];
+  free(part);
+  return 0;
+}}
 """
 
 
@@ -155,6 +197,34 @@ def normalize_grad(g: np.ndarray, x: np.ndarray, n_features: int, eps: float, ou
         return False
     getattr(lib, f"normalize_grad_{t}")(_ptr(g), _ptr(x), _ptr(out), ctypes.c_long(x.size // n_features),
                                         ctypes.c_long(n_features), ctypes.c_double(eps))
+    return True
+
+
+def normalize_grad_scaled(g: np.ndarray, x: np.ndarray, w: np.ndarray, eps: float, out: np.ndarray) -> bool:
+    """Write the VJP of the row normalisation at `x` applied to ``g * w`` (`w`: one value per feature,
+    contiguous) into `out`; False without a kernel."""
+    t = _TYPES[x.dtype]
+    lib = _library(t)
+    if lib is None:
+        return False
+    getattr(lib, f"normalize_grad_scaled_{t}")(_ptr(g), _ptr(x), _ptr(w), _ptr(out),
+                                               ctypes.c_long(x.size // w.size), ctypes.c_long(w.size),
+                                               ctypes.c_double(eps))
+    return True
+
+
+def norm_param_grads(g: np.ndarray, x: np.ndarray, n_features: int, eps: float, out: np.ndarray) -> bool:
+    """Write ``[sum(g * normalize(x)), sum(g)]`` over the rows into `out` (``2 * n_features`` values);
+    False without a kernel."""
+    t = _TYPES[x.dtype]
+    lib = _library(t)
+    if lib is None:
+        return False
+    failed = getattr(lib, f"norm_param_grads_{t}")(_ptr(g), _ptr(x), _ptr(out),
+                                                   ctypes.c_long(x.size // n_features),
+                                                   ctypes.c_long(n_features), ctypes.c_double(eps))
+    if failed:
+        raise MemoryError("norm_param_grads: could not allocate the partial sums")
     return True
 
 

@@ -177,6 +177,97 @@ normalize_p.kernels["cpu"] = _normalize_cpu
 normalize_grad_p.kernels["cpu"] = _normalize_grad_cpu
 
 
+# -- layer norm backward pieces (bound by the compiler's norm-gradient pass) ---------------------------
+# ``normalize_grad_scaled(g, x, w)`` is ``normalize_grad(g * w, x)`` (the input gradient of a layer norm
+# with weight `w`) and ``norm_param_grads(g, x)`` is ``[sum(g * normalize(x)), sum(g)]`` over the rows
+# (its weight and bias gradients), both one pass over `g` and `x` in generated row kernels. Their
+# derivatives and batching rules are those of their decompositions.
+def _feature_shape(x, n: int) -> tuple[int, ...]:
+    return tuple(x.shape[x.ndim - n:])
+
+
+def _scaled_ref(g: Tensor, x: Tensor, w: Tensor, n: int, eps: float) -> Tensor:
+    return bind(normalize_grad_p, g * w, x, n=n, eps=eps)
+
+
+def _param_grads_ref(g: Tensor, x: Tensor, n: int, eps: float, keep: int = 0) -> Tensor:
+    """The decomposition; the first `keep` axes (batching) are not summed."""
+    axes = tuple(range(keep, x.ndim - n))
+    xhat = bind(normalize_p, x, n=n, eps=eps)
+    return movement.stack([reduce.sum(g * xhat, axes), reduce.sum(g, axes)], keep)
+
+
+def _scaled_impl(xp, g, x, w, n, eps):
+    return _normalize_grad_kernel(xp, xp.empty, g * w, x, n, eps)
+
+
+def _param_grads_impl(xp, g, x, n, eps):
+    axes = tuple(range(x.ndim - n))
+    return xp.stack([(g * _normalize_kernel(xp, xp.empty, x, n, eps)).sum(axes), g.sum(axes)]).astype(x.dtype)
+
+
+def _scaled_cpu(g, x, w, n, eps):
+    if x.size >= rows.MIN_ELEMENTS and n and rows.supported(g, x) and w.dtype == x.dtype:
+        out = CPU.pool.empty(x.shape, x.dtype)
+        if rows.normalize_grad_scaled(g, x, np.ascontiguousarray(w), eps, out):
+            return out
+    return _scaled_impl(np, g, x, w, n, eps)
+
+
+def _param_grads_cpu(g, x, n, eps):
+    if x.size >= rows.MIN_ELEMENTS and n and rows.supported(g, x):
+        out = np.empty((2,) + _feature_shape(x, n), x.dtype)
+        if rows.norm_param_grads(g, x, _features(x, n), eps, out):
+            return out
+    return _param_grads_impl(np, g, x, n, eps)
+
+
+def _decomposed_vjp(ref):
+    def vjp(h, out, *operands, **attrs):
+        _, pullback = func.vjp(lambda *ops: ref(*ops, **attrs), *operands)
+        grads = pullback(h)
+        return tuple(d if isinstance(v, Tensor) and v._requires_grad else None
+                     for d, v in zip(grads, operands))
+
+    return vjp
+
+
+def _decomposed_jvp(ref):
+    def jvp(primals, tangents, **attrs):
+        tangents = tuple(t if t is not None else ew.mul(p, 0.0) for p, t in zip(primals, tangents))
+        return func.jvp(lambda *ops: ref(*ops, **attrs), tuple(primals), tangents)
+
+    return jvp
+
+
+def _scaled_batch(values, bdims, n, eps):
+    size = next(v.shape[b] for v, b in zip(values, bdims) if b is not None)
+    g, x = (_to_front(v, b, size) for v, b in zip(values[:2], bdims[:2]))
+    w, b = values[2], bdims[2]
+    if b is None:
+        return bind(normalize_grad_scaled_p, g, x, w, n=n, eps=eps), 0
+    w = movement.moveaxis(w, b, 0) if b else w
+    w = movement.reshape(w, (size,) + (1,) * (x.ndim - 1 - n) + tuple(w.shape[1:]))
+    return bind(normalize_grad_p, g * w, x, n=n, eps=eps), 0
+
+
+def _param_grads_batch(values, bdims, n, eps):
+    size = next(v.shape[b] for v, b in zip(values, bdims) if b is not None)
+    g, x = (_to_front(v, b, size) for v, b in zip(values, bdims))
+    return _param_grads_ref(g, x, n, eps, keep=1), 0
+
+
+normalize_grad_scaled_p = Primitive(
+    "normalize_grad_scaled", _scaled_impl, vjp=_decomposed_vjp(_scaled_ref), jvp=_decomposed_jvp(_scaled_ref),
+    batch=_scaled_batch, decomp=_scaled_ref, doc="normalize_grad(g * w, x): a layer norm's input gradient")
+normalize_grad_scaled_p.kernels["cpu"] = _scaled_cpu
+norm_param_grads_p = Primitive(
+    "norm_param_grads", _param_grads_impl, vjp=_decomposed_vjp(_param_grads_ref),
+    jvp=_decomposed_jvp(_param_grads_ref), batch=_param_grads_batch, decomp=_param_grads_ref,
+    doc="[sum(g * normalize(x)), sum(g)] over the rows: a layer norm's weight and bias gradients")
+norm_param_grads_p.kernels["cpu"] = _param_grads_cpu
+
+
 def _normalize(x: Tensor, n: int, eps: float) -> Tensor:
     if not x.dtype.is_floating_point:
         x = ew.convert(x, dtypes.get_default_dtype())
