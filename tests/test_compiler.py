@@ -157,6 +157,27 @@ def test_fold_norm_grads_rewrites_a_layer_norm_backward():
         assert_close(got, np_of(want), rtol=1e-12, atol=1e-12)
 
 
+def test_simplify_turns_sums_of_side_by_side_zero_pads_into_a_cat():
+    g = _graph("graph(%0: float32[2, 3], %1: float32[2, 3], %2: float32[2, 3]) {\n"
+               "  %3: float32[2, 9] = pad(%0) {config=((0, 0, 0), (0, 6, 0)), value=0}\n"
+               "  %4: float32[2, 9] = pad(%1) {config=((0, 0, 0), (3, 3, 0)), value=0}\n"
+               "  %5: float32[2, 9] = add(%3, %4)\n"
+               "  %6: float32[2, 9] = pad(%2) {config=((0, 0, 0), (6, 0, 0)), value=0}\n"
+               "  %7: float32[2, 9] = add(%5, %6)\n  return (%7)\n}")
+    out, names = _applied(passes.simplify, g)
+    assert names == ["cat"] and [o.id for o in out.nodes[0].operands] == [0, 1, 2]
+    gap = _graph("graph(%0: float32[2, 3], %1: float32[2, 3]) {\n"
+                 "  %2: float32[2, 9] = pad(%0) {config=((0, 0, 0), (0, 6, 0)), value=0}\n"
+                 "  %3: float32[2, 9] = pad(%1) {config=((0, 0, 0), (6, 0, 0)), value=0}\n"
+                 "  %4: float32[2, 9] = add(%2, %3)\n  return (%4)\n}")
+    assert str(passes.simplify(gap)) == str(gap)  # not side by side: the sum stays
+    rng = np.random.default_rng(0)
+    args = [t64(rng.standard_normal((2, 3))) for _ in range(3)]
+    g64, o64 = (ir.parse(str(x).replace("float32", "float64")) for x in (g, out))
+    run = ember.compiler.executor.run
+    assert_close(run(o64, args)[0], np_of(run(g64, args)[0]), rtol=1e-12, atol=1e-12)
+
+
 def _graph(text: str) -> Graph:
     return ir.parse(text)
 
@@ -197,7 +218,7 @@ _UNARY = ["exp", "sin", "tanh", "neg", "abs", "sigmoid"]
 def _random_program(draw):
     """A random straight-line program over two inputs with identities sprinkled in."""
     steps = draw(st.lists(st.tuples(st.sampled_from(_UNARY + ["add", "mul", "id_mul", "id_add", "twice_t",
-                                                     "bcast_row", "bcast_col", "reshaped", "mm_t"]),
+                                                     "bcast_row", "bcast_col", "reshaped", "mm_t", "pads"]),
                                     st.integers(0, 10), st.integers(0, 10)), min_size=1, max_size=12))
     return steps
 
@@ -220,6 +241,8 @@ def _run_program(steps, x, y):
             vals.append(a.sum(0, keepdim=True).expand(3, 3) * b)
         elif op == "bcast_col":  # a unary op on a broadcast (the broadcast sinks below it)
             vals.append(ember.exp(a.amax(1, keepdim=True).expand(3, 3)))
+        elif op == "pads":  # zero pads side by side (they become a cat)
+            vals.append(ember.pad(a[:, :1], (0, 2)) + ember.pad(b[:, 1:], (1, 0)))
         elif op == "mm_t":  # a transposed product (computed from transposed operands)
             vals.append((a @ b.T).T)
         elif op == "reshaped":  # elementwise ops on a reshape (they sink below it)

@@ -1,6 +1,16 @@
 """Ember: a deep-learning framework with a PyTorch-style eager API and JAX-style composable transforms."""
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+# OpenBLAS threads spin for about 2**28 cycles after each product before sleeping, and on few cores
+# that takes the cores from the OpenMP threads of the generated kernels that follow (measured: fused
+# attention and the bias+GELU kernel 1.7x slower right after a matmul). Read when NumPy loads its
+# OpenBLAS, so it only applies when Ember is imported first; an explicit setting wins.
+if "numpy" not in _sys.modules:
+    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+
 from ._core import methods as _methods  # noqa: F401  (attaches operators and methods to Tensor)
 from ._core.autograd import (enable_grad, inference_mode, is_anomaly_enabled, no_grad, set_detect_anomaly,
                              set_grad_enabled)

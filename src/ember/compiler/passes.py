@@ -212,6 +212,67 @@ def _transpose_matmul(n: Node, producers: dict[int, Node], uses: dict[int, int],
     return nodes
 
 
+def _zero_pad_axis(n: Node) -> int | None:
+    """The one axis a zero ``pad`` node pads (no interior padding, nothing cropped), else None."""
+    if n.prim.name != "pad" or n.attrs.get("value", 0) != 0 or not isinstance(n.operands[0], Value):
+        return None
+    padded = [i for i, (lo, hi, interior) in enumerate(n.attrs["config"]) if lo or hi or interior]
+    if len(padded) != 1:
+        return None
+    lo, hi, interior = n.attrs["config"][padded[0]]
+    return padded[0] if lo >= 0 and hi >= 0 and not interior else None
+
+
+def _pieces(v: Value, producers: dict[int, Node], uses: dict[int, int]) -> tuple[int, list] | None:
+    """``(axis, [(offset, value), ...])`` if `v` is zeros except for tensors laid side by side along one
+    axis (a zero pad, maybe of a ``cat`` along that axis), else None. Values this pass made (absent from
+    `uses`) have one reader."""
+    pad = producers.get(v.id)
+    if pad is None or uses.get(v.id, 0) != 1:
+        return None
+    axis = _zero_pad_axis(pad)
+    if axis is None:
+        return None
+    src, offset = pad.operands[0], pad.attrs["config"][axis][0]
+    inner = producers.get(src.id)
+    if inner is not None and inner.prim.name == "cat" and inner.attrs["dim"] % len(src.shape) == axis \
+            and uses.get(src.id, 1) == 1 and all(isinstance(o, Value) for o in inner.operands):
+        parts = []
+        for o in inner.operands:
+            parts.append((offset, o))
+            offset += o.shape[axis]
+        return axis, parts
+    return axis, [(offset, src)]
+
+
+def _pads_to_cat(n: Node, producers: dict[int, Node], uses: dict[int, int], new_id: int) -> list[Node] | None:
+    """``pad(a) + pad(b)`` where the pads place `a` and `b` side by side along one axis becomes
+    ``pad(cat(a, b))`` (just ``cat`` when they fill the axis): the gradient of a ``split`` (a fused
+    q/k/v projection) is such a sum of zero-padded pieces."""
+    if n.prim.name != "add" or len(n.operands) != 2 or not all(isinstance(o, Value) for o in n.operands):
+        return None
+    out = n.outputs[0]
+    found = [_pieces(o, producers, uses) for o in n.operands]
+    if any(f is None for f in found) or found[0][0] != found[1][0] \
+            or any(o.shape != out.shape or o.dtype is not out.dtype for o in n.operands):
+        return None
+    axis = found[0][0]
+    parts = sorted(found[0][1] + found[1][1], key=lambda p: p[0])
+    for (start, v), (nxt, _) in zip(parts, parts[1:]):
+        if start + v.shape[axis] != nxt:
+            return None
+    lo, end = parts[0][0], parts[-1][0] + parts[-1][1].shape[axis]
+    pad_node = producers[n.operands[0].id]
+    cat_prim = __import__("ember._core.primitive", fromlist=["PRIMITIVES"]).PRIMITIVES["cat"]
+    if lo == 0 and end == out.shape[axis]:
+        return [Node(cat_prim, tuple(v for _, v in parts), {"dim": axis}, (out,), n.where)]
+    shape = tuple(out.shape[:axis]) + (end - lo,) + tuple(out.shape[axis + 1:])
+    joined = Value(new_id, shape, out.dtype)
+    config = tuple((lo, out.shape[axis] - end, 0) if i == axis else (0, 0, 0) for i in range(len(shape)))
+    return [Node(cat_prim, tuple(v for _, v in parts), {"dim": axis}, (joined,), n.where),
+            Node(pad_node.prim, (joined,), {**pad_node.attrs, "config": config}, (out,), n.where)]
+
+
 def simplify(g: Graph) -> Graph:
     """Algebraic simplification: x*1, x+0, x-0, x/1, transpose∘transpose, no-op reshapes/broadcasts/casts,
     reshape∘reshape (the inner reshape is skipped), broadcast folding (``add(x, broadcast_to(b))``
@@ -238,7 +299,8 @@ def simplify(g: Graph) -> Graph:
             continue
         n = _fold_broadcasts(n, producers)
         sunk = (_sink_broadcast(n, producers, next_id) or _sink_reshape(n, producers, next_id)
-                or _transpose_matmul(n, producers, uses, next_id))
+                or _transpose_matmul(n, producers, uses, next_id)
+                or _pads_to_cat(n, producers, uses, next_id))
         if sunk is not None:
             next_id += len(sunk) - 1
             for m in sunk:

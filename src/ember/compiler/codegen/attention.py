@@ -72,8 +72,8 @@ static inline void block_product(const {t} *a, long lda, const {t} *b, long ldb,
    contiguous except for the mask, whose key stride mcs is 1 or 0 (broadcast) */
 int attention_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k, const int64_t *koff, long krs,
                   const {t} *v, const int64_t *voff, long vrs, const {t} *mask, const int64_t *moff,
-                  long mrs, long mcs, {t} *out, long batch, long L, long S, long E, long Ev,
-                  double scale_d, int causal) {{
+                  long mrs, long mcs, {t} *out, const int64_t *ooff, long ors, long batch, long L, long S,
+                  long E, long Ev, double scale_d, int causal) {{
   const {t} scale = ({t})scale_d;
   const long Sp = (S + W - 1) / W * W, Evp = (Ev + W - 1) / W * W;
   int failed = 0;
@@ -90,7 +90,7 @@ int attention_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k, con
       if (!kt) continue;
       {t} *vp = kt + E * Sp, *qs = vp + S * Evp, *s = qs + RB * E;
       const {t} *qb = q + qoff[b], *kb = k + koff[b], *vb = v + voff[b];
-      {t} *ob = out + b * L * Ev;
+      {t} *ob = out + ooff[b];
       for (long e = 0; e < E; e++) {{
         for (long j = 0; j < S; j++) kt[e * Sp + j] = kb[j * krs + e];
         for (long j = S; j < Sp; j++) kt[e * Sp + j] = 0;
@@ -150,7 +150,7 @@ int attention_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k, con
           vec acc[RB];
           block_product(s, Sp, vp + d0, Evp, nmax, acc);
           for (long r = 0; r < nb; r++)
-            for (long d = d0; d < Ev && d < d0 + W; d++) ob[(i0 + r) * Ev + d] = acc[r][d - d0] * inv[r];
+            for (long d = d0; d < Ev && d < d0 + W; d++) ob[(i0 + r) * ors + d] = acc[r][d - d0] * inv[r];
         }}
       }}
     }}
@@ -202,11 +202,12 @@ def _operand(a: np.ndarray, lead: tuple[int, ...], rows: int, cols: int) -> tupl
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, scale: float,
               causal: bool, out: np.ndarray) -> bool:
-    """Write ``softmax(q kᵀ · scale + mask) v`` into `out` (C-contiguous); False without a kernel.
+    """Write ``softmax(q kᵀ · scale + mask) v`` into `out`; False without a kernel.
 
     `q` is ``(..., L, E)``, `k` ``(..., S, E)``, `v` ``(..., S, Ev)`` with equal leading dimensions (any
     strides: transposed heads are read in place); `mask` (additive, same dtype) broadcasts to
-    ``(..., L, S)``; `causal` keeps keys ``j <= i``.
+    ``(..., L, S)``; `causal` keeps keys ``j <= i``. `out` may be any view whose last axis is
+    contiguous (a transposed buffer: heads written where the next reshape wants them).
     """
     t = _TYPES[q.dtype]
     lib = _library(t)
@@ -222,6 +223,9 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | No
         q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
         (_, qoff, qrs, _), (_, koff, krs, _), (_, voff, vrs, _) = (
             _operand(q, lead, L, E), _operand(k, lead, S, E), _operand(v, lead, S, Ev))
+    ooff, ors, ocs = _layout(out, lead, L, Ev)
+    if ocs != 1 and Ev > 1:
+        raise ValueError("attention kernel: the output's last axis must be contiguous")
     if mask is None:
         mptr, moff, mrs, mcs = None, np.zeros(1, np.int64), 0, 0
     else:
@@ -236,7 +240,7 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | No
 
     failed = getattr(lib, f"attention_{t}")(
         ptr(q), ptr(qoff), n(qrs), ptr(k), ptr(koff), n(krs), ptr(v), ptr(voff), n(vrs),
-        mptr, ptr(moff), n(mrs), n(mcs), ptr(out), n(batch), n(L), n(S), n(E), n(Ev),
+        mptr, ptr(moff), n(mrs), n(mcs), ptr(out), ptr(ooff), n(ors), n(batch), n(L), n(S), n(E), n(Ev),
         ctypes.c_double(scale), ctypes.c_int(int(causal)))
     if failed:
         raise MemoryError("attention kernel: could not allocate its scratch block")

@@ -24,10 +24,15 @@ _FLAGS: dict[str, tuple[str, ...]] = {}  # compiler -> flags it accepts
 _LOADED: dict[str, ctypes.CDLL] = {}  # library path -> loaded library
 
 
-# OpenMP threads of generated kernels must not spin between kernels: spinning threads take the cores
-# from the BLAS threads of the next matmul (a 2.6x slower GPT step measured on 2 cores). libgomp reads
-# this when the first kernel library is loaded; an explicit setting by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads of generated kernels must not spin long between kernels: spinning threads take the
+# cores from the BLAS threads of the next matmul (the GPT training step measured 1.7x slower on 2 cores
+# with libgomp's default of 300,000 spins, 2.7x with OMP_WAIT_POLICY=ACTIVE). A short spin (10,000) is as good
+# for Ember as passive waiting and, unlike passive waiting, leaves PyTorch's speed alone when both share
+# one libgomp in a process (PyTorch's GPT step: 307-345 ms vs 317-318 ms with the defaults). libgomp
+# reads it when it loads (with the first kernel library, or earlier with another library that uses it);
+# an explicit setting by the user wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 class CompilerUnavailable(RuntimeError):
     """No working C compiler (``$CC`` missing or failing)."""

@@ -67,10 +67,21 @@ def _attention_numpy(xp, q, k, v, *mask, scale, causal):
         return xp.matmul((e / total).astype(q.dtype, copy=False), v)
 
 
+def _heads_last(q) -> bool:
+    """True if `q` (N, H, L, E) is a transposed view of an (N, L, H, E) buffer (heads split by a reshape
+    and a transpose, as multi-head attention does)."""
+    return q.ndim == 4 and q.strides[3] == q.itemsize and q.strides[1] == q.shape[3] * q.itemsize \
+        and q.strides[2] == q.shape[1] * q.shape[3] * q.itemsize
+
+
 def _attention_cpu(q, k, v, *mask, scale, causal):
     m = mask[0] if mask else None
     if kernel.supported(q, k, v, m):
-        out = CPU.pool.empty(q.shape[:-1] + (v.shape[-1],), q.dtype)
+        shape = q.shape[:-1] + (v.shape[-1],)
+        if _heads_last(q):  # the output follows the layout of q: transposing it back is then free
+            out = CPU.pool.empty((shape[0], shape[2], shape[1], shape[3]), q.dtype).transpose(0, 2, 1, 3)
+        else:
+            out = CPU.pool.empty(shape, q.dtype)
         if kernel.attention(q, k, v, m, scale, causal, out):
             return out
     return _attention_numpy(np, q, k, v, *mask, scale=scale, causal=causal)
