@@ -13,10 +13,10 @@ from ember.compiler import ir, remat
 
 def _gpt_run(budget=None, steps=3):
     ember.manual_seed(0)
-    gpt = models.gpt(vocab_size=64, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0)
+    gpt = models.gpt(vocab_size=64, block_size=64, n_layer=4, n_head=2, n_embd=32, dropout=0.0)
     opt = ember.optim.AdamW(gpt.parameters(), lr=1e-3)
-    # Batch 16: activations, not the fixed parameters and optimiser state, make most of the peak.
-    x, y = ember.randint(0, 64, (16, 32)), ember.randint(0, 64, (16, 32))
+    # Batch 16 of 64 tokens: activations, not the fixed parameters and optimiser state, make most of the peak.
+    x, y = ember.randint(0, 64, (16, 64)), ember.randint(0, 64, (16, 64))
 
     def step(x, y):
         loss = F.cross_entropy(gpt(x).reshape(-1, 64), y.reshape(-1))

@@ -205,3 +205,20 @@ def test_layer_norm_backward_primitives_under_grad_jvp_and_vmap():
     check_vmap(scaled, [g, x, w], [0, 0, None])
     check_vmap(scaled, [g, x, np.stack([w] * 3)], [0, 0, 0])
     check_vmap(sums, [g, x], [1, 1])
+
+
+def test_layer_norm_weight_gradients_fold_when_a_linear_layer_regroups_the_rows():
+    rng = np.random.default_rng(2)
+    x = t64(rng.standard_normal((4, 8, 16)))
+    w, b = t64(rng.standard_normal(16)), t64(rng.standard_normal(16))
+    lin = t64(rng.standard_normal((5, 16)))
+
+    def loss(x, w, b, lin):
+        return (F.linear(F.layer_norm(x, (16,), w, b), lin) ** 2).sum()
+
+    grads = ember.func.grad(loss, argnums=(0, 1, 2, 3))
+    f = ember.jit(grads)
+    names = [n.prim.name for n in f.lower(x, w, b, lin).graph.nodes]
+    assert "norm_param_grads" in names and "normalize_grad_scaled" in names
+    for got, want in zip(f(x, w, b, lin), grads(x, w, b, lin)):
+        np.testing.assert_allclose(np_of(got), np_of(want), rtol=1e-10, atol=1e-10)

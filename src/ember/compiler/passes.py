@@ -252,12 +252,12 @@ def _pads_to_cat(n: Node, producers: dict[int, Node], uses: dict[int, int], new_
     if n.prim.name != "add" or len(n.operands) != 2 or not all(isinstance(o, Value) for o in n.operands):
         return None
     out = n.outputs[0]
-    found = [_pieces(o, producers, uses) for o in n.operands]
-    if any(f is None for f in found) or found[0][0] != found[1][0] \
+    left, right = (_pieces(o, producers, uses) for o in n.operands)
+    if left is None or right is None or left[0] != right[0] \
             or any(o.shape != out.shape or o.dtype is not out.dtype for o in n.operands):
         return None
-    axis = found[0][0]
-    parts = sorted(found[0][1] + found[1][1], key=lambda p: p[0])
+    axis = left[0]
+    parts = sorted(left[1] + right[1], key=lambda p: p[0])
     for (start, v), (nxt, _) in zip(parts, parts[1:]):
         if start + v.shape[axis] != nxt:
             return None
@@ -372,20 +372,29 @@ def _rows_axes(x: Value, n: int) -> tuple[int, ...]:
 
 
 def _weight_grad_key(node: Node, producers: dict[int, Node]) -> tuple | None:
-    """``(g, x, n, eps)`` if `node` is ``sum(g * normalize(x))`` over all rows (a layer norm's weight
-    gradient), else None."""
+    """``(g, x, n, eps, shape)`` if `node` is ``sum(g * normalize(x))`` over all rows (a layer norm's
+    weight gradient; `shape` is that of `g` where the rows of `x` were regrouped by a reshape), else
+    None."""
     if node.prim.name != "reduce_sum" or node.attrs.get("dtype") is not None:
         return None
-    prod = producers.get(node.operands[0].id)
+    summed = node.operands[0]
+    prod = producers.get(summed.id)
+    if prod is not None and prod.prim.name == "reshape" and isinstance(prod.operands[0], Value):
+        prod = producers.get(prod.operands[0].id)  # the product was taken with the rows regrouped
     if prod is None or prod.prim.name != "mul" or len(prod.operands) != 2:
         return None
     for a, b in (prod.operands, prod.operands[::-1]):
         norm = producers.get(b.id) if isinstance(b, Value) else None
+        if norm is not None and norm.prim.name == "reshape" and isinstance(norm.operands[0], Value):
+            norm = producers.get(norm.operands[0].id)  # rows regrouped (a linear layer's flattening)
         if norm is None or norm.prim.name != "normalize" or not isinstance(a, Value) or a.shape != b.shape:
             continue
         x, n = norm.operands[0], norm.attrs["n"]
-        if tuple(node.attrs["axis"]) == _rows_axes(x, n) and x.dtype is a.dtype:
-            return (a.id, x.id, n, norm.attrs["eps"])
+        features = tuple(x.shape[len(x.shape) - n:])
+        if any(tuple(v.shape[len(v.shape) - n:]) != features for v in (a, summed)):
+            continue
+        if tuple(node.attrs["axis"]) == _rows_axes(summed, n) and x.dtype is a.dtype:
+            return (a.id, x.id, n, norm.attrs["eps"], None if x.shape == a.shape else tuple(a.shape))
     return None
 
 
@@ -431,7 +440,7 @@ def fold_norm_grads(g: Graph) -> Graph:
         counter[0] += 1
         return Value(counter[0] - 1, tuple(shape), dtype)
 
-    packs: dict[tuple, Value] = {}  # (g, x, n, eps) -> the packed [weight grad, bias grad]
+    packs: dict[tuple, Value] = {}  # (g, x, n, eps, shape) -> the packed [weight grad, bias grad]
     wanted: dict[int, tuple[tuple, int]] = {}  # id(reduce_sum node) -> (pack key, half)
     for node in g.nodes:
         key = _weight_grad_key(node, producers)
@@ -459,8 +468,13 @@ def fold_norm_grads(g: Graph) -> Graph:
         pack, out = packs[key], node.outputs[0]
         if key not in made:
             made.add(key)
-            nodes.append(Node(param_grads, (values[key[0]], values[key[1]]), {"n": key[2], "eps": key[3]},
-                              (pack,), node.where))
+            x = values[key[1]]
+            if key[4] is not None:  # read x with the rows grouped as in g (a view)
+                regrouped = new_value(key[4], x.dtype)
+                nodes.append(Node(reshape, (x,), {"shape": key[4]}, (regrouped,), node.where))
+                x = regrouped
+            nodes.append(Node(param_grads, (values[key[0]], x), {"n": key[2], "eps": key[3]}, (pack,),
+                              node.where))
         part = out if tuple(out.shape) == pack.shape[1:] else new_value(pack.shape[1:], pack.dtype)
         nodes.append(Node(indexing.getitem_p, (pack,), {"index": (half,)}, (part,), node.where))
         if part is not out:
