@@ -178,6 +178,29 @@ def test_simplify_turns_sums_of_side_by_side_zero_pads_into_a_cat():
     assert_close(run(o64, args)[0], np_of(run(g64, args)[0]), rtol=1e-12, atol=1e-12)
 
 
+def test_simplify_folds_merging_reshapes_into_the_cat_that_reads_them():
+    g = _graph("graph(%0: float32[2, 3, 4], %1: float32[2, 5, 4]) {\n"
+               "  %2: float32[3, 2, 4] = transpose(%0) {perm=(1, 0, 2)}\n"
+               "  %3: float32[3, 8] = reshape(%2) {shape=(3, 8)}\n"
+               "  %4: float32[5, 2, 4] = transpose(%1) {perm=(1, 0, 2)}\n"
+               "  %5: float32[3, 20] = reshape(%4) {shape=(3, 20)}\n"
+               "  %6: float32[3, 28] = cat(%3, %5) {dim=1}\n  return (%6)\n}")
+    assert str(passes.simplify(g)) == str(g)  # %5 does not merge the last two axes of a (3, ...) tensor
+    g = _graph("graph(%0: float32[2, 3, 4], %1: float32[5, 3, 4]) {\n"
+               "  %2: float32[3, 2, 4] = transpose(%0) {perm=(1, 0, 2)}\n"
+               "  %3: float32[3, 8] = reshape(%2) {shape=(3, 8)}\n"
+               "  %4: float32[3, 5, 4] = transpose(%1) {perm=(1, 0, 2)}\n"
+               "  %5: float32[3, 20] = reshape(%4) {shape=(3, 20)}\n"
+               "  %6: float32[3, 28] = cat(%3, %5) {dim=1}\n  return (%6)\n}")
+    out, names = _applied(passes.simplify, g)
+    assert names == ["transpose", "transpose", "cat", "reshape"]
+    rng = np.random.default_rng(0)
+    args = [t64(rng.standard_normal(s)) for s in ((2, 3, 4), (5, 3, 4))]
+    g64, o64 = (ir.parse(str(x).replace("float32", "float64")) for x in (g, out))
+    run = ember.compiler.executor.run
+    assert_close(run(o64, args)[0], np_of(run(g64, args)[0]), rtol=1e-12, atol=1e-12)
+
+
 def _graph(text: str) -> Graph:
     return ir.parse(text)
 

@@ -273,12 +273,61 @@ def _pads_to_cat(n: Node, producers: dict[int, Node], uses: dict[int, int], new_
             Node(pad_node.prim, (joined,), {**pad_node.attrs, "config": config}, (out,), n.where)]
 
 
-def simplify(g: Graph) -> Graph:
+def _cat_of_merges(n: Node, producers: dict[int, Node], uses: dict[int, int],
+                   new_id: int) -> list[Node] | None:
+    """``cat([reshape(a), reshape(b)], -1)`` where each reshape merges the last two axes of its operand
+    (with a common last extent) becomes ``reshape(cat([a, b], -2))``: the copy that the reshape of a
+    transposed operand would make is folded into the one copy the ``cat`` makes (the q/k/v gradients of
+    multi-head attention, with their heads transposed back, are such operands)."""
+    if n.prim.name != "cat" or len(n.operands) < 2 or not all(isinstance(o, Value) for o in n.operands):
+        return None
+    out = n.outputs[0]
+    rank = len(out.shape)
+    if rank == 0 or n.attrs["dim"] % rank != rank - 1:
+        return None
+    sources = []
+    for o in n.operands:
+        inner = producers.get(o.id)
+        if inner is None or inner.prim.name != "reshape" or uses.get(o.id, 0) != 1 \
+                or not isinstance(inner.operands[0], Value):
+            return None
+        src = inner.operands[0]
+        if len(src.shape) != rank + 1 or tuple(src.shape[:-2]) != tuple(o.shape[:-1]):
+            return None
+        sources.append(src)
+    if len({s.shape[-1] for s in sources}) != 1:
+        return None
+    joined = Value(new_id, tuple(out.shape[:-1]) + (sum(s.shape[-2] for s in sources), sources[0].shape[-1]),
+                   out.dtype)
+    reshape = producers[n.operands[0].id].prim
+    return [Node(n.prim, tuple(sources), {**n.attrs, "dim": rank - 1}, (joined,), n.where),
+            Node(reshape, (joined,), {"shape": tuple(out.shape)}, (out,), n.where)]
+
+
+def simplify(g: Graph, rounds: int = 3) -> Graph:
     """Algebraic simplification: x*1, x+0, x-0, x/1, transpose∘transpose, no-op reshapes/broadcasts/casts,
     reshape∘reshape (the inner reshape is skipped), broadcast folding (``add(x, broadcast_to(b))``
     becomes ``add(x, b)`` when `x` already has the output's shape), elementwise nodes moved before the
-    broadcast or reshape that feeds them, and transposed matrix products computed as products of the
-    transposed operands."""
+    broadcast or reshape that feeds them, transposed matrix products computed as products of the
+    transposed operands, sums of side-by-side zero pads as a ``cat``, and a ``cat`` of merging reshapes
+    as a reshape of a ``cat``. Repeated (up to `rounds` times) while the graph changes, since one rewrite
+    can enable another."""
+    for _ in range(rounds):
+        out = _simplify_once(g)
+        if _signature(out) == _signature(g):
+            return out
+        g = out
+    return g
+
+
+def _signature(g: Graph) -> tuple:
+    """The graph's structure: each node's primitive, operand ids and output ids (attributes aside)."""
+    return tuple((n.prim.name, tuple(o.id if isinstance(o, Value) else None for o in n.operands),
+                  tuple(v.id for v in n.outputs)) for n in g.nodes) + (tuple(v.id for v in g.outputs),)
+
+
+def _simplify_once(g: Graph) -> Graph:
+    """One pass of :func:`simplify` over the nodes in order."""
     mapping: dict[int, Value] = {}
     producers: dict[int, Node] = {}
     nodes: list[Node] = []
@@ -300,7 +349,7 @@ def simplify(g: Graph) -> Graph:
         n = _fold_broadcasts(n, producers)
         sunk = (_sink_broadcast(n, producers, next_id) or _sink_reshape(n, producers, next_id)
                 or _transpose_matmul(n, producers, uses, next_id)
-                or _pads_to_cat(n, producers, uses, next_id))
+                or _pads_to_cat(n, producers, uses, next_id) or _cat_of_merges(n, producers, uses, next_id))
         if sunk is not None:
             next_id += len(sunk) - 1
             for m in sunk:

@@ -607,8 +607,16 @@ def _cat_batch(values, bdims, dim):
     return bind(cat_p, *moved, dim=dim + 1), 0
 
 
-cat_p = Primitive("cat", lambda xp, *arrays, dim: xp.concatenate(arrays, axis=dim), vjp=_cat_vjp,
-                  jvp=_cat_jvp, batch=_cat_batch, reads=())
+def _cat_impl(xp, *arrays, dim):
+    if xp is not np:
+        return xp.concatenate(arrays, axis=dim)
+    # NumPy lays the result out like its inputs; a row-major result keeps later reshapes views
+    shape = list(arrays[0].shape)
+    shape[dim] = sum(a.shape[dim] for a in arrays)
+    return np.concatenate(arrays, axis=dim, out=np.empty(shape, np.result_type(*arrays)))
+
+
+cat_p = Primitive("cat", _cat_impl, vjp=_cat_vjp, jvp=_cat_jvp, batch=_cat_batch, reads=())
 
 
 def _check_cat(tensors: list, d: int) -> None:
