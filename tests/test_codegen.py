@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pytest
 
+import ember
 from ember._core import expr
 from ember.compiler import codegen
 from ember.compiler.codegen import FusedKernel, Kernel, Operand, build, coalesce, render_c, runtime
@@ -192,3 +193,26 @@ def test_eager_composite_ops_on_large_inputs_use_generated_kernels_and_match_num
     ref = v.astype(np.float64) / (1 + np.exp(-v.astype(np.float64)))
     np.testing.assert_allclose(got[:-4], ref[:-4], rtol=2e-6, atol=1e-6)
     assert np.isnan(got[-4]) and got[-3] == np.inf and got[-1] == 0.0
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (300, 777), (1, 70000), (70000, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocked_transpose_copies_transposed_matrices(shape, dtype):
+    from ember.compiler.codegen import layout
+
+    x = np.random.default_rng(0).standard_normal(shape[::-1]).astype(dtype).T
+    out = np.empty(shape, dtype)
+    applies = x.size >= layout.MIN_ELEMENTS and build.compiler_available()
+    assert layout.transposed_copy(x, out) == applies
+    if applies:
+        assert np.array_equal(out, x)
+    t = ember.tensor(x.T.copy()).t()
+    assert np.array_equal(t.contiguous().numpy(), x) and t.contiguous().is_contiguous()
+
+
+def test_parameter_gradients_are_row_major_like_their_parameters():
+    lin = ember.nn.Linear(300, 400)
+    x = ember.randn(8, 300)
+    lin(x).sum().backward()
+    assert lin.weight.grad.is_contiguous()
+    np.testing.assert_allclose(lin.weight.grad.numpy(), np.ones((400, 8)) @ x.numpy(), rtol=1e-5, atol=1e-5)

@@ -246,8 +246,19 @@ def _finish(leaf_grads: dict, leaves: dict, target_ids: set | None) -> dict:
             continue
         g = _run_hooks(leaf, leaf_grads[key])
         note_grad(leaf)
-        leaf._grad = g if leaf._grad is None else leaf._grad + g
+        leaf._grad = _in_layout_of(leaf, g) if leaf._grad is None else leaf._grad + g
     return {}
+
+
+def _in_layout_of(leaf: Tensor, g: Any) -> Any:
+    """`g` as a new ``.grad`` of `leaf`: row-major when `leaf` is (as PyTorch's gradient layout
+    contract). A linear layer's weight gradient arrives as a transposed view, and the optimiser's
+    in-place updates would read it with strides on every step."""
+    from .primitives.movement import contiguous, is_contiguous
+
+    if isinstance(g, Tensor) and not is_contiguous(g) and is_contiguous(leaf):
+        return contiguous(g)
+    return g
 
 
 def _seed(out: Tensor, grad: Any, op: str) -> Tensor:

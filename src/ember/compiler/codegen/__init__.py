@@ -2,13 +2,14 @@
 
 ``kernel`` holds the loop-nest IR a fused group lowers to, ``c`` renders it as C, ``build`` compiles
 and caches the libraries, and ``runtime`` runs a fused group on arrays (or with NumPy when no C
-compiler is available).
+compiler is available). ``layout`` holds the blocked transpose behind ``contiguous`` on transposed
+matrices.
 """
-from . import build, c, kernel, runtime
+from . import build, c, kernel, layout, runtime
 from .build import STATS, CompilerUnavailable, cache_dir, clear_memory_cache
 from .c import render_c
 from .kernel import Kernel, Operand, coalesce
 from .runtime import FusedKernel
 
 __all__ = ["Kernel", "Operand", "FusedKernel", "CompilerUnavailable", "STATS", "build", "c", "kernel",
-           "runtime", "cache_dir", "clear_memory_cache", "coalesce", "render_c"]
+           "layout", "runtime", "cache_dir", "clear_memory_cache", "coalesce", "render_c"]
