@@ -323,3 +323,15 @@ def test_einsum_matrix_chain_matches_matmul(n, k, m):
     a, b, c = rng.standard_normal((n, k)), rng.standard_normal((k, m)), rng.standard_normal((m, n))
     got = ember.einsum("ij,jk,kl->il", t64(a), t64(b), t64(c))
     assert_close(got, a @ b @ c, rtol=1e-12, atol=1e-12)
+
+
+def test_matmul_gradient_for_a_transposed_operand_is_row_major_and_exact():
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((5, 4)), rng.standard_normal((3, 4))
+    check_grad(lambda a, b: ember.matmul(a, b.t()), [x, w])
+    wt = t64(w).requires_grad_()
+    (ember.matmul(t64(x), wt.t()) ** 2).sum().backward()
+    tw = torch.tensor(w, requires_grad=True)
+    (torch.tensor(x) @ tw.t()).pow(2).sum().backward()
+    assert wt.grad.is_contiguous()
+    np.testing.assert_allclose(wt.grad.numpy(), tw.grad.numpy(), rtol=1e-12, atol=1e-12)

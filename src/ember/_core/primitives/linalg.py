@@ -91,9 +91,21 @@ def _matmul_vjp(g, out, a, b):
         ga = sum_to_shape(matmul(g2, _mT(b2)), a2.shape)
         ga = reshape(ga, a.shape)
     if isinstance(b, Tensor) and b._requires_grad:
-        gb = sum_to_shape(matmul(_mT(a2), g2), b2.shape)
+        if _transposed_matrix(b2) and a2.ndim == g2.ndim == 2:
+            # b is a transposed view (a linear layer's weight.T): (aᵀ g) as (gᵀ a)ᵀ, so that the
+            # gradient reaching the weight through the transpose is row-major, with no copy
+            gb = _mT(matmul(_mT(g2), a2))
+        else:
+            gb = sum_to_shape(matmul(_mT(a2), g2), b2.shape)
         gb = reshape(gb, b.shape)
     return ga, gb
+
+
+def _transposed_matrix(x: Tensor) -> bool:
+    """True for an eager 2-D tensor that is a transposed view of a row-major matrix."""
+    data = getattr(x, "_data", None)
+    return x.ndim == 2 and isinstance(data, np.ndarray) and not data.flags.c_contiguous \
+        and data.T.flags.c_contiguous
 
 
 def _matmul_jvp(primals, tangents):
