@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import ember
 from ember.compiler.cost import cost
 from ember.compiler.ir import Graph, Literal, Node, Value
-from ember.compiler.memory import live_ranges, nbytes, plan
+from ember.compiler.memory import inplace_operands, live_ranges, nbytes, plan
 
 P = ember._core.primitive.PRIMITIVES
 F32, F64 = ember.float32, ember.float64
@@ -66,9 +66,10 @@ def _brute_force_peak(g: Graph) -> int:
     until no later step reads it or a view of it, and to the end if it or a view of it is an output."""
     last = max(len(g.nodes) - 1, 0)
     base: dict[int, int] = {}
-    for n in g.nodes:
-        src = n.operands[0]
-        if n.prim.view and isinstance(src, Value):
+    in_place = inplace_operands(g)  # which nodes write over an operand (its rules have their own test)
+    for i, n in enumerate(g.nodes):
+        src = n.operands[in_place[i]] if i in in_place else n.operands[0]
+        if (n.prim.view or i in in_place) and isinstance(src, Value):
             base[n.outputs[0].id] = base.get(src.id, src.id)
     step_of = {v.id: i for i, n in enumerate(g.nodes) for v in n.outputs}
     uses: dict[int, int] = {}
@@ -129,16 +130,41 @@ def test_views_take_no_memory_and_keep_their_base_alive(g):
             assert root.start <= b.start and b.end <= root.end
 
 
-def test_a_chain_reuses_two_buffers():
+def test_a_chain_of_non_elementwise_ops_reuses_two_buffers():
     b = _Builder((256,))
     v = b.inputs[0]
     for _ in range(8):
-        v = b.op("exp", [v], (256,))
+        v = b.op("cumsum", [v], (256,), axis=0, reverse=False)
     p = plan(b.graph(v))
     offsets = {x.offset for x in p.buffers.values() if x.kind == "intermediate"}
     assert offsets == {0, 1024}  # ping-pong between two 1 KiB buffers
     assert p.arena_bytes == 2048
     assert p.peak_bytes == 1024 + 2048  # the input plus one operand and one result
+
+
+def test_an_elementwise_chain_runs_in_one_buffer():
+    b = _Builder((256,))
+    v = b.inputs[0]
+    for _ in range(8):
+        v = b.op("exp", [v], (256,))
+    g = b.graph(v)
+    assert inplace_operands(g) == {k: 0 for k in range(1, 8)}  # the first exp must not write its input
+    p = plan(g)
+    assert {x.offset for x in p.buffers.values() if x.kind == "intermediate"} == {0}
+    assert p.arena_bytes == 1024 and p.peak_bytes == 1024 + 1024  # the input plus one buffer
+    assert all(x.kind == "reuse" and x.alias_of == 1 for x in p.buffers.values() if x.value.id > 1)
+
+
+def test_in_place_reuse_needs_an_operand_that_dies_unaliased_with_the_result_shape():
+    b = _Builder((64,), (1,))
+    x = b.op("exp", [b.inputs[0]], (64,))
+    view = b.op("reshape", [x], (64, 1), shape=(64, 1))
+    y = b.op("exp", [x], (64,))  # x is still read through its view below: no reuse
+    z = b.op("mul", [y, b.inputs[1]], (64,))  # y dies here with z's shape: reuse
+    w = b.op("add", [z, z], (64,))  # z read twice by one node: no reuse
+    ints = b.op("convert_element_type", [w], (64,), F32, dtype=F32)  # not a formula primitive
+    g = b.graph(ints, view)
+    assert inplace_operands(g) == {3: 0}
 
 
 def test_inputs_and_constants_live_throughout_and_outputs_to_the_end():

@@ -45,7 +45,10 @@ class BufferPool:
         self.threshold = threshold
         self.max_cached_bytes = max_cached_bytes
         self._free: dict[int, list[np.ndarray]] = {}
-        self._live: dict[int, tuple] = {}  # id(weakref) -> (weakref, block, bytes requested)
+        # id(weakref) -> (weakref, block, bytes requested, id of the memoryview the array sits on)
+        self._live: dict[int, tuple] = {}
+        self._owner: dict[int, int] = {}  # id(that memoryview) -> id(weakref) of its entry
+        self._donated: tuple | None = None  # (size class, block, entry key) offered to the next request
         self.current_bytes = self.peak_bytes = self.cached_bytes = 0
         self.block_bytes = self.peak_block_bytes = 0  # the same counts in whole size-class blocks
         self.allocated_count = self.freed_count = self.hits = self.misses = 0
@@ -64,12 +67,42 @@ class BufferPool:
         # one object that every view, slice and export of the result keeps alive.
         flat = np.frombuffer(memoryview(block), dtype, count)  # type: ignore[arg-type]
         ref = weakref.ref(flat.base, self._release)
-        self._live[id(ref)] = (ref, block, nbytes)
+        self._live[id(ref)] = (ref, block, nbytes, id(flat.base))
+        self._owner[id(flat.base)] = id(ref)
         return flat.reshape(shape)
+
+    def donate(self, array: np.ndarray) -> bool:
+        """Offer the block under `array` to the next request of its size class, for a kernel that writes
+        its result over this operand (same shape, read at the same index it writes). The caller drops
+        `array` right after; its block then belongs to the new array. False (nothing offered) unless
+        `array` covers a whole pooled block, row-major."""
+        view = array
+        while isinstance(view, np.ndarray) and isinstance(view.base, np.ndarray):
+            view = view.base
+        key = self._owner.get(id(view.base)) if isinstance(view, np.ndarray) else None
+        if key is None or not array.flags.c_contiguous or view.ctypes.data != array.ctypes.data:
+            return False
+        _, block, nbytes, _ = self._live[key]
+        if block is None or array.nbytes != nbytes:
+            return False
+        self._donated = (block.nbytes, block, key)
+        return True
+
+    def end_donation(self) -> None:
+        """Withdraw an offer that no request took."""
+        self._donated = None
 
     def _take(self, cls: int, nbytes: int) -> np.ndarray:
         blocks = self._free.get(cls)
-        if blocks:
+        if self._donated is not None and self._donated[0] == cls:
+            _, block, key = self._donated
+            self._donated = None
+            ref, _, old, view_id = self._live[key]
+            self._live[key] = (ref, None, 0, view_id)  # the donor's release frees nothing: the block moved
+            self.current_bytes -= old
+            self.block_bytes -= cls
+            self.hits += 1
+        elif blocks:
             block = blocks.pop()
             self.cached_bytes -= cls
             self.hits += 1
@@ -86,7 +119,11 @@ class BufferPool:
         return block
 
     def _release(self, ref: weakref.ref) -> None:
-        _, block, nbytes = self._live.pop(id(ref))
+        _, block, nbytes, view_id = self._live.pop(id(ref))
+        self._owner.pop(view_id, None)
+        if block is None:  # donated: the block belongs to the array that took it
+            self.freed_count += 1
+            return
         cls = block.nbytes
         self.current_bytes -= nbytes
         self.block_bytes -= cls

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .._core.dispatch import bind
+from .._core.dispatch import STATE, bind
+from .._core.tensor import Tensor
+from ..backends import CPU
+from .codegen import build
 from .ir import Graph, Value
+from .memory import inplace_operands
 
 
 def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
@@ -20,11 +24,21 @@ def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
     """
     env: dict[int, Any] = {v.id: t for v, t in zip(graph.inputs, inputs)}
     env.update(graph.constants)
-    release = _release_plan(graph)
+    release, donations = _release_plan(graph)
+    # In-place reuse (the memory plan's "reuse" buffers) only when nothing records the operands for a
+    # backward pass or keeps them for comparison, and kernels are generated (one output allocation each)
+    in_place = (bool(donations) and trace_values is None and not STATE.get().grad
+                and build.compiler_available())
     for k, node in enumerate(graph.nodes):
         operands, attrs = overrides[k] if overrides and k in overrides else (node.operands, node.attrs)
         args = [env[o.id] if isinstance(o, Value) else o.value for o in operands]
-        out = bind(node.prim, *args, **attrs)
+        donor = args[donations[k]] if in_place and k in donations else None
+        if isinstance(donor, Tensor) and _donatable(donor):
+            CPU.pool.donate(donor._data)
+            out = bind(node.prim, *args, **attrs)
+            CPU.pool.end_donation()
+        else:
+            out = bind(node.prim, *args, **attrs)
         env[node.outputs[0].id] = out
         if trace_values is not None:
             trace_values[node.outputs[0].id] = out
@@ -36,8 +50,15 @@ def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
 _RELEASE: dict[int, tuple] = {}
 
 
+def _donatable(t: Tensor) -> bool:
+    """A CPU tensor that is no view of another (its storage is its own)."""
+    return t._device.backend is CPU and getattr(t, "_base", None) is None
+
+
 def _release_plan(graph: Graph) -> tuple:
-    """For each node, the intermediate values whose last reader it is (cached per graph)."""
+    """For each node, the intermediate values whose last reader it is, and the nodes that may write
+    over an operand (node index -> operand position; see :func:`memory.inplace_operands`). Cached per
+    graph."""
     plan = _RELEASE.get(id(graph))
     if plan is not None and plan[0] is graph:
         return plan[1]
@@ -52,6 +73,6 @@ def _release_plan(graph: Graph) -> tuple:
     for vid, k in last.items():
         if vid not in keep:
             release[k].append(vid)
-    result = tuple(tuple(r) for r in release)
+    result = (tuple(tuple(r) for r in release), inplace_operands(graph))
     _RELEASE[id(graph)] = (graph, result)
     return result

@@ -6,7 +6,11 @@ operand is still live while the node reading it writes its outputs. Inputs and c
 throughout and are not placed in the arena (their memory belongs to the caller).
 
 Outputs of view primitives (reshape, transpose, slicing) take no memory: they alias the buffer they
-view, whose live range is extended to cover theirs. Every other intermediate is placed in one arena by
+view, whose live range is extended to cover theirs. In-place reuse: an elementwise node (a formula
+primitive or a fused group with one output) whose operand of the same shape and float dtype dies at it
+(no view of it, not a graph output) writes its result into that operand's buffer; its output is then a
+``reuse`` buffer aliasing the operand's (see :func:`inplace_operands`; the executor hands the buffer
+over when no gradient is being recorded). Every other intermediate is placed in one arena by
 greedy best-fit in order of decreasing size (the "greedy by size" planner of mobile inference engines):
 a buffer goes into the smallest gap, between buffers whose live ranges overlap its own, that holds it,
 else above them all. Sizes and offsets are multiples of the alignment (64 bytes).
@@ -21,7 +25,7 @@ from typing import Any
 
 from .ir import Graph, Value
 
-__all__ = ["Buffer", "MemoryPlan", "live_ranges", "plan"]
+__all__ = ["Buffer", "MemoryPlan", "base_ranges", "inplace_operands", "live_ranges", "plan"]
 
 ALIGNMENT = 64
 
@@ -50,8 +54,8 @@ class Buffer:
     def __init__(self, value: Value, op: str, kind: str, start: int, end: int):
         self.value = value
         self.op = op
-        self.kind = kind  # "input", "constant", "intermediate" or "view"
-        self.bytes = 0 if kind == "view" else nbytes(value)
+        self.kind = kind  # "input", "constant", "intermediate", "view" or "reuse" (in place)
+        self.bytes = 0 if kind in ("view", "reuse") else nbytes(value)
         self.size = 0
         self.start, self.end = start, end
         self.offset: int | None = None
@@ -74,6 +78,18 @@ class Buffer:
 
 def live_ranges(graph: Graph) -> dict[int, Buffer]:
     """A :class:`Buffer` (live range, kind, no offset yet) for every value of `graph`, by value id."""
+    bufs = base_ranges(graph)
+    for i, position in inplace_operands(graph, bufs).items():
+        out, src = bufs[graph.nodes[i].outputs[0].id], bufs[graph.nodes[i].operands[position].id]
+        root_id = src.alias_of if src.alias_of is not None else src.value.id
+        out.kind, out.bytes, out.alias_of = "reuse", 0, root_id
+        root = bufs[out.alias_of]
+        root.end = max(root.end, out.end)
+    return bufs
+
+
+def base_ranges(graph: Graph) -> dict[int, Buffer]:
+    """Live ranges with views resolved, before in-place reuse."""
     last = max(len(graph.nodes) - 1, 0)
     bufs: dict[int, Buffer] = {}
     for v in graph.inputs:
@@ -91,6 +107,49 @@ def live_ranges(graph: Graph) -> dict[int, Buffer]:
         bufs[v.id].end = last
     _resolve_views(graph, bufs)
     return bufs
+
+
+_FLOATS = ("float32", "float64")
+
+
+def _elementwise_in_place(prim) -> bool:
+    """True for primitives whose CPU kernel may write its result over an operand of the result's shape:
+    formula primitives (one generated loop or one ufunc) and fused groups with one output and no sum."""
+    if prim.formula is not None:
+        return True
+    kernel = prim.kernels.get("cpu")
+    return prim.name.startswith("fused_") and getattr(kernel, "reduce_dims", 1) == 0 \
+        and len(getattr(kernel, "outputs", ())) == 1
+
+
+def inplace_operands(graph: Graph, bufs: dict[int, Buffer] | None = None) -> dict[int, int]:
+    # `bufs`: the ranges of :func:`base_ranges` (before reuse), when the caller has them
+    """For each node that can run in place, the position of the operand whose buffer it reuses.
+
+    The operand must be an intermediate of the result's shape and float dtype whose last reader is the
+    node, that no view aliases and that is read once by the node; its buffer then holds the result.
+    """
+    if bufs is None:
+        bufs = base_ranges(graph)
+    aliased = {b.alias_of for b in bufs.values() if b.alias_of is not None}
+    outputs = {v.id for v in graph.outputs}
+    pairs: dict[int, int] = {}
+    for i, n in enumerate(graph.nodes):
+        if len(n.outputs) != 1 or not _elementwise_in_place(n.prim):
+            continue
+        out = n.outputs[0]
+        if out.dtype.name not in _FLOATS:
+            continue
+        ids = [o.id for o in n.operands if isinstance(o, Value)]
+        for position, o in enumerate(n.operands):
+            if not isinstance(o, Value) or o.shape != out.shape or o.dtype is not out.dtype:
+                continue
+            b = bufs[o.id]
+            if b.kind == "intermediate" and b.end == i and o.id not in aliased and o.id not in outputs \
+                    and ids.count(o.id) == 1:
+                pairs[i] = position
+                break
+    return pairs
 
 
 def _resolve_views(graph: Graph, bufs: dict[int, Buffer]) -> None:
@@ -182,6 +241,6 @@ def plan(graph: Graph, alignment: int = ALIGNMENT) -> MemoryPlan:
         placed.append(b)
     for b in bufs.values():
         if b.alias_of is not None:
-            b.offset = bufs[b.alias_of].offset
+            b.offset = bufs[b.alias_of].offset  # views and in-place results share their root's place
     size = max(((b.offset or 0) + b.size for b in arena), default=0)
     return MemoryPlan(bufs, size, peak_bytes(bufs, len(graph.nodes)), alignment)

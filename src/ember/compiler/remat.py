@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .._core.errors import EmberError
 from .ir import Graph, Node, Value, verify
-from .memory import live_ranges
+from .memory import base_ranges
 
 # Copying these costs real work; they are chosen only when cheap candidates run out.
 _EXPENSIVE = {"matmul", "conv", "conv_input_grad", "conv_weight_grad", "einsum"}
@@ -22,8 +22,11 @@ class MemoryBudgetError(EmberError, MemoryError):
 
 
 def live_bytes(graph: Graph) -> tuple[list[int], dict]:
-    """Bytes live at each step (views count nothing of their own) and the buffers by value id."""
-    bufs = live_ranges(graph)
+    """Bytes live at each step (views count nothing of their own) and the buffers by value id.
+
+    In-place reuse is left out: recomputation works on each value's own buffer, so the peak it reaches
+    is an upper bound of the executed one (which reuses dying operands' buffers where it can)."""
+    bufs = base_ranges(graph)
     steps = max(len(graph.nodes), 1)
     diff = [0] * (steps + 1)
     for b in bufs.values():
