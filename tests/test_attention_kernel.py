@@ -139,3 +139,44 @@ def test_dropout_and_mixed_dtypes_keep_the_composition(rng):
     mask = ember.tensor(rng.standard_normal((4, 4)))  # float64 mask with float32 operands
     graph = ember.jit(lambda a, m: F.scaled_dot_product_attention(a, a, a, attn_mask=m)).lower(q, mask).graph
     assert attention_p not in [n.prim for n in graph.nodes]
+
+
+@settings(max_examples=25, deadline=None)
+@given(_case())
+def test_the_backward_kernel_matches_pytorch_gradients(case):
+    lead, (L, S, E, Ev), kind, mask_shape, causal, dtype = case
+    rng = np.random.default_rng(L * 1000 + S * 100 + E * 10 + Ev + 7)
+    q, k, v = (rng.standard_normal(lead + s).astype(dtype) for s in ((L, E), (S, E), (S, Ev)))
+    w = rng.standard_normal(lead + (L, Ev)).astype(dtype)
+    mask = None
+    if kind == "bool":
+        mask = rng.random(mask_shape) > 0.3
+    elif kind is not None:
+        mask = rng.standard_normal(mask_shape).astype(dtype)
+    leaves = [ember.tensor(a, requires_grad=True) for a in (q, k, v)]
+    tl = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
+    out = F.scaled_dot_product_attention(*leaves, attn_mask=None if mask is None else ember.tensor(mask),
+                                         is_causal=causal)
+    (out * ember.tensor(w)).sum().backward()
+    tout = TF.scaled_dot_product_attention(*tl, attn_mask=None if mask is None else torch.tensor(mask),
+                                           is_causal=causal)
+    (torch.nan_to_num(tout) * torch.tensor(w)).sum().backward()
+    tol = 5e-5 if dtype == np.float32 else 1e-11
+    for e, t in zip(leaves, tl):
+        assert_close(e.grad, np.nan_to_num(t.grad.numpy()), rtol=tol, atol=tol)
+
+
+def test_compiled_backward_uses_one_attention_grad_node(rng):
+    q, k, v = (ember.tensor(rng.standard_normal((2, 3, 8, 4)).astype(np.float32)) for _ in range(3))
+
+    def loss(q, k, v):
+        return (F.scaled_dot_product_attention(q, k, v, is_causal=True) ** 2).sum()
+
+    grads = ember.func.grad(loss, argnums=(0, 1, 2))
+    graph = ember.jit(grads).lower(q, k, v).graph
+    assert [n.prim.name for n in graph.nodes].count("attention_grad") == 1
+    for got, want in zip(ember.jit(grads)(q, k, v), grads(q, k, v)):
+        assert_close(got, np_of(want), rtol=1e-5, atol=1e-6)
+    check_vmap(lambda a, b, c: ember.func.grad(lambda x: (F.scaled_dot_product_attention(x, b, c) ** 2).sum())(a),
+               [rng.standard_normal((3, 2, 4, 5)), rng.standard_normal((2, 6, 5)), rng.standard_normal((2, 6, 3))],
+               [0, None, None])

@@ -158,6 +158,106 @@ int attention_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k, con
   }}
   return failed;
 }}
+
+/* The VJP: with P the weights (recomputed), D_i = sum_d g_id out_id, dS = P * (g v^T - D),
+   dq = dS k * scale, dk = dS^T q * scale, dv = P^T g. dq, dk, dv are row-major per batch entry. */
+static void rows_times({t} *dst, long ldd, long rows, long cols, const {t} *a, long lda, const {t} *b,
+                       long ldb, long depth, long bcols, {t} factor) {{
+  /* dst[i][j] = factor * sum_e a[i][e] * b[e][j] for i < rows, j < cols; a has rows padded to RB and
+     b has bcols (a multiple of W) columns */
+  for (long i0 = 0; i0 < rows; i0 += RB) {{
+    for (long j0 = 0; j0 < bcols; j0 += W) {{
+      vec acc[RB];
+      block_product(a + i0 * lda, lda, b + j0, ldb, depth, acc);
+      for (long r = 0; r < RB && i0 + r < rows; r++)
+        for (long j = j0; j < cols && j < j0 + W; j++) dst[(i0 + r) * ldd + j] = acc[r][j - j0] * factor;
+    }}
+  }}
+}}
+
+int attention_grad_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k, const int64_t *koff,
+                       long krs, const {t} *v, const int64_t *voff, long vrs, const {t} *mask,
+                       const int64_t *moff, long mrs, long mcs, const {t} *g, const int64_t *goff, long grs,
+                       const {t} *o, const int64_t *ooff, long ors, {t} *packed, long batch,
+                       long L, long S, long E, long Ev, double scale_d, int causal) {{
+  /* packed: per batch entry dq (L x E), then dk (S x E), then dv (S x Ev), each row-major */
+  const long pstride = L * E + S * E + S * Ev;
+  const {t} scale = ({t})scale_d;
+  const long Lp = (L + W - 1) / W * W, Sp = (S + W - 1) / W * W;
+  const long Ep = (E + W - 1) / W * W, Evp = (Ev + W - 1) / W * W;
+  int failed = 0;
+#pragma omp parallel
+  {{
+    const size_t need = (size_t)(Lp * Ep + E * Sp + Sp * Ep + Ev * Sp + Lp * Evp + 2 * Lp * Sp
+                                 + 2 * Sp * Lp + Lp);
+    {t} *qs = ({t} *)calloc(need, sizeof({t}));
+    if (!qs) {{
+#pragma omp atomic write
+      failed = 1;
+    }}
+#pragma omp for schedule(static)
+    for (long b = 0; b < batch; b++) {{
+      if (!qs) continue;
+      {t} *kt = qs + Lp * Ep, *kp = kt + E * Sp, *vt = kp + Sp * Ep, *gp = vt + Ev * Sp;
+      {t} *P = gp + Lp * Evp, *dS = P + Lp * Sp, *PT = dS + Lp * Sp, *dST = PT + Sp * Lp, *D = dST + Sp * Lp;
+      const {t} *qb = q + qoff[b], *kb = k + koff[b], *vb = v + voff[b], *gb = g + goff[b], *ob = o + ooff[b];
+      for (long i = 0; i < L; i++) {{
+        D[i] = 0;
+        for (long e = 0; e < E; e++) qs[i * Ep + e] = qb[i * qrs + e] * scale;
+        for (long d = 0; d < Ev; d++) {{
+          gp[i * Evp + d] = gb[i * grs + d];
+          D[i] += gb[i * grs + d] * ob[i * ors + d];
+        }}
+      }}
+      for (long j = 0; j < S; j++) {{
+        for (long e = 0; e < E; e++) {{
+          kt[e * Sp + j] = kb[j * krs + e];
+          kp[j * Ep + e] = kb[j * krs + e];
+        }}
+        for (long d = 0; d < Ev; d++) vt[d * Sp + j] = vb[j * vrs + d];
+      }}
+      rows_times(P, Sp, Lp, Sp, qs, Ep, kt, Sp, E, Sp, 1);
+      rows_times(dS, Sp, Lp, Sp, gp, Evp, vt, Sp, Ev, Sp, 1);
+      for (long i = 0; i < Lp; i++) {{
+        {t} *pr = P + i * Sp, *sr = dS + i * Sp;
+        const long n = i >= L ? 0 : (causal ? (i + 1 < S ? i + 1 : S) : S);
+        if (n > 0 && mask) {{
+          const {t} *mr = mask + moff[b] + i * mrs;
+          for (long j = 0; j < n; j++) pr[j] += mcs ? mr[j] : mr[0];
+        }}
+        {t} top = -INFINITY;
+        for (long j = 0; j < n; j++) top = pr[j] > top ? pr[j] : top;
+        long used = top == -INFINITY ? 0 : n;
+        if (used) {{
+          const {t} shift = isfinite(top) ? top : 0;
+          {t} total = 0;
+          for (long j = 0; j < n; j++) {{
+            const {t} x = pr[j] == -INFINITY ? ({t})0 : {exp}(pr[j] - shift);
+            pr[j] = x;
+            total += x;
+          }}
+          const {t} inv = ({t})1 / total;
+          for (long j = 0; j < n; j++) {{
+            pr[j] *= inv;
+            sr[j] = pr[j] * (sr[j] - D[i]);
+          }}
+        }}
+        for (long j = used; j < Sp; j++) pr[j] = sr[j] = 0;
+      }}
+      for (long i = 0; i < Lp; i++)
+        for (long j = 0; j < Sp; j++) {{
+          PT[j * Lp + i] = P[i * Sp + j];
+          dST[j * Lp + i] = dS[i * Sp + j];
+        }}
+      {t} *pb = packed + b * pstride;
+      rows_times(pb, E, L, E, dS, Sp, kp, Ep, S, Ep, scale);
+      rows_times(pb + L * E, E, S, E, dST, Lp, qs, Ep, L, Ep, 1);
+      rows_times(pb + L * E + S * E, Ev, S, Ev, PT, Lp, gp, Evp, L, Evp, 1);
+    }}
+    free(qs);
+  }}
+  return failed;
+}}
 """
 
 
@@ -200,6 +300,48 @@ def _operand(a: np.ndarray, lead: tuple[int, ...], rows: int, cols: int) -> tupl
     return a, offsets, rs, cs
 
 
+def _ptr(a: np.ndarray | None) -> ctypes.c_void_p:
+    return ctypes.c_void_p(None if a is None else a.ctypes.data)
+
+
+def _operands(pairs: list, lead: tuple[int, ...]) -> list[tuple]:
+    """``(array, offsets, row stride)`` for each ``(array, (rows, cols))``; all copied row-major when a
+    feature axis is not contiguous (a length-1 axis may carry any stride)."""
+    ops = [_operand(a, lead, *shape) for a, shape in pairs]
+    if any(cs != 1 for *_, cs in ops):
+        ops = [_operand(np.ascontiguousarray(a), lead, *shape) for (a, shape) in pairs]
+    return [op[:3] for op in ops]
+
+
+def _mask_args(mask: np.ndarray | None, lead: tuple[int, ...], L: int, S: int) -> list:
+    """The kernel arguments of the mask: pointer, offsets, row stride, key stride (1 or 0)."""
+    if mask is None:
+        return [_ptr(None), _ptr(np.zeros(1, np.int64)), ctypes.c_long(0), ctypes.c_long(0)]
+    mask, moff, mrs, mcs = _operand(mask, lead, L, S)
+    return [_ptr(mask), _ptr(moff), ctypes.c_long(mrs), ctypes.c_long(mcs), mask, moff]
+
+
+def _call(name: str, arrays: list[tuple], mask: list, tail: list) -> None:
+    args = []
+    for a, off, rs in arrays[:3]:
+        args += [_ptr(a), _ptr(off), ctypes.c_long(rs)]
+    args += mask[:4]
+    for a, off, rs in arrays[3:]:
+        args += [_ptr(a), _ptr(off), ctypes.c_long(rs)]
+    if getattr(_LIBS[name.rsplit("_", 1)[1]], name)(*args, *tail):
+        raise MemoryError(f"{name} kernel: could not allocate its scratch block")
+
+
+def _sizes(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tuple:
+    lead = tuple(q.shape[:-2])
+    return lead, q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1], int(np.prod(lead, dtype=np.int64))
+
+
+def _tail(batch: int, L: int, S: int, E: int, Ev: int, scale: float, causal: bool) -> list:
+    sizes = [ctypes.c_long(x) for x in (batch, L, S, E, Ev)]
+    return sizes + [ctypes.c_double(scale), ctypes.c_int(int(causal))]
+
+
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, scale: float,
               causal: bool, out: np.ndarray) -> bool:
     """Write ``softmax(q kᵀ · scale + mask) v`` into `out`; False without a kernel.
@@ -210,38 +352,27 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | No
     contiguous (a transposed buffer: heads written where the next reshape wants them).
     """
     t = _TYPES[q.dtype]
-    lib = _library(t)
-    if lib is None:
+    if _library(t) is None:
         return False
-    lead = tuple(q.shape[:-2])
-    L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
-    batch = int(np.prod(lead, dtype=np.int64))
-    q, qoff, qrs, qcs = _operand(q, lead, L, E)
-    k, koff, krs, kcs = _operand(k, lead, S, E)
-    v, voff, vrs, vcs = _operand(v, lead, S, Ev)
-    if 0 in (qcs, kcs, vcs):  # a feature axis of length 1 may carry any stride: copy
-        q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
-        (_, qoff, qrs, _), (_, koff, krs, _), (_, voff, vrs, _) = (
-            _operand(q, lead, L, E), _operand(k, lead, S, E), _operand(v, lead, S, Ev))
+    lead, L, E, S, Ev, batch = _sizes(q, k, v)
     ooff, ors, ocs = _layout(out, lead, L, Ev)
     if ocs != 1 and Ev > 1:
         raise ValueError("attention kernel: the output's last axis must be contiguous")
-    if mask is None:
-        mptr, moff, mrs, mcs = None, np.zeros(1, np.int64), 0, 0
-    else:
-        mask, moff, mrs, mcs = _operand(mask, lead, L, S)
-        mptr = ctypes.c_void_p(mask.ctypes.data)
+    arrays = _operands([(q, (L, E)), (k, (S, E)), (v, (S, Ev))], lead) + [(out, ooff, ors)]
+    _call(f"attention_{t}", arrays, _mask_args(mask, lead, L, S), _tail(batch, L, S, E, Ev, scale, causal))
+    return True
 
-    def ptr(a: np.ndarray) -> ctypes.c_void_p:
-        return ctypes.c_void_p(a.ctypes.data)
 
-    def n(x: int) -> ctypes.c_long:
-        return ctypes.c_long(x)
-
-    failed = getattr(lib, f"attention_{t}")(
-        ptr(q), ptr(qoff), n(qrs), ptr(k), ptr(koff), n(krs), ptr(v), ptr(voff), n(vrs),
-        mptr, ptr(moff), n(mrs), n(mcs), ptr(out), ptr(ooff), n(ors), n(batch), n(L), n(S), n(E), n(Ev),
-        ctypes.c_double(scale), ctypes.c_int(int(causal)))
-    if failed:
-        raise MemoryError("attention kernel: could not allocate its scratch block")
+def attention_grad(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, g: np.ndarray,
+                   out: np.ndarray, scale: float, causal: bool, packed: np.ndarray) -> bool:
+    """Write the gradients of :func:`attention` for the output gradient `g` (at the output `out`) with
+    respect to q, k and v into `packed`, ``lead + (L·E + S·E + S·Ev,)`` (each part row-major); False
+    without a kernel."""
+    t = _TYPES[q.dtype]
+    if _library(t) is None:
+        return False
+    lead, L, E, S, Ev, batch = _sizes(q, k, v)
+    arrays = _operands([(q, (L, E)), (k, (S, E)), (v, (S, Ev)), (g, (L, Ev)), (out, (L, Ev))], lead)
+    _call(f"attention_grad_{t}", arrays, _mask_args(mask, lead, L, S),
+          [_ptr(packed)] + _tail(batch, L, S, E, Ev, scale, causal))
     return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import func
 from ..._core import creation, dtypes
 from ..._core.dispatch import bind
 from ..._core.primitive import Primitive
@@ -53,7 +54,8 @@ def _attention_ref(q: Tensor, k: Tensor, v: Tensor, *mask: Tensor, scale: float,
     return linalg.matmul(_weights(q, k, mask, scale, causal), v)
 
 
-def _attention_numpy(xp, q, k, v, *mask, scale, causal):
+def _weights_numpy(xp, q, k, mask, scale, causal):
+    """The attention weights with an array module (safe softmax: rows without a key give zeros)."""
     scores = xp.matmul(q, xp.swapaxes(k, -1, -2)) * q.dtype.type(scale)
     if mask:
         scores = scores + mask[0]
@@ -63,8 +65,11 @@ def _attention_numpy(xp, q, k, v, *mask, scale, causal):
     top = scores.max(-1, keepdims=True)
     with np.errstate(invalid="ignore", over="ignore"):
         e = xp.exp(scores - xp.where(xp.isfinite(top), top, 0))
-        total = xp.where(top == -xp.inf, 1, e.sum(-1, keepdims=True))
-        return xp.matmul((e / total).astype(q.dtype, copy=False), v)
+        return (e / xp.where(top == -xp.inf, 1, e.sum(-1, keepdims=True))).astype(q.dtype, copy=False)
+
+
+def _attention_numpy(xp, q, k, v, *mask, scale, causal):
+    return xp.matmul(_weights_numpy(xp, q, k, mask, scale, causal), v)
 
 
 def _heads_last(q) -> bool:
@@ -92,18 +97,100 @@ def _attention_abstract(q, k, v, *mask, scale, causal):
     return tuple(qs[:-1]) + (vs[-1],), dt
 
 
-# -- derivatives and batching ---------------------------------------------------------------------------
-def _attention_vjp(g, out, q, k, v, *mask, scale, causal):
+# -- the backward primitive: dq, dk and dv in one pass -------------------------------------------------
+def _split_grads(packed: Tensor, q: Tensor, k: Tensor, v: Tensor) -> tuple:
+    """(dq, dk, dv) from the packed ``lead + (L·E + S·E + S·Ev,)`` gradients."""
+    lead = tuple(q.shape[:-2])
+    sizes = [q.shape[-2] * q.shape[-1], k.shape[-2] * k.shape[-1], v.shape[-2] * v.shape[-1]]
+    parts, start = [], 0
+    for size, like in zip(sizes, (q, k, v)):
+        part = movement.narrow(packed, -1, start, size)
+        parts.append(movement.reshape(part, lead + tuple(like.shape[-2:])))
+        start += size
+    return tuple(parts)
+
+
+def _grads_and_ds(g, q, k, v, mask: tuple, scale: float, causal: bool) -> tuple:
+    """(dq, dk, dv, dS) in ember ops, with the weights recomputed."""
     p = _weights(q, k, mask, scale, causal)
     dv = linalg.matmul(movement.transpose(p, -2, -1), g)
     dp = linalg.matmul(g, movement.transpose(v, -2, -1))
     ds = (dp - reduce.sum(dp * p, -1, keepdim=True)) * p
     dq = linalg.matmul(ds, k) * scale
     dk = linalg.matmul(movement.transpose(ds, -2, -1), q) * scale
-    grads = (dq, dk, dv)
-    if mask:
-        grads += (reduce.sum_to_shape(ds, mask[0].shape),)
-    return grads
+    return dq, dk, dv, ds
+
+
+def _grads_ref(g, out, q, k, v, *mask, scale, causal):
+    """The packed gradients in ember ops (the decomposition of ``attention_grad``)."""
+    lead = tuple(q.shape[:-2])
+    grads = _grads_and_ds(g, q, k, v, mask, scale, causal)[:3]
+    return movement.cat([movement.reshape(d, lead + (-1,)) for d in grads], -1)
+
+
+def _grads_numpy(xp, g, out, q, k, v, *mask, scale, causal):
+    p = _weights_numpy(xp, q, k, mask, scale, causal)
+    dv = xp.matmul(xp.swapaxes(p, -1, -2), g)
+    dp = xp.matmul(g, xp.swapaxes(v, -1, -2))
+    ds = (dp - (dp * p).sum(-1, keepdims=True)) * p
+    dq = xp.matmul(ds, k) * scale
+    dk = xp.matmul(xp.swapaxes(ds, -1, -2), q) * scale
+    lead = q.shape[:-2]
+    return xp.concatenate([d.reshape(lead + (-1,)) for d in (dq, dk, dv)], -1).astype(q.dtype, copy=False)
+
+
+def _grads_cpu(g, out, q, k, v, *mask, scale, causal):
+    m = mask[0] if mask else None
+    if kernel.supported(q, k, v, m) and g.dtype == out.dtype == q.dtype:
+        lead = q.shape[:-2]
+        size = q.shape[-2] * q.shape[-1] + k.shape[-2] * k.shape[-1] + v.shape[-2] * v.shape[-1]
+        packed = CPU.pool.empty(lead + (size,), q.dtype)
+        if kernel.attention_grad(q, k, v, m, g, out, scale, causal, packed):
+            return packed
+    return _grads_numpy(np, g, out, q, k, v, *mask, scale=scale, causal=causal)
+
+
+def _grads_abstract(g, out, q, k, v, *mask, scale, causal):
+    (qs, dt), (ks, _), (vs, _) = q, k, v
+    return tuple(qs[:-2]) + (qs[-2] * qs[-1] + ks[-2] * ks[-1] + vs[-2] * vs[-1],), dt
+
+
+def _grads_vjp(h, packed, *operands, scale, causal):
+    _, pullback = func.vjp(lambda *ops: _grads_ref(*ops, scale=scale, causal=causal), *operands)
+    return tuple(d if isinstance(o, Tensor) and o._requires_grad else None
+                 for d, o in zip(pullback(h), operands))
+
+
+def _grads_jvp(primals, tangents, scale, causal):
+    tangents = tuple(t if t is not None else ew.mul(p, 0.0) for p, t in zip(primals, tangents))
+    return func.jvp(lambda *ops: _grads_ref(*ops, scale=scale, causal=causal), tuple(primals), tangents)
+
+
+def _grads_batch(values, bdims, scale, causal):
+    size = next(x.shape[b] for x, b in zip(values, bdims) if b is not None)
+    moved = [movement.moveaxis(x, b, 0) if b is not None else
+             movement.broadcast_to(movement.unsqueeze(x, 0), (size,) + tuple(x.shape))
+             for x, b in zip(values[:5], bdims[:5])]
+    if len(values) == 6:
+        rank = values[2].ndim - (bdims[2] is not None)
+        moved.append(_batched_mask(values[5], bdims[5], size, rank))
+    return bind(attention_grad_p, *moved, scale=scale, causal=causal), 0
+
+
+attention_grad_p = Primitive("attention_grad", _grads_numpy, abstract=_grads_abstract, vjp=_grads_vjp,
+                             jvp=_grads_jvp, batch=_grads_batch, decomp=_grads_ref,
+                             doc="the gradients of attention w.r.t. q, k and v, packed per batch entry")
+attention_grad_p.kernels["cpu"] = _grads_cpu
+
+
+# -- derivatives and batching ---------------------------------------------------------------------------
+def _attention_vjp(g, out, q, k, v, *mask, scale, causal):
+    mask_grad = bool(mask) and isinstance(mask[0], Tensor) and mask[0]._requires_grad
+    if not mask_grad and g.dtype is q.dtype:  # one fused backward pass (the mask's gradient needs dS)
+        packed = bind(attention_grad_p, g, out, q, k, v, *mask, scale=scale, causal=causal)
+        return _split_grads(packed, q, k, v) + (None,) * len(mask)
+    dq, dk, dv, ds = _grads_and_ds(g, q, k, v, mask, scale, causal)
+    return (dq, dk, dv) + ((reduce.sum_to_shape(ds, mask[0].shape),) if mask else ())
 
 
 def _attention_jvp(primals, tangents, scale, causal):
@@ -142,13 +229,16 @@ def _attention_batch(values, bdims, scale, causal):
             x = movement.moveaxis(x, b, 0)
         moved.append(x)
     if len(values) == 4:
-        m, b = values[3], bdims[3]
-        if b is None:
-            moved.append(movement.reshape(m, (1,) * (rank + 1 - m.ndim) + tuple(m.shape)))
-        else:
-            m = movement.moveaxis(m, b, 0) if b != 0 else m
-            moved.append(movement.reshape(m, (size,) + (1,) * (rank + 1 - m.ndim) + tuple(m.shape[1:])))
+        moved.append(_batched_mask(values[3], bdims[3], size, rank))
     return bind(attention_p, *moved, scale=scale, causal=causal), 0
+
+
+def _batched_mask(m: Tensor, b: int | None, size: int, rank: int) -> Tensor:
+    """A mask with its batch axis (if any) in front and ones padding it to the batched operands' rank."""
+    if b is None:
+        return movement.reshape(m, (1,) * (rank + 1 - m.ndim) + tuple(m.shape))
+    m = movement.moveaxis(m, b, 0) if b != 0 else m
+    return movement.reshape(m, (size,) + (1,) * (rank + 1 - m.ndim) + tuple(m.shape[1:]))
 
 
 attention_p = Primitive("attention", _attention_numpy, abstract=_attention_abstract, vjp=_attention_vjp,
