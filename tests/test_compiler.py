@@ -500,3 +500,29 @@ def test_constant_folding_keeps_the_outputs_of_random_programs(steps):
     folded = ir.parse(after)
     ir.verify(folded)
     assert_close(ember.jit(prog)(x, y), np_of(prog(x, y)), rtol=1e-12, atol=1e-12)
+
+
+def test_graphs_run_on_arrays_when_nothing_records_and_give_the_same_values(rng, monkeypatch):
+    from ember.compiler import executor
+
+    f = ember.jit(lambda x, w: ember.tanh(x @ w).exp().sum(1))
+    x, w = t64(rng.standard_normal((6, 5))), t64(rng.standard_normal((5, 4)))
+    with ember.no_grad():
+        fast = f(x, w)
+        monkeypatch.setattr(executor, "_on_cpu", lambda graph, inputs: False)
+        slow = f(x, w)
+    assert np.array_equal(np_of(fast), np_of(slow)) and fast.dtype is slow.dtype
+    monkeypatch.undo()
+    x.requires_grad_()
+    out = f(x, w)  # gradient recording: through bind, so the result is differentiable
+    out.sum().backward()
+    assert x.grad is not None
+
+
+def test_a_kernel_error_on_the_array_path_names_the_op():
+    from ember.compiler import executor, ir
+
+    g = ir.parse("graph(%0: float32[2, 3], %1: float32[4, 5]) {\n  %2: float32[2, 5] = matmul(%0, %1)\n"
+                 "  return (%2)\n}")
+    with ember.no_grad(), pytest.raises(ember.errors.EmberError, match="matmul"):
+        executor.run(g, [ember.ones(2, 3), ember.ones(4, 5)])

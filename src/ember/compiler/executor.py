@@ -1,13 +1,19 @@
-"""Runs a graph: every node through ``bind`` on real tensors.
+"""Runs a graph: every node through ``bind`` on real tensors, or straight through its CPU kernels.
 
 Binding (rather than calling kernels directly) keeps compiled functions differentiable with
 ``backward()`` and composable with the function transforms (``vmap(jit(f))``, ``grad(jit(f))``).
+When nothing can observe the intermediate tensors (no gradient recording, no active transform, no
+anomaly mode, no comparison run: a compiled training step, or inference under ``no_grad``), a graph
+on the CPU runs on arrays instead: each node's kernel is called directly and only the outputs become
+tensors, which saves the dispatch of every node (about 20 ms of a 1,400-node GPT step).
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .._core.dispatch import STATE, bind
+from .._core import dtypes
+from .._core.dispatch import STATE, bind, kernel_error
+from .._core.errors import EmberError
 from .._core.tensor import Tensor
 from ..backends import CPU
 from .codegen import build
@@ -22,13 +28,16 @@ def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
     With `trace_values` (a dict), every node's output is also stored there by value id. `overrides` maps
     a node's index to the operands and attributes to use instead of its own (dynamic dimensions).
     """
+    st = STATE.get()
+    release, donations = _release_plan(graph)
+    if trace_values is None and not overrides and not st.grad and not st.traces and not st.anomaly \
+            and _on_cpu(graph, inputs):
+        return _run_arrays(graph, inputs, release, donations)
     env: dict[int, Any] = {v.id: t for v, t in zip(graph.inputs, inputs)}
     env.update(graph.constants)
-    release, donations = _release_plan(graph)
     # In-place reuse (the memory plan's "reuse" buffers) only when nothing records the operands for a
     # backward pass or keeps them for comparison, and kernels are generated (one output allocation each)
-    in_place = (bool(donations) and trace_values is None and not STATE.get().grad
-                and build.compiler_available())
+    in_place = bool(donations) and trace_values is None and not st.grad and build.compiler_available()
     for k, node in enumerate(graph.nodes):
         operands, attrs = overrides[k] if overrides and k in overrides else (node.operands, node.attrs)
         args = [env[o.id] if isinstance(o, Value) else o.value for o in operands]
@@ -45,6 +54,41 @@ def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
         for vid in release[k]:  # values no later node reads: their buffers can return to the pool
             del env[vid]
     return [env[v.id] for v in graph.outputs]
+
+
+def _on_cpu(graph: Graph, inputs: Sequence[Any]) -> bool:
+    """True if every input and constant is a CPU tensor and every node reads at least one value."""
+    tensors = list(inputs) + list(graph.constants.values())
+    return bool(tensors) and all(isinstance(t, Tensor) and t._device.backend is CPU for t in tensors) \
+        and all(any(isinstance(o, Value) for o in n.operands) for n in graph.nodes)
+
+
+def _run_arrays(graph: Graph, inputs: Sequence[Any], release: tuple, donations: dict) -> list[Any]:
+    """The graph on NumPy arrays through each primitive's CPU kernel; the outputs wrapped as tensors."""
+    device = (list(inputs) + list(graph.constants.values()))[0]._device
+    env: dict[int, Any] = {v.id: t._data for v, t in zip(graph.inputs, inputs)}
+    env.update({vid: t._data for vid, t in graph.constants.items()})
+    in_place = bool(donations) and build.compiler_available()
+    for k, node in enumerate(graph.nodes):
+        args = [env[o.id] if isinstance(o, Value) else o.value for o in node.operands]
+        donated = in_place and k in donations and CPU.pool.donate(args[donations[k]])
+        try:
+            data = CPU.kernel(node.prim)(*args, **node.attrs)
+        except EmberError:
+            raise
+        except Exception as exc:  # the same error eager mode gives, naming the op and its operands
+            wrapped = tuple(Tensor._make(a, dtypes._BY_NP[a.dtype], device) if hasattr(a, "dtype") and
+                            a.dtype in dtypes._BY_NP else a for a in args)
+            raise kernel_error(node.prim, wrapped, node.attrs, exc) from exc
+        finally:
+            if donated:
+                CPU.pool.end_donation()
+        if type(data) is not CPU.array_type:  # NumPy ufuncs return scalars for 0-d operands
+            data = CPU.xp.asarray(data)
+        env[node.outputs[0].id] = data
+        for vid in release[k]:
+            del env[vid]
+    return [Tensor._make(env[v.id], dtypes._BY_NP[env[v.id].dtype], device) for v in graph.outputs]
 
 
 _RELEASE: dict[int, tuple] = {}
