@@ -526,3 +526,29 @@ def test_a_kernel_error_on_the_array_path_names_the_op():
                  "  return (%2)\n}")
     with ember.no_grad(), pytest.raises(ember.errors.EmberError, match="matmul"):
         executor.run(g, [ember.ones(2, 3), ember.ones(4, 5)])
+
+
+def test_in_place_reuse_on_large_arrays_keeps_the_values_and_the_inputs(rng, monkeypatch):
+    from ember.backends import CPU
+
+    donated = []
+    real = CPU.pool.donate
+    monkeypatch.setattr(CPU.pool, "donate", lambda a: donated.append(real(a)) or donated[-1])
+
+    def f(x, w):
+        a = ember.exp(ember.tanh(x @ w))  # the matmul result dies in the fused exp/tanh: reused
+        b = ember.sin(a @ w) * 2.0
+        return (b + x) @ w, a.sum()
+
+    x = ember.tensor(rng.standard_normal((256, 256)).astype(np.float32))
+    w = ember.tensor(rng.standard_normal((256, 256)).astype(np.float32) / 16)
+    x0 = np_of(x).copy()
+    with ember.no_grad():
+        want = f(x, w)
+        got = ember.jit(f)(x, w)
+        got_again = ember.jit(f)(x, w)
+    assert any(donated)
+    for g, g2, e in zip(got, got_again, want):
+        assert_close(g, np_of(e), rtol=1e-5, atol=1e-5)
+        assert np.array_equal(np_of(g), np_of(g2))
+    assert np.array_equal(np_of(x), x0)

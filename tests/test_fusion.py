@@ -147,6 +147,7 @@ def test_fused_random_programs_equal_the_unfused_graph(dtype, rtol, program):
     steps, shapes = program
     rng = np.random.default_rng(1)
     inputs = [ember.tensor(rng.standard_normal(s).astype(dtype)) for s in shapes]
+    originals = [np_of(x).copy() for x in inputs]
     lowered = _lower(lambda *a: _run(steps, a), *inputs)
     want = np_of(executor.run(lowered.raw, inputs)[0])
     for multi_output in (True, False):
@@ -154,6 +155,12 @@ def test_fused_random_programs_equal_the_unfused_graph(dtype, rtol, program):
         ir.verify(fused)
         got = np_of(executor.run(fused, inputs)[0])
         np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+        with ember.no_grad():  # on arrays, with in-place reuse of dying operands
+            again = np_of(executor.run(fused, inputs)[0])
+            raw = np_of(executor.run(lowered.raw, inputs)[0])
+        np.testing.assert_allclose(again, want, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(raw, want, rtol=rtol, atol=rtol)
+    assert all(np.array_equal(np_of(x), x0) for x, x0 in zip(inputs, originals))  # inputs untouched
 
 
 def _loss(w, x, b):
