@@ -100,18 +100,18 @@ static inline float ember_remf(float x, float y) {
 }""",
     "erff": """\
 static inline float ember_erff(float x) {
-  /* Maclaurin series below 0.5; above, 1 - erfc with the Chebyshev-fitted erfc of Numerical Recipes
-     (fractional error below 1.2e-7), exp by ember_expf: branch-free, so the loop vectorises */
+  /* Maclaurin series below 0.5; above, 1 - t P(t) exp(-x^2) with t = 1 / (1 + p |x|) (Abramowitz and
+     Stegun 7.1.26, absolute error below 1.5e-7, under 3e-7 relative there), exp by ember_expf:
+     branch-free, so the loop vectorises */
   const float a = fabsf(x);
   const float z = x * x;
   const float small = x * (1.1283792f + z * (-0.37612638f + z * (0.11283792f + z * (-0.026866172f
                       + z * (0.0052239778f + z * (-0.00085483270f + z * (0.00012055333f
                       + z * -1.4925650e-05f)))))));
-  const float t = 1.0f / (1.0f + 0.5f * a);
-  const float p = -1.2655122f + t * (1.0000237f + t * (0.37409195f + t * (0.096784182f
-                  + t * (-0.18628806f + t * (0.27886808f + t * (-1.1352040f + t * (1.4885159f
-                  + t * (-0.82215226f + t * 0.17087276f))))))));
-  const float big = copysignf(1.0f - t * ember_expf(-z + p), x);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  const float p = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f
+                  + t * 1.061405429f))));
+  const float big = copysignf(1.0f - p * ember_expf(-z), x);
   return a < 0.5f ? small : (x != x ? x : big);
 }""",
     "erfinv": """\
