@@ -180,3 +180,15 @@ def test_compiled_backward_uses_one_attention_grad_node(rng):
     check_vmap(lambda a, b, c: ember.func.grad(lambda x: (F.scaled_dot_product_attention(x, b, c) ** 2).sum())(a),
                [rng.standard_normal((3, 2, 4, 5)), rng.standard_normal((2, 6, 5)), rng.standard_normal((2, 6, 3))],
                [0, None, None])
+
+
+def test_empty_keys_or_queries_give_zeros_and_empty_gradients():
+    q = ember.randn(2, 3, 4, requires_grad=True)
+    k, v = ember.randn(2, 0, 4, requires_grad=True), ember.randn(2, 0, 5, requires_grad=True)
+    out = F.scaled_dot_product_attention(q, k, v)
+    want = TF.scaled_dot_product_attention(torch.randn(2, 3, 4), torch.randn(2, 0, 4), torch.randn(2, 0, 5))
+    assert tuple(out.shape) == tuple(want.shape) and not np_of(out).any()
+    out.sum().backward()
+    assert not np_of(q.grad).any() and tuple(k.grad.shape) == (2, 0, 4)
+    q0 = ember.randn(2, 0, 4)
+    assert tuple(F.scaled_dot_product_attention(q0, ember.randn(2, 3, 4), ember.randn(2, 3, 5)).shape) == (2, 0, 5)

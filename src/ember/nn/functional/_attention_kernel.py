@@ -62,6 +62,8 @@ def _weights_numpy(xp, q, k, mask, scale, causal):
     if causal:
         L, S = scores.shape[-2:]
         scores = xp.where(xp.tril(xp.ones((L, S), dtype=bool)), scores, -xp.inf)
+    if scores.shape[-1] == 0:  # no key: no weights, and the output is zeros (as in PyTorch)
+        return scores.astype(q.dtype, copy=False)
     top = scores.max(-1, keepdims=True)
     with np.errstate(invalid="ignore", over="ignore"):
         e = xp.exp(scores - xp.where(xp.isfinite(top), top, 0))
