@@ -29,25 +29,26 @@ def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
     a node's index to the operands and attributes to use instead of its own (dynamic dimensions).
     """
     st = STATE.get()
-    release, donations = _release_plan(graph)
-    if trace_values is None and not overrides and not st.grad and not st.traces and not st.anomaly \
-            and _on_cpu(graph, inputs):
+    release, donations, reads_values = _release_plan(graph)
+    unobserved = trace_values is None and not overrides and not st.grad
+    if unobserved and reads_values and not st.traces and not st.anomaly and _on_cpu(graph, inputs):
         return _run_arrays(graph, inputs, release, donations)
     env: dict[int, Any] = {v.id: t for v, t in zip(graph.inputs, inputs)}
     env.update(graph.constants)
     # In-place reuse (the memory plan's "reuse" buffers) only when nothing records the operands for a
-    # backward pass or keeps them for comparison, and kernels are generated (one output allocation each)
-    in_place = bool(donations) and trace_values is None and not st.grad and build.compiler_available()
+    # backward pass or keeps them for comparison, the shapes are the traced ones, and kernels are
+    # generated (one output allocation each)
+    in_place = unobserved and bool(donations) and build.compiler_available()
     for k, node in enumerate(graph.nodes):
         operands, attrs = overrides[k] if overrides and k in overrides else (node.operands, node.attrs)
         args = [env[o.id] if isinstance(o, Value) else o.value for o in operands]
         donor = args[donations[k]] if in_place and k in donations else None
-        if isinstance(donor, Tensor) and _donatable(donor):
-            CPU.pool.donate(donor._data)
+        donated = isinstance(donor, Tensor) and _donatable(donor) and CPU.pool.donate(donor._data)
+        try:
             out = bind(node.prim, *args, **attrs)
-            CPU.pool.end_donation()
-        else:
-            out = bind(node.prim, *args, **attrs)
+        finally:
+            if donated:
+                CPU.pool.end_donation()
         env[node.outputs[0].id] = out
         if trace_values is not None:
             trace_values[node.outputs[0].id] = out
@@ -57,10 +58,9 @@ def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
 
 
 def _on_cpu(graph: Graph, inputs: Sequence[Any]) -> bool:
-    """True if every input and constant is a CPU tensor and every node reads at least one value."""
+    """True if every input and constant is a CPU tensor."""
     tensors = list(inputs) + list(graph.constants.values())
-    return bool(tensors) and all(isinstance(t, Tensor) and t._device.backend is CPU for t in tensors) \
-        and all(any(isinstance(o, Value) for o in n.operands) for n in graph.nodes)
+    return bool(tensors) and all(isinstance(t, Tensor) and t._device.backend is CPU for t in tensors)
 
 
 def _run_arrays(graph: Graph, inputs: Sequence[Any], release: tuple, donations: dict) -> list[Any]:
@@ -100,9 +100,9 @@ def _donatable(t: Tensor) -> bool:
 
 
 def _release_plan(graph: Graph) -> tuple:
-    """For each node, the intermediate values whose last reader it is, and the nodes that may write
-    over an operand (node index -> operand position; see :func:`memory.inplace_operands`). Cached per
-    graph."""
+    """For each node, the intermediate values whose last reader it is; the nodes that may write over an
+    operand (node index -> operand position; see :func:`memory.inplace_operands`); and whether every
+    node reads a value (creation nodes need ``bind`` for their device). Cached per graph."""
     plan = _RELEASE.get(id(graph))
     if plan is not None and plan[0] is graph:
         return plan[1]
@@ -117,6 +117,7 @@ def _release_plan(graph: Graph) -> tuple:
     for vid, k in last.items():
         if vid not in keep:
             release[k].append(vid)
-    result = (tuple(tuple(r) for r in release), inplace_operands(graph))
+    reads_values = all(any(isinstance(o, Value) for o in n.operands) for n in graph.nodes)
+    result = (tuple(tuple(r) for r in release), inplace_operands(graph), reads_values)
     _RELEASE[id(graph)] = (graph, result)
     return result

@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from .._core.dispatch import bind, state_changed
+from .._core.primitive import PRIMITIVES
 from .ir import Graph, Literal, Node, Value, verify
 
 
@@ -263,7 +264,7 @@ def _pads_to_cat(n: Node, producers: dict[int, Node], uses: dict[int, int], new_
             return None
     lo, end = parts[0][0], parts[-1][0] + parts[-1][1].shape[axis]
     pad_node = producers[n.operands[0].id]
-    cat_prim = __import__("ember._core.primitive", fromlist=["PRIMITIVES"]).PRIMITIVES["cat"]
+    cat_prim = PRIMITIVES["cat"]
     if lo == 0 and end == out.shape[axis]:
         return [Node(cat_prim, tuple(v for _, v in parts), {"dim": axis}, (out,), n.where)]
     shape = tuple(out.shape[:axis]) + (end - lo,) + tuple(out.shape[axis + 1:])
@@ -474,7 +475,6 @@ def fold_norm_grads(g: Graph) -> Graph:
     ``normalize_grad_scaled(g, x, w)``, and the weight and bias gradients, ``sum(g * normalize(x))`` and
     ``sum(g)`` over all rows, become the two halves of one ``norm_param_grads(g, x)`` (one pass over `g`
     and `x`, without the normalised activations)."""
-    from .._core.primitive import PRIMITIVES
     from .._core.primitives import indexing
 
     scaled, param_grads = PRIMITIVES.get("normalize_grad_scaled"), PRIMITIVES.get("norm_param_grads")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import func
 from ..._core import creation, dtypes
 from ..._core.dispatch import bind
 from ..._core.primitive import Primitive
@@ -22,6 +21,7 @@ from ..._core.primitives import linalg, movement, reduce
 from ..._core.tensor import Tensor
 from ...backends import CPU
 from ...compiler.codegen import attention as kernel
+from ._rules import decomposed_jvp, decomposed_vjp
 from ._softmax import softmax_last
 
 _NEG_INF = float("-inf")
@@ -157,17 +157,6 @@ def _grads_abstract(g, out, q, k, v, *mask, scale, causal):
     return tuple(qs[:-2]) + (qs[-2] * qs[-1] + ks[-2] * ks[-1] + vs[-2] * vs[-1],), dt
 
 
-def _grads_vjp(h, packed, *operands, scale, causal):
-    _, pullback = func.vjp(lambda *ops: _grads_ref(*ops, scale=scale, causal=causal), *operands)
-    return tuple(d if isinstance(o, Tensor) and o._requires_grad else None
-                 for d, o in zip(pullback(h), operands))
-
-
-def _grads_jvp(primals, tangents, scale, causal):
-    tangents = tuple(t if t is not None else ew.mul(p, 0.0) for p, t in zip(primals, tangents))
-    return func.jvp(lambda *ops: _grads_ref(*ops, scale=scale, causal=causal), tuple(primals), tangents)
-
-
 def _grads_batch(values, bdims, scale, causal):
     size = next(x.shape[b] for x, b in zip(values, bdims) if b is not None)
     moved = [movement.moveaxis(x, b, 0) if b is not None else
@@ -179,8 +168,9 @@ def _grads_batch(values, bdims, scale, causal):
     return bind(attention_grad_p, *moved, scale=scale, causal=causal), 0
 
 
-attention_grad_p = Primitive("attention_grad", _grads_numpy, abstract=_grads_abstract, vjp=_grads_vjp,
-                             jvp=_grads_jvp, batch=_grads_batch, decomp=_grads_ref,
+attention_grad_p = Primitive("attention_grad", _grads_numpy, abstract=_grads_abstract,
+                             vjp=decomposed_vjp(_grads_ref), jvp=decomposed_jvp(_grads_ref),
+                             batch=_grads_batch, decomp=_grads_ref,
                              doc="the gradients of attention w.r.t. q, k and v, packed per batch entry")
 attention_grad_p.kernels["cpu"] = _grads_cpu
 

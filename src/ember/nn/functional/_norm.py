@@ -12,7 +12,6 @@ from typing import Sequence
 
 import numpy as np
 
-from ... import func
 from ..._core import dtypes
 from ..._core.autograd import no_grad
 from ..._core.dispatch import bind
@@ -23,6 +22,7 @@ from ..._core.primitives import movement, reduce
 from ..._core.tensor import Tensor
 from ...backends import CPU
 from ...compiler.codegen import rows
+from ._rules import decomposed_jvp, decomposed_vjp
 
 __all__ = ["layer_norm", "batch_norm", "instance_norm", "group_norm", "rms_norm"]
 
@@ -126,20 +126,6 @@ def _normalize_batch(values, bdims, n, eps):
     return bind(normalize_p, _to_front(values[0], bdims[0], 0), n=n, eps=eps), 0
 
 
-def _normalize_grad_vjp(h, out, g, x, n, eps):
-    _, pullback = func.vjp(lambda g_, x_: _normalize_grad_ref(g_, x_, n, eps), g, x)
-    dg, dx = pullback(h)
-    want = [isinstance(v, Tensor) and v._requires_grad for v in (g, x)]
-    return (dg if want[0] else None, dx if want[1] else None)
-
-
-def _normalize_grad_jvp(primals, tangents, n, eps):
-    g, x = primals
-    tg = tangents[0] if tangents[0] is not None else ew.mul(g, 0.0)
-    tx = tangents[1] if tangents[1] is not None else ew.mul(x, 0.0)
-    return func.jvp(lambda g_, x_: _normalize_grad_ref(g_, x_, n, eps), (g, x), (tg, tx))
-
-
 def _normalize_grad_batch(values, bdims, n, eps):
     size = next(v.shape[b] for v, b in zip(values, bdims) if b is not None)
     g, x = (_to_front(v, b, size) for v, b in zip(values, bdims))
@@ -149,9 +135,9 @@ def _normalize_grad_batch(values, bdims, n, eps):
 normalize_p = Primitive("normalize", _normalize_impl, vjp=_normalize_vjp, jvp=_normalize_jvp,
                         batch=_normalize_batch, decomp=_normalize_ref,
                         doc="(x - mean) / sqrt(var + eps) over the last n axes")
-normalize_grad_p = Primitive("normalize_grad", _normalize_grad_impl, vjp=_normalize_grad_vjp,
-                             jvp=_normalize_grad_jvp, batch=_normalize_grad_batch, decomp=_normalize_grad_ref,
-                             doc="the VJP of normalize")
+normalize_grad_p = Primitive("normalize_grad", _normalize_grad_impl, vjp=decomposed_vjp(_normalize_grad_ref),
+                             jvp=decomposed_jvp(_normalize_grad_ref), batch=_normalize_grad_batch,
+                             decomp=_normalize_grad_ref, doc="the VJP of normalize")
 
 
 def _normalize_cpu(x, n, eps):
@@ -222,24 +208,6 @@ def _param_grads_cpu(g, x, n, eps):
     return _param_grads_impl(np, g, x, n, eps)
 
 
-def _decomposed_vjp(ref):
-    def vjp(h, out, *operands, **attrs):
-        _, pullback = func.vjp(lambda *ops: ref(*ops, **attrs), *operands)
-        grads = pullback(h)
-        return tuple(d if isinstance(v, Tensor) and v._requires_grad else None
-                     for d, v in zip(grads, operands))
-
-    return vjp
-
-
-def _decomposed_jvp(ref):
-    def jvp(primals, tangents, **attrs):
-        tangents = tuple(t if t is not None else ew.mul(p, 0.0) for p, t in zip(primals, tangents))
-        return func.jvp(lambda *ops: ref(*ops, **attrs), tuple(primals), tangents)
-
-    return jvp
-
-
 def _scaled_batch(values, bdims, n, eps):
     size = next(v.shape[b] for v, b in zip(values, bdims) if b is not None)
     g, x = (_to_front(v, b, size) for v, b in zip(values[:2], bdims[:2]))
@@ -258,12 +226,12 @@ def _param_grads_batch(values, bdims, n, eps):
 
 
 normalize_grad_scaled_p = Primitive(
-    "normalize_grad_scaled", _scaled_impl, vjp=_decomposed_vjp(_scaled_ref), jvp=_decomposed_jvp(_scaled_ref),
+    "normalize_grad_scaled", _scaled_impl, vjp=decomposed_vjp(_scaled_ref), jvp=decomposed_jvp(_scaled_ref),
     batch=_scaled_batch, decomp=_scaled_ref, doc="normalize_grad(g * w, x): a layer norm's input gradient")
 normalize_grad_scaled_p.kernels["cpu"] = _scaled_cpu
 norm_param_grads_p = Primitive(
-    "norm_param_grads", _param_grads_impl, vjp=_decomposed_vjp(_param_grads_ref),
-    jvp=_decomposed_jvp(_param_grads_ref), batch=_param_grads_batch, decomp=_param_grads_ref,
+    "norm_param_grads", _param_grads_impl, vjp=decomposed_vjp(_param_grads_ref),
+    jvp=decomposed_jvp(_param_grads_ref), batch=_param_grads_batch, decomp=_param_grads_ref,
     doc="[sum(g * normalize(x)), sum(g)] over the rows: a layer norm's weight and bias gradients")
 norm_param_grads_p.kernels["cpu"] = _param_grads_cpu
 
