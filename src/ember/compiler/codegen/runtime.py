@@ -82,6 +82,19 @@ class FusedKernel:
         return kept + (1,) * self.reduce_dims if self.keepdims else kept
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        perm = None if self.reduce_dims else _shared_layout(arrays)
+        if perm is not None:  # run in the operands' memory order; the result is a view in their layout
+            ndim = len(perm)
+            aligned = [np.asarray(a).reshape((1,) * (ndim - np.ndim(a)) + np.shape(a)).transpose(perm)
+                       for a in arrays]
+            out = self._run(aligned)
+            back = tuple(np.argsort(perm))
+            if len(self.outputs) > 1:
+                back = (0,) + tuple(1 + d for d in back)
+            return out.transpose(back)
+        return self._run(arrays)
+
+    def _run(self, arrays) -> np.ndarray:
         # order="C" rather than ascontiguousarray, which would turn 0-d inputs into shape (1,)
         arrays = [np.asarray(a, dtype=np.dtype(d), order="C") for a, d in zip(arrays, self.in_dtypes)]
         shapes = tuple(a.shape for a in arrays)
@@ -132,6 +145,30 @@ class FusedKernel:
         if len(results) == 1:
             return np.array(results[0], dtype=dtype)
         return np.stack(results)
+
+
+def _shared_layout(arrays) -> tuple[int, ...] | None:
+    """The axis order to run an elementwise kernel in, when it is not the identity: that of a full-size
+    operand stored permuted (a convolution's channel-major output, say), provided every other
+    full-size operand is stored in that order or row-major; None otherwise.
+
+    The result then keeps the permuted layout, as PyTorch keeps an operand's memory format: a chain of
+    elementwise ops on a convolution's output (bias, activation, their gradients) streams through
+    memory, and the convolution's backward finds its cotangent channel-major (no transposing copy).
+    """
+    nd = [a for a in arrays if isinstance(a, np.ndarray) and a.ndim > 1]
+    if not nd:
+        return None
+    shape = max(nd, key=lambda a: a.size).shape
+    full = [a for a in nd if a.shape == shape]  # the others broadcast (a bias, a scale)
+    permuted = [a for a in full if not a.flags.c_contiguous]
+    if not permuted:
+        return None
+    first = permuted[0]
+    perm = tuple(sorted(range(first.ndim), key=lambda d: -first.strides[d]))
+    if not all(a.flags.c_contiguous or a.transpose(perm).flags.c_contiguous for a in full):
+        return None
+    return perm
 
 
 def formula_kernel(name: str, formula: expr.Expr, params: tuple[str, ...], in_dtypes: tuple[str, ...],

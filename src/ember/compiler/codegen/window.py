@@ -230,7 +230,7 @@ def _conv_functions(t: str) -> str:
 #pragma omp parallel for collapse(2) schedule(static)
   for (long n = 0; n < N; n++)
     for (long c = 0; c < C; c++) {
-      T *dst = gx + (n * C + c) * I0 * I1 * I2;
+      T *dst = gx + (c * N + n) * I0 * I1 * I2;  /* channel-major */
       memset(dst, 0, sizeof(T) * I0 * I1 * I2);
       for (long k = 0; k < taps; k++) {
         const long k2 = k % K2, k1 = (k / K2) % K1, k0 = k / (K2 * K1);
@@ -316,10 +316,29 @@ class _Window:
         if self.lib is None:
             self.ok = False
             return
-        self.planes = _planes(src.shape[:-nd], strides[:-nd])
+        # planes in the operand's memory order: results are written in that order too (a channel-major
+        # convolution output pools to a channel-major result), so chains of window ops stream
+        lead = src.ndim - nd
+        self.lead = tuple(sorted(range(lead), key=lambda d: -src.strides[d]))
+        self.nd = nd
+        self.planes = _planes(tuple(src.shape[d] for d in self.lead), tuple(strides[d] for d in self.lead))
         sizes = _pad3(in_sp, 1) + _pad3(out_sp, 1) + _pad3(strides[-nd:], 0)
         self.geom = np.array([len(self.planes)] + sizes, np.int64)
         self.type = _TYPES[src.dtype]
+
+    def _order(self) -> tuple[int, ...]:
+        return self.lead + tuple(range(len(self.lead), len(self.lead) + self.nd))
+
+    def empty(self, shape, dtype) -> tuple[np.ndarray, np.ndarray]:
+        """A result of logical `shape` laid out with its planes in the operand's order: (the buffer the
+        kernel writes, row-major in that order; the logical view of it)."""
+        order = self._order()
+        buf = _empty(tuple(shape[d] for d in order), dtype)
+        return buf, buf.transpose(tuple(np.argsort(order)))
+
+    def planar(self, a: np.ndarray) -> np.ndarray:
+        """`a` (shaped like the results) with its planes in the operand's order, row-major."""
+        return np.ascontiguousarray(a.transpose(self._order()))
 
     def call(self, name: str, *arrays: np.ndarray, index: np.dtype | None = None) -> None:
         """Run kernel `name` on `arrays` (the strided operand first); `index`: the offsets' dtype."""
@@ -351,8 +370,8 @@ def _reduce_windows(name: str, numpy_impl: str, x, kernel, stride, dilation):
     win = _Window(x, x.shape[-nd:], out_sp, kernel, stride, dilation)
     if not win.ok:
         return getattr(conv, numpy_impl)(np, x, kernel, stride, dilation)
-    out = _empty(x.shape[:-nd] + out_sp, x.dtype)
-    win.call(name, x, out)
+    buf, out = win.empty(x.shape[:-nd] + out_sp, x.dtype)
+    win.call(name, x, buf)
     return out
 
 
@@ -372,8 +391,8 @@ def _argmax_cpu(x, out, kernel, stride, dilation):
     if not win.ok:
         return conv._argmax_impl(np, x, out, kernel, stride, dilation)
     index = np.dtype(conv._index_dtype(np, kernel))
-    arg = _empty(out.shape, index)
-    win.call("pool_argmax", x, arg, index=index)
+    buf, arg = win.empty(out.shape, index)
+    win.call("pool_argmax", x, buf, index=index)
     return arg
 
 
@@ -384,8 +403,8 @@ def _gather_cpu(x, arg, kernel, stride, dilation):
     win = _Window(x, x.shape[-nd:], arg.shape[-nd:], kernel, stride, dilation)
     if not win.ok or arg.dtype not in _INDEX or arg.shape[:-nd] != x.shape[:-nd]:
         return conv._gather_impl(np, x, arg, kernel, stride, dilation)
-    out = _empty(arg.shape, x.dtype)
-    win.call("pool_gather", x, np.ascontiguousarray(arg), out, index=arg.dtype)
+    buf, out = win.empty(arg.shape, x.dtype)
+    win.call("pool_gather", x, win.planar(arg), buf, index=arg.dtype)
     return out
 
 
@@ -396,8 +415,8 @@ def _scatter_cpu(g, arg, in_spatial, kernel, stride, dilation):
     win = _Window(g, in_spatial, g.shape[-nd:], kernel, stride, dilation)
     if not win.ok or arg.dtype not in _INDEX or arg.shape != g.shape:
         return conv._scatter_impl(np, g, arg, in_spatial, kernel, stride, dilation)
-    gx = _empty(g.shape[:-nd] + tuple(in_spatial), g.dtype)
-    win.call("pool_scatter", g, np.ascontiguousarray(arg), gx, index=arg.dtype)
+    buf, gx = win.empty(g.shape[:-nd] + tuple(in_spatial), g.dtype)
+    win.call("pool_scatter", g, win.planar(arg), buf, index=arg.dtype)
     return gx
 
 
@@ -408,8 +427,8 @@ def _sum_pool_t_cpu(g, in_spatial, kernel, stride, dilation):
     win = _Window(g, in_spatial, g.shape[-nd:], kernel, stride, dilation)
     if not win.ok:
         return conv._sum_pool_t_impl(np, g, in_spatial, kernel, stride, dilation)
-    gx = _empty(g.shape[:-nd] + tuple(in_spatial), g.dtype)
-    win.call("pool_sum_t", g, gx)
+    buf, gx = win.empty(g.shape[:-nd] + tuple(in_spatial), g.dtype)
+    win.call("pool_sum_t", g, buf)
     return gx
 
 
@@ -444,12 +463,13 @@ def im2col(x: np.ndarray, kernel, stride, padding, dilation, groups: int):
 
 def col2im(cols: np.ndarray, n: int, channels: int, in_spatial, out_sp, kernel, stride, padding,
            dilation) -> np.ndarray:
-    """The transpose of :func:`im2col`: (C·prod(kernel), N·P) rows added back into (N, C, *in_spatial)."""
+    """The transpose of :func:`im2col`: (C·prod(kernel), N·P) rows added back into (N, C, *in_spatial),
+    stored channel-major (the (C, N, *in_spatial) array seen through a transpose)."""
     cols = np.ascontiguousarray(cols)
-    gx = _empty((n, channels) + tuple(in_spatial), cols.dtype)
+    gx = _empty((channels, n) + tuple(in_spatial), cols.dtype)
     geom = _conv_geom((n, channels), (0, 0), in_spatial, out_sp, kernel, stride, padding, dilation)
     getattr(_library(), f"col2im_{_TYPES[cols.dtype]}")(_ptr(cols), _ptr(geom), _ptr(gx))
-    return gx
+    return gx.swapaxes(0, 1)  # channel-major, like the cotangent it came from
 
 
 # -- CPU kernels of the convolution primitives --------------------------------------------------------
