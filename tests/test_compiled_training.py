@@ -42,13 +42,8 @@ CASES = {
 }
 
 
-def _run(name: str, compiled: bool, steps: int = 20) -> tuple[list[float], dict]:
-    build, make_opt, data = CASES[name]
-    ember.manual_seed(0)
-    model = build()
-    opt = make_opt(model.parameters())
-    x, y = data()
-
+def _step_of(model, opt):
+    """A training step (cross-entropy over the last dim, backward, update) of `model` and `opt`."""
     def step(x, y):
         logits = model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
@@ -57,6 +52,16 @@ def _run(name: str, compiled: bool, steps: int = 20) -> tuple[list[float], dict]
         opt.step()
         return loss
 
+    return step
+
+
+def _run(name: str, compiled: bool, steps: int = 20) -> tuple[list[float], dict]:
+    build, make_opt, data = CASES[name]
+    ember.manual_seed(0)
+    model = build()
+    opt = make_opt(model.parameters())
+    x, y = data()
+    step = _step_of(model, opt)
     fn = ember.jit(step) if compiled else step
     losses = [float(fn(x, y)) for _ in range(steps)]
     if compiled:
@@ -86,14 +91,7 @@ def test_batch_norm_buffers_are_updated_by_the_compiled_step():
         model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2))
         opt = ember.optim.SGD(model.parameters(), lr=0.1)
         x, y = ember.randn(10, 4), ember.randint(0, 2, (10,))
-
-        def step(x, y):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
-
+        step = _step_of(model, opt)
         fn = ember.jit(step) if compiled else step
         for _ in range(5):
             fn(x, y)
@@ -109,15 +107,7 @@ def test_switching_to_eval_mode_or_changing_the_learning_rate_recompiles(capsys)
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.0), nn.Linear(4, 2))
     opt = ember.optim.SGD(model.parameters(), lr=0.1)
     x, y = ember.randn(6, 4), ember.randint(0, 2, (6,))
-
-    def step(x, y):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
-    fn = ember.jit(step, explain=True)
+    fn = ember.jit(_step_of(model, opt), explain=True)
     fn(x, y)
     fn(x, y)
     count = fn.compile_count
