@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import gemm
 from .build import try_build
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -446,6 +447,15 @@ def conv_applies(x: np.ndarray, kernel) -> bool:
             and _elements(x) is not None and _library() is not None)
 
 
+def _conv_plan(x: np.ndarray, kernel, stride, padding, dilation, out_channels: int):
+    """The output spatial size of a convolution of `x` and its geometry for the GEMM kernels (the
+    im2col geometry followed by the output channel count)."""
+    in_sp = x.shape[2:]
+    out_sp = _out_sp([n + lo + hi for n, (lo, hi) in zip(in_sp, padding)], kernel, stride, dilation)
+    geom = _conv_geom(x.shape, _elements(x), in_sp, out_sp, kernel, stride, padding, dilation)
+    return out_sp, np.append(geom, np.int64(out_channels))
+
+
 def im2col(x: np.ndarray, kernel, stride, padding, dilation, groups: int):
     """The windows of `x` (N, C, *S) as a contiguous (groups, C/groups·prod(kernel), N·P) matrix (rows
     channel-major then kernel offset; columns batch-major then position) and the output spatial size."""
@@ -477,8 +487,12 @@ def _conv_cpu(x, w, stride, padding, dilation, groups):
     kernel = tuple(w.shape[2:])
     if not conv_applies(x, kernel) or w.dtype != x.dtype:
         return conv._conv_impl(np, x, w, stride, padding, dilation, groups)
-    cols, out_sp = im2col(x, kernel, stride, padding, dilation, groups)
-    out = np.matmul(w.reshape(groups, w.shape[0] // groups, -1), cols)  # (G, O/G, N·P)
+    if gemm.supports(x, w):  # the product packs the windows itself: no im2col matrix
+        out_sp, geom = _conv_plan(x, kernel, stride, padding, dilation, w.shape[0])
+        out = gemm.conv(x, w, geom, groups)
+    else:
+        cols, out_sp = im2col(x, kernel, stride, padding, dilation, groups)
+        out = np.matmul(w.reshape(groups, w.shape[0] // groups, -1), cols)  # (G, O/G, N·P)
     # channel-major, seen as (N, O, *S) without a copy (see the NumPy kernel)
     return out.reshape((w.shape[0], x.shape[0]) + out_sp).swapaxes(0, 1)
 
@@ -490,10 +504,32 @@ def _input_grad_cpu(g, w, in_spatial, stride, padding, dilation, groups):
     if not conv_applies(g, kernel) or w.dtype != g.dtype:
         return conv._input_grad_impl(np, g, w, in_spatial, stride, padding, dilation, groups)
     og, cg, taps = g.shape[1] // groups, w.shape[1], math.prod(kernel)
+    if all(s == 1 for s in stride) and gemm.supports(g, w):
+        return _input_grad_as_conv(g, w, in_spatial, padding, dilation, groups)
     wk = w.reshape(groups, og, cg * taps).transpose(0, 2, 1)  # (G, C/G·K, O/G): BLAS reads it transposed
-    cols = np.matmul(wk, conv._channel_major(np, g, groups))
+    gc = conv._channel_major(np, g, groups)
+    cols = gemm.matmul(wk, gc) if gemm.supports(wk, gc) else np.matmul(wk, gc)
     return col2im(cols.reshape(groups * cg * taps, -1), g.shape[0], groups * cg, in_spatial, g.shape[2:],
                   kernel, stride, padding, dilation)
+
+
+def _input_grad_as_conv(g, w, in_spatial, padding, dilation, groups):
+    """The input gradient of a stride-1 convolution as a convolution of the output gradient with the
+    flipped, transposed kernel (each input position gathers the outputs its window reached), so the
+    product packs `g`'s windows in place instead of scattering a column matrix back."""
+    o, cg = w.shape[:2]
+    kernel = w.shape[2:]
+    nd = len(kernel)
+    flipped = np.flip(w.reshape((groups, o // groups, cg) + kernel), tuple(range(3, 3 + nd)))
+    wt = np.ascontiguousarray(flipped.swapaxes(1, 2)).reshape((groups * cg, o // groups) + kernel)
+    # output i gathers g[i + k'·d - lo] with lo = d·(K-1) - padding_lo; the high side pads the rest
+    pad = []
+    for n_in, n_out, k, d, (lo, _) in zip(in_spatial, g.shape[2:], kernel, dilation, padding):
+        low = d * (k - 1) - lo
+        pad.append((low, n_in + d * (k - 1) - n_out - low))
+    out_sp, geom = _conv_plan(g, kernel, (1,) * nd, pad, dilation, groups * cg)
+    out = gemm.conv(g, wt, geom, groups)
+    return out.reshape((groups * cg, g.shape[0]) + tuple(out_sp)).swapaxes(0, 1)
 
 
 def _weight_grad_cpu(x, g, kernel, stride, padding, dilation, groups):
@@ -502,8 +538,13 @@ def _weight_grad_cpu(x, g, kernel, stride, padding, dilation, groups):
     kernel = tuple(kernel)
     if not conv_applies(x, kernel) or g.dtype != x.dtype:
         return conv._weight_grad_impl(np, x, g, kernel, stride, padding, dilation, groups)
-    cols, _ = im2col(x, kernel, stride, padding, dilation, groups)
-    gw = np.matmul(conv._channel_major(np, g, groups), cols.transpose(0, 2, 1))  # (G, O/G, C/G·K)
+    gc = conv._channel_major(np, g, groups)
+    if gemm.supports(x, g):  # windows packed transposed straight from x
+        _, geom = _conv_plan(x, kernel, stride, padding, dilation, g.shape[1])
+        gw = gemm.conv_wgrad(x, gc, geom, groups, x.shape[1] // groups * math.prod(kernel))
+    else:
+        cols, _ = im2col(x, kernel, stride, padding, dilation, groups)
+        gw = np.matmul(gc, cols.transpose(0, 2, 1))  # (G, O/G, C/G·K)
     return gw.reshape((g.shape[1], x.shape[1] // groups) + kernel)
 
 

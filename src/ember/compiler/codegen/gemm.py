@@ -1,0 +1,636 @@
+"""A packed matrix-product (GEMM) kernel in C, and convolutions that pack their windows directly.
+
+BLAS (OpenBLAS through NumPy) tops out on large square products, but a convolution's products are
+skinny (64 x 288 by 16384 columns, 27-long rows, 65536-long reductions), and an explicit im2col
+matrix costs a 19 MB round trip to memory before the product starts. The kernel here is the classic
+blocked design (Goto & van de Geijn; BLIS):
+
+- C = A B is cut into tiles of ``MR x NR`` (8 x 3 vectors) computed by a register-blocked micro-kernel
+  (AVX-512 intrinsics when the compiler targets them, a plain C loop the compiler vectorises
+  otherwise) from two *packed* operands: A as ``MR``-row panels, B as ``NR``-column panels, each
+  ``KC`` deep, so the inner loop streams contiguous, aligned memory.
+- Operands are packed from any strides (a transposed weight, a channel-major gradient) or, for a
+  convolution, straight from the input image: the packer reads each window row in place (padding
+  as zeros), so the im2col matrix never exists outside the cache (``conv``); the weight gradient
+  packs them transposed (``conv_wgrad``), or, with fewer window rows than a tile has columns (a first
+  layer's 3 x 3 x 3), multiplies rows against rows in 4 x 6 tiles of dot products.
+- Threads (OpenMP) split the columns of C; products with few columns and a long reduction (a
+  weight gradient) split the reduction instead and add the partial tiles.
+
+Floats of 32 and 64 bits are generated; other dtypes and machines without a C compiler keep BLAS.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
+
+from .build import try_build
+
+_TYPES = {np.dtype(np.float32): ("float", "f", 16), np.dtype(np.float64): ("double", "d", 8)}
+KC_DOT = 1024  # positions per block of a weight gradient's dot-product tiles
+KC_MAX = 256  # reduction depth of one packed block (tuned: 256-288 keep a B panel near L1)
+NC_PANELS = 16  # column panels packed per block (KC x NR x NC_PANELS fits L2 with the A panels)
+_LIB: dict[str, Any] = {}
+
+_COMMON = r"""/* ember packed GEMM and implicit-im2col convolutions, for float and double */
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_num_threads(void) { return 1; }
+static int omp_get_thread_num(void) { return 0; }
+#endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#define MR 8
+
+/* Convolution geometry (see window.py's _conv_geom): N, C, I0..I2, O0..O2, K0..K2, S0..S2, D0..D2,
+   P0..P2 (low padding), then element strides XN, XC, X0..X2. Missing leading dims have size 1. */
+typedef struct { long n, c, in[3], out[3], k[3], s[3], d[3], p[3], xn, xc, x[3], taps, pos; } geom_t;
+
+static geom_t read_geom(const long *g) {
+  geom_t r;
+  r.n = g[0]; r.c = g[1];
+  for (int i = 0; i < 3; i++) {
+    r.in[i] = g[2 + i]; r.out[i] = g[5 + i]; r.k[i] = g[8 + i]; r.s[i] = g[11 + i];
+    r.d[i] = g[14 + i]; r.p[i] = g[17 + i]; r.x[i] = g[22 + i];
+  }
+  r.xn = g[20]; r.xc = g[21];
+  r.taps = r.k[0] * r.k[1] * r.k[2];
+  r.pos = r.out[0] * r.out[1] * r.out[2];
+  return r;
+}
+
+/* One row of the windows matrix (channel c, kernel offset k): the channel's offset, the kernel
+   offset times the dilation in the two outer dims, and the output columns o2 in [lo, hi) whose input
+   column o2*S2 + shift2 is inside the image. */
+typedef struct { long off, e0, e1, shift2, lo, hi; } wrow_t;
+
+static wrow_t *window_rows(const geom_t *g) {
+  const long rows = g->c * g->taps;
+  wrow_t *t = malloc(sizeof(wrow_t) * (rows > 0 ? rows : 1));
+  if (t == NULL) return NULL;
+  for (long r = 0; r < rows; r++) {
+    const long c = r / g->taps, k = r % g->taps;
+    const long k2 = k % g->k[2], k1 = (k / g->k[2]) % g->k[1], k0 = k / (g->k[2] * g->k[1]);
+    const long a2 = g->p[2] - k2 * g->d[2], b2 = g->in[2] - 1 + a2, S2 = g->s[2];
+    long lo = a2 <= 0 ? 0 : (a2 + S2 - 1) / S2, hi = b2 < 0 ? 0 : b2 / S2 + 1;
+    if (hi > g->out[2]) hi = g->out[2];
+    if (lo > hi) lo = hi;
+    t[r].off = c * g->xc;
+    t[r].e0 = k0 * g->d[0];
+    t[r].e1 = k1 * g->d[1];
+    t[r].shift2 = -a2;
+    t[r].lo = lo;
+    t[r].hi = hi;
+  }
+  return t;
+}
+
+/* A run of output positions along the last spatial dim: the image's offset, the first input index
+   of the two outer dims (before the kernel offset), the first o2, the length, and where the run
+   starts in the packed block. */
+typedef struct { long base, b0, b1, o2, len, at; } run_t;
+
+static long position_runs(const geom_t *g, long p0, long p1, run_t *runs) {
+  long count = 0, p = p0;
+  while (p < p1) {
+    long img = p / g->pos, rem = p % g->pos, o2 = rem % g->out[2], o1 = (rem / g->out[2]) % g->out[1];
+    long o0 = rem / (g->out[2] * g->out[1]), len = g->out[2] - o2;
+    if (len > p1 - p) len = p1 - p;
+    runs[count].base = img * g->xn;
+    runs[count].b0 = o0 * g->s[0] - g->p[0];
+    runs[count].b1 = o1 * g->s[1] - g->p[1];
+    runs[count].o2 = o2;
+    runs[count].len = len;
+    runs[count].at = p - p0;
+    count++;
+    p += len;
+  }
+  return count;
+}
+
+static long ceil_div(long a, long b) { return (a + b - 1) / b; }
+"""
+
+_TYPED = r"""
+#define NR (3 * VW)
+
+/* C[MR x NR] (ldc) = (acc ? C : 0) + sum_k a[k][0..MR) (x) b[k][0..NR) over packed panels. */
+static void SUF(tile)(long kc, const T *restrict a, const T *restrict b, T *restrict c, long ldc,
+                      int acc) {
+#if defined(__AVX512F__)
+  VEC r[MR][3];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++) { r[i][0] = VZERO(); r[i][1] = VZERO(); r[i][2] = VZERO(); }
+  for (long k = 0; k < kc; k++) {
+    VEC b0 = VLOAD(b), b1 = VLOAD(b + VW), b2 = VLOAD(b + 2 * VW);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+      VEC ai = VSET1(a[i]);
+      r[i][0] = VFMA(ai, b0, r[i][0]);
+      r[i][1] = VFMA(ai, b1, r[i][1]);
+      r[i][2] = VFMA(ai, b2, r[i][2]);
+    }
+    a += MR;
+    b += NR;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i++) {
+    T *ci = c + i * ldc;
+    if (acc) {
+      r[i][0] = VADD(r[i][0], VLOADU(ci));
+      r[i][1] = VADD(r[i][1], VLOADU(ci + VW));
+      r[i][2] = VADD(r[i][2], VLOADU(ci + 2 * VW));
+    }
+    VSTOREU(ci, r[i][0]);
+    VSTOREU(ci + VW, r[i][1]);
+    VSTOREU(ci + 2 * VW, r[i][2]);
+  }
+#else
+  T r[MR][NR];
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) r[i][j] = acc ? c[i * ldc + j] : (T)0;
+  for (long k = 0; k < kc; k++) {
+    for (int i = 0; i < MR; i++)
+      for (int j = 0; j < NR; j++) r[i][j] += a[i] * b[j];
+    a += MR;
+    b += NR;
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) c[i * ldc + j] = r[i][j];
+#endif
+}
+
+/* A partial tile (h rows, w columns) through a full-size scratch tile. */
+static void SUF(edge)(long kc, const T *a, const T *b, T *c, long ldc, int acc, long h, long w) {
+  T t[MR * NR];
+  if (acc)
+    for (long i = 0; i < h; i++) memcpy(t + i * NR, c + i * ldc, sizeof(T) * w);
+  SUF(tile)(kc, a, b, t, NR, acc);
+  for (long i = 0; i < h; i++) memcpy(c + i * ldc, t + i * NR, sizeof(T) * w);
+}
+
+/* An operand: a strided matrix (kind 0: X[r][c] = p[r*rs + c*cs]) or the windows of an image
+   (kind 1: rows channel x kernel offset, columns positions; kind 2: the transpose). */
+typedef struct { int kind; const T *p; long rs, cs; geom_t g; const wrow_t *rows; } SUF(operand);
+
+/* One MR-row panel of A: d[k][i] = A[m0 + i][k0 + k], zero rows past h. */
+static void SUF(pack_a)(const SUF(operand) *A, long m0, long h, long k0, long kc, T *restrict d) {
+  const T *p = A->p;
+  if (A->cs == 1 || A->rs != 1) {
+    for (long i = 0; i < h; i++) {
+      const T *s = p + (m0 + i) * A->rs + k0 * A->cs;
+      for (long k = 0; k < kc; k++) d[k * MR + i] = s[k * A->cs];
+    }
+  } else {
+    for (long k = 0; k < kc; k++) {
+      const T *s = p + (k0 + k) * A->cs + m0;
+      for (long i = 0; i < h; i++) d[k * MR + i] = s[i];
+    }
+  }
+  for (long i = h; i < MR; i++)
+    for (long k = 0; k < kc; k++) d[k * MR + i] = 0;
+}
+
+/* Row `w` of the windows matrix over one run of positions, into d[0], d[step], ... */
+static void SUF(window_run)(const geom_t *g, const T *x, const wrow_t *w, const run_t *r, T *restrict d,
+                            long step) {
+  const long i0 = r->b0 + w->e0, i1 = r->b1 + w->e1, len = r->len;
+  if (i0 < 0 || i0 >= g->in[0] || i1 < 0 || i1 >= g->in[1]) {
+    for (long t = 0; t < len; t++) d[t * step] = 0;
+    return;
+  }
+  long lo = w->lo - r->o2, hi = w->hi - r->o2;
+  if (lo < 0) lo = 0;
+  if (hi > len) hi = len;
+  if (lo > hi) lo = hi;
+  const long S2 = g->s[2], X2 = g->x[2];
+  const T *src = x + r->base + w->off + i0 * g->x[0] + i1 * g->x[1] + (r->o2 * S2 + w->shift2) * X2;
+#if defined(__AVX512F__)
+  if (step == 1 && S2 == 1 && X2 == 1) { /* masked vector copies: lanes outside [lo, hi) read as 0 */
+    for (long t = 0; t < len; t += VW) {
+      const long end = len - t < VW ? len - t : VW;
+      const long a = lo - t < 0 ? 0 : lo - t, b = hi - t > end ? end : hi - t;
+      const unsigned valid = a < b ? ((1u << b) - 1u) & ~((1u << a) - 1u) : 0u;
+      VMSTORE(d + t, (VMASK)((1u << end) - 1u), VMLOAD((VMASK)valid, src + t));
+    }
+    return;
+  }
+#endif
+  long t = 0;
+  for (; t < lo; t++) d[t * step] = 0;
+  if (step == 1 && S2 == 1 && X2 == 1) {
+    memcpy(d + lo, src + lo, sizeof(T) * (hi - lo));
+    t = hi;
+  } else {
+    for (; t < hi; t++) d[t * step] = src[t * S2 * X2];
+  }
+  for (; t < len; t++) d[t * step] = 0;
+}
+
+/* np column panels of B starting at column n0 (N columns in all), rows k0..k0+kc, into d. */
+static void SUF(pack_b)(const SUF(operand) *B, long N, long n0, long np, long k0, long kc, T *restrict d,
+                        run_t *runs) {
+  const T *p = B->p;
+  for (long jp = 0; jp < np; jp++, d += kc * NR) {
+    const long j0 = n0 + jp * NR, w = N - j0 < NR ? N - j0 : NR;
+    if (B->kind == 0) {
+      if (B->cs == 1) {
+        for (long k = 0; k < kc; k++) {
+          memcpy(d + k * NR, p + (k0 + k) * B->rs + j0, sizeof(T) * w);
+          for (long j = w; j < NR; j++) d[k * NR + j] = 0;
+        }
+      } else {
+        for (long j = 0; j < w; j++) {
+          const T *s = p + k0 * B->rs + (j0 + j) * B->cs;
+          for (long k = 0; k < kc; k++) d[k * NR + j] = s[k * B->rs];
+        }
+        for (long j = w; j < NR; j++)
+          for (long k = 0; k < kc; k++) d[k * NR + j] = 0;
+      }
+    } else if (B->kind == 1) { /* windows: rows channel x kernel offset, columns positions */
+      const long count = position_runs(&B->g, j0, j0 + w, runs);
+      for (long k = 0; k < kc; k++) {
+        T *dk = d + k * NR;
+        for (long q = 0; q < count; q++)
+          SUF(window_run)(&B->g, p, B->rows + k0 + k, runs + q, dk + runs[q].at, 1);
+        for (long j = w; j < NR; j++) dk[j] = 0;
+      }
+    } else { /* windows transposed: rows positions, columns channel x kernel offset */
+      const long count = position_runs(&B->g, k0, k0 + kc, runs);
+      for (long j = 0; j < w; j++)
+        for (long q = 0; q < count; q++)
+          SUF(window_run)(&B->g, p, B->rows + j0 + j, runs + q, d + runs[q].at * NR + j, NR);
+      for (long j = w; j < NR; j++)
+        for (long k = 0; k < kc; k++) d[k * NR + j] = 0;
+    }
+  }
+}
+
+/* Called by every thread of a parallel region that split a reduction: free the thread's packing
+   buffers, wait for the others, then C (M x N, ldc) = the sum of the nt partial products in part
+   (each M x N), the threads sharing the rows. */
+static void SUF(add_parts)(T *ap, T *bp, run_t *runs, const T *part, int nt, long M, long N, T *C,
+                           long ldc) {
+  free(ap);
+  free(bp);
+  free(runs);
+#pragma omp barrier
+#pragma omp for schedule(static)
+  for (long i = 0; i < M; i++)
+    for (long j = 0; j < N; j++) {
+      T s = part[i * N + j];
+      for (int t = 1; t < nt; t++) s += part[((long)t * M + i) * N + j];
+      C[i * ldc + j] = s;
+    }
+}
+
+/* C (M x N, ldc) = A (M x K) B (K x N). Threads split the columns of C, or, when there are few
+   columns and a long reduction, the reduction (each thread adds its partial C at the end). */
+static int SUF(gemm_ops)(long M, long N, long K, const SUF(operand) *A, const SUF(operand) *B, T *C,
+                          long ldc, long kc_max, long nc_panels) {
+  if (M <= 0 || N <= 0) return 0;
+  if (K <= 0) {
+    for (long i = 0; i < M; i++) memset(C + i * ldc, 0, sizeof(T) * N);
+    return 0;
+  }
+  const long mp = ceil_div(M, MR), npanels = ceil_div(N, NR);
+  const long nkb = ceil_div(K, kc_max), kcb = ceil_div(K, nkb);
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  const int split_k = threads > 1 && nkb >= 2 * threads && (npanels < 2 * threads || K >= 16 * N);
+  if (!split_k) {
+    T *ap = aligned_alloc(64, sizeof(T) * mp * MR * nkb * kcb);
+    int failed = ap == NULL;
+#pragma omp parallel if (M * N * K > 32768)
+    {
+      if (!failed) {
+#pragma omp for collapse(2) schedule(static)
+        for (long kb = 0; kb < nkb; kb++)
+          for (long ip = 0; ip < mp; ip++) {
+            const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
+            const long h = M - ip * MR < MR ? M - ip * MR : MR;
+            SUF(pack_a)(A, ip * MR, h, k0, kc, ap + k0 * mp * MR + ip * kc * MR);
+          }
+      }
+      const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+      const long pa = npanels * id / nt, pb = npanels * (id + 1) / nt;
+      T *bp = failed ? NULL : aligned_alloc(64, sizeof(T) * kcb * NR * nc_panels);
+      run_t *runs = malloc(sizeof(run_t) * (kcb + NR + 1));
+      if (bp == NULL || runs == NULL) {
+#pragma omp atomic write
+        failed = 1;
+      }
+#pragma omp barrier
+      if (!failed) {
+        for (long q0 = pa; q0 < pb; q0 += nc_panels) {
+          const long np = pb - q0 < nc_panels ? pb - q0 : nc_panels;
+          for (long kb = 0; kb < nkb; kb++) {
+            const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
+            SUF(pack_b)(B, N, q0 * NR, np, k0, kc, bp, runs);
+            const T *apk = ap + k0 * mp * MR;
+            for (long jp = 0; jp < np; jp++) {
+              const long j0 = (q0 + jp) * NR, w = N - j0 < NR ? N - j0 : NR;
+              for (long ip = 0; ip < mp; ip++) {
+                const long h = M - ip * MR < MR ? M - ip * MR : MR;
+                T *c = C + ip * MR * ldc + j0;
+                if (w == NR && h == MR) SUF(tile)(kc, apk + ip * kc * MR, bp + jp * kc * NR, c, ldc, kb > 0);
+                else SUF(edge)(kc, apk + ip * kc * MR, bp + jp * kc * NR, c, ldc, kb > 0, h, w);
+              }
+            }
+          }
+        }
+      }
+      free(bp);
+      free(runs);
+    }
+    free(ap);
+    return failed;
+  }
+  /* split the reduction: thread t sums blocks [nkb*t/nt, nkb*(t+1)/nt) into its own partial C */
+  T *part = calloc((size_t)threads * M * N, sizeof(T));
+  if (part == NULL) return 1;
+  int failed = 0;
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    T *ap = aligned_alloc(64, sizeof(T) * mp * MR * kcb);
+    T *bp = aligned_alloc(64, sizeof(T) * kcb * NR * npanels);
+    run_t *runs = malloc(sizeof(run_t) * (kcb + NR + 1));
+    T *mine = part + (long)id * M * N;
+    if (ap == NULL || bp == NULL || runs == NULL) {
+#pragma omp atomic write
+      failed = 1;
+    } else {
+      for (long kb = nkb * id / nt; kb < nkb * (id + 1) / nt; kb++) {
+        const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
+        for (long ip = 0; ip < mp; ip++)
+          SUF(pack_a)(A, ip * MR, M - ip * MR < MR ? M - ip * MR : MR, k0, kc, ap + ip * kc * MR);
+        SUF(pack_b)(B, N, 0, npanels, k0, kc, bp, runs);
+        for (long jp = 0; jp < npanels; jp++) {
+          const long j0 = jp * NR, w = N - j0 < NR ? N - j0 : NR;
+          for (long ip = 0; ip < mp; ip++) {
+            const long h = M - ip * MR < MR ? M - ip * MR : MR;
+            T *c = mine + ip * MR * N + j0;
+            if (w == NR && h == MR) SUF(tile)(kc, ap + ip * kc * MR, bp + jp * kc * NR, c, N, 1);
+            else SUF(edge)(kc, ap + ip * kc * MR, bp + jp * kc * NR, c, N, 1, h, w);
+          }
+        }
+      }
+    }
+    SUF(add_parts)(ap, bp, runs, part, nt, M, N, C, ldc);
+  }
+  free(part);
+  return failed;
+}
+
+/* C[b] = A[b] B[b] for b < batch: strided matrices (element strides; batch strides per operand). */
+int SUF(gemm)(long batch, long M, long N, long K, const T *a, long abs_, long ars, long acs,
+               const T *b, long bbs, long brs, long bcs, T *c, long cbs, long ldc, long kc_max,
+               long nc_panels) {
+  for (long i = 0; i < batch; i++) {
+    SUF(operand) A = {0, a + i * abs_, ars, acs, {0}, NULL}, B = {0, b + i * bbs, brs, bcs, {0}, NULL};
+    if (SUF(gemm_ops)(M, N, K, &A, &B, c + i * cbs, ldc, kc_max, nc_panels)) return 1;
+  }
+  return 0;
+}
+
+/* B as the windows operand (kind 1 or 2) of one group of a convolution with geometry geom; returns
+   its row table (the caller frees it), NULL if out of memory. */
+static wrow_t *SUF(windows_of)(SUF(operand) *B, int kind, const long *geom, long groups) {
+  B->kind = kind;
+  B->p = NULL;
+  B->rs = B->cs = 0;
+  B->g = read_geom(geom);
+  B->g.c /= groups;
+  B->rows = window_rows(&B->g);
+  return (wrow_t *)B->rows;
+}
+
+/* A convolution, per group: out[g] (O/G x N*P) = w[g] (O/G x C/G*taps) windows(x, group g). */
+int SUF(conv)(const T *w, const T *x, const long *geom, T *out, long groups, long kc_max,
+               long nc_panels) {
+  SUF(operand) B;
+  wrow_t *rows = SUF(windows_of)(&B, 1, geom, groups);
+  if (rows == NULL) return 1;
+  const long cg = B.g.c, kdim = cg * B.g.taps, cols = B.g.n * B.g.pos, og = geom[25] / groups;
+  int status = 0;
+  for (long i = 0; i < groups; i++) {
+    SUF(operand) A = {0, w + i * og * kdim, kdim, 1, {0}, NULL};
+    B.p = x + i * cg * B.g.xc;
+    if ((status = SUF(gemm_ops)(og, cols, kdim, &A, &B, out + i * og * cols, cols, kc_max, nc_panels))) break;
+  }
+  free(rows);
+  return status;
+}
+
+/* 4 x 6 dot products of rows a[0..4) and b[0..6) (row stride kp, kp a multiple of VW): out[i*6 + j]. */
+static void SUF(dots)(long kp, const T *restrict a, const T *restrict b, T *restrict out) {
+#if defined(__AVX512F__)
+  VEC r[4][6];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; i++)
+#pragma GCC unroll 6
+    for (int j = 0; j < 6; j++) r[i][j] = VZERO();
+  for (long k = 0; k < kp; k += VW) {
+    const VEC a0 = VLOAD(a + k), a1 = VLOAD(a + kp + k);
+    const VEC a2 = VLOAD(a + 2 * kp + k), a3 = VLOAD(a + 3 * kp + k);
+#pragma GCC unroll 6
+    for (int j = 0; j < 6; j++) {
+      const VEC bj = VLOAD(b + j * kp + k);
+      r[0][j] = VFMA(a0, bj, r[0][j]);
+      r[1][j] = VFMA(a1, bj, r[1][j]);
+      r[2][j] = VFMA(a2, bj, r[2][j]);
+      r[3][j] = VFMA(a3, bj, r[3][j]);
+    }
+  }
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 6; j++) out[i * 6 + j] = VREDUCE(r[i][j]);
+#else
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 6; j++) {
+      T s = 0;
+      for (long k = 0; k < kp; k++) s += a[i * kp + k] * b[j * kp + k];
+      out[i * 6 + j] = s;
+    }
+#endif
+}
+
+/* C (M x N, ldc) = A (M x K, rows of stride lda, contiguous) times the windows of x (N rows, K
+   positions) transposed: a weight gradient. Both operands run along the positions, so both are packed
+   as rows (windows by masked run copies) and tiles are 4 x 6 dot products; threads split the positions
+   and add their partial C. */
+static int SUF(window_dots)(long M, long N, long K, const T *a, long lda, const geom_t *g, const T *x,
+                            const wrow_t *rows, T *C, long ldc, long kc_max) {
+  const long mp = ceil_div(M, 4) * 4, np = ceil_div(N, 6) * 6;
+  const long nkb = ceil_div(K, kc_max), kcb = ceil_div(K, nkb), kpb = ceil_div(kcb, VW) * VW;
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  T *part = calloc((size_t)threads * M * N, sizeof(T));
+  if (part == NULL) return 1;
+  int failed = 0;
+#pragma omp parallel if (M * N * K > 32768)
+  {
+    const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    T *ap = aligned_alloc(64, sizeof(T) * mp * kpb), *bp = aligned_alloc(64, sizeof(T) * np * kpb);
+    run_t *runs = malloc(sizeof(run_t) * (kcb + 1));
+    T *mine = part + (long)id * M * N;
+    if (ap == NULL || bp == NULL || runs == NULL) {
+#pragma omp atomic write
+      failed = 1;
+    } else {
+      for (long kb = nkb * id / nt; kb < nkb * (id + 1) / nt; kb++) {
+        const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb, kp = ceil_div(kc, VW) * VW;
+        for (long i = 0; i < mp; i++) {
+          if (i < M) memcpy(ap + i * kp, a + i * lda + k0, sizeof(T) * kc);
+          memset(ap + i * kp + (i < M ? kc : 0), 0, sizeof(T) * (i < M ? kp - kc : kp));
+        }
+        const long count = position_runs(g, k0, k0 + kc, runs);
+        for (long j = 0; j < np; j++) {
+          T *d = bp + j * kp;
+          if (j < N)
+            for (long q = 0; q < count; q++) SUF(window_run)(g, x, rows + j, runs + q, d + runs[q].at, 1);
+          memset(d + (j < N ? kc : 0), 0, sizeof(T) * (j < N ? kp - kc : kp));
+        }
+        for (long j0 = 0; j0 < np; j0 += 6)
+          for (long i0 = 0; i0 < mp; i0 += 4) {
+            T t[24];
+            SUF(dots)(kp, ap + i0 * kp, bp + j0 * kp, t);
+            for (long i = i0; i < i0 + 4 && i < M; i++)
+              for (long j = j0; j < j0 + 6 && j < N; j++) mine[i * N + j] += t[(i - i0) * 6 + j - j0];
+          }
+      }
+    }
+    SUF(add_parts)(ap, bp, runs, part, nt, M, N, C, ldc);
+  }
+  free(part);
+  return failed;
+}
+
+/* A convolution's weight gradient, per group: gw[g] (O/G x C/G*taps) = gy[g] (O/G x N*P, rows
+   contiguous) windows(x, group g) transposed. Fewer window rows than a tile's columns (a first layer's
+   3 x 3 x 3) take the dot-product tiles; otherwise the GEMM packs the windows transposed. */
+int SUF(conv_wgrad)(const T *gy, const T *x, const long *geom, T *gw, long groups, long kc_max,
+                    long nc_panels, long kc_dot) {
+  SUF(operand) B;
+  wrow_t *rows = SUF(windows_of)(&B, 2, geom, groups);
+  if (rows == NULL) return 1;
+  const long cg = B.g.c, kdim = cg * B.g.taps, cols = B.g.n * B.g.pos, og = geom[25] / groups;
+  int status = 0;
+  for (long i = 0; i < groups && !status; i++) {
+    const T *xi = x + i * cg * B.g.xc, *gi = gy + i * og * cols;
+    if (kdim < NR) {
+      status = SUF(window_dots)(og, kdim, cols, gi, cols, &B.g, xi, rows, gw + i * og * kdim, kdim, kc_dot);
+    } else {
+      SUF(operand) A = {0, gi, cols, 1, {0}, NULL};
+      B.p = xi;
+      status = SUF(gemm_ops)(og, kdim, cols, &A, &B, gw + i * og * kdim, kdim, kc_max, nc_panels);
+    }
+  }
+  free(rows);
+  return status;
+}
+#undef NR
+"""
+
+_VECTOR = {
+    "float": dict(VEC="__m512", VZERO="_mm512_setzero_ps", VLOAD="_mm512_load_ps", VLOADU="_mm512_loadu_ps",
+                  VSTOREU="_mm512_storeu_ps", VSET1="_mm512_set1_ps", VFMA="_mm512_fmadd_ps",
+                  VADD="_mm512_add_ps", VMASK="__mmask16", VMLOAD="_mm512_maskz_loadu_ps",
+                  VMSTORE="_mm512_mask_storeu_ps", VREDUCE="_mm512_reduce_add_ps"),
+    "double": dict(VEC="__m512d", VZERO="_mm512_setzero_pd", VLOAD="_mm512_load_pd",
+                   VLOADU="_mm512_loadu_pd", VSTOREU="_mm512_storeu_pd", VSET1="_mm512_set1_pd",
+                   VFMA="_mm512_fmadd_pd", VADD="_mm512_add_pd", VMASK="__mmask8",
+                   VMLOAD="_mm512_maskz_loadu_pd", VMSTORE="_mm512_mask_storeu_pd",
+                   VREDUCE="_mm512_reduce_add_pd"),
+}
+
+
+def source() -> str:
+    """The C source of the GEMM library (both float types)."""
+    parts = [_COMMON]
+    for t, suffix, width in _TYPES.values():
+        macros = {"T": t, "VW": str(width), "SUF(name)": f"name##_{suffix}", **_VECTOR[t]}
+        parts.append("\n".join(f"#define {k} {v}" for k, v in macros.items()))
+        parts.append(_TYPED)
+        parts.append("\n".join(f"#undef {k.split('(')[0]}" for k in macros))
+    return "\n".join(parts) + "\n"
+
+
+def library() -> Any:
+    """The loaded GEMM library, or None without a working C compiler."""
+    if "lib" not in _LIB:
+        _LIB["lib"] = try_build(source())
+    return _LIB["lib"]
+
+
+def supports(*arrays: np.ndarray) -> bool:
+    """True if the generated kernels serve these operands (one float dtype of 32 or 64 bits)."""
+    dt = arrays[0].dtype
+    return dt in _TYPES and all(a.dtype == dt for a in arrays) and library() is not None
+
+
+def _ptr(a: np.ndarray) -> ctypes.c_void_p:
+    return ctypes.c_void_p(a.ctypes.data)
+
+
+def _suffix(dt: np.dtype) -> str:
+    return _TYPES[np.dtype(dt)][1]
+
+
+def _check(status: int) -> None:
+    if status:
+        raise MemoryError("gemm: could not allocate the packing buffers")
+
+
+def _strides(a: np.ndarray) -> tuple[int, ...]:
+    return tuple(s // a.itemsize for s in a.strides)
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for 2-D or equally batched 3-D float operands of any element strides (whole
+    elements), as a new C-contiguous array."""
+    if a.ndim == 2:
+        return matmul(a[None], b[None])[0]
+    if any(s % a.itemsize for s in a.strides + b.strides):
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    batch, m, k = a.shape
+    n = b.shape[2]
+    out = np.empty((batch, m, n), a.dtype)
+    sa, sb = _strides(a), _strides(b)
+    fn = getattr(library(), f"gemm_{_suffix(a.dtype)}")
+    L = ctypes.c_long
+    _check(fn(L(batch), L(m), L(n), L(k), _ptr(a), L(sa[0]), L(sa[1]), L(sa[2]), _ptr(b), L(sb[0]), L(sb[1]),
+       L(sb[2]), _ptr(out), L(m * n), L(n), L(KC_MAX), L(NC_PANELS)))
+    return out
+
+
+def conv(x: np.ndarray, w: np.ndarray, geom: np.ndarray, groups: int) -> np.ndarray:
+    """The (groups, O/groups, N·P) product of each group's weights and the windows of `x`
+    (`geom` as window.py's ``_conv_geom`` followed by the output channel count)."""
+    o = w.shape[0]
+    out = np.empty((groups, o // groups, int(geom[0]) * int(np.prod(geom[5:8]))), x.dtype)
+    w = np.ascontiguousarray(w)
+    L = ctypes.c_long
+    _check(getattr(library(), f"conv_{_suffix(x.dtype)}")(_ptr(w), _ptr(x), _ptr(geom), _ptr(out),
+                                                          L(groups), L(KC_MAX), L(NC_PANELS)))
+    return out
+
+
+def conv_wgrad(x: np.ndarray, gy: np.ndarray, geom: np.ndarray, groups: int, kdim: int) -> np.ndarray:
+    """The (groups, O/groups, `kdim`) product of each group's output gradient `gy` (groups,
+    O/groups, N·P; contiguous) and the transposed windows of `x`."""
+    out = np.empty(gy.shape[:2] + (kdim,), x.dtype)
+    L = ctypes.c_long
+    fn = getattr(library(), f"conv_wgrad_{_suffix(x.dtype)}")
+    _check(fn(_ptr(gy), _ptr(x), _ptr(geom), _ptr(out), L(groups), L(KC_MAX), L(NC_PANELS), L(KC_DOT)))
+    return out

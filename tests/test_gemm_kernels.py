@@ -1,0 +1,107 @@
+"""The generated packed GEMM and its window-packing convolutions against NumPy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ember._core.primitives import conv as ref
+from ember.compiler.codegen import build, gemm, window
+
+pytestmark = pytest.mark.skipif(not build.compiler_available(), reason="no C compiler")
+
+
+@pytest.fixture(params=["tuned", "tiny blocks"])
+def blocking(request, monkeypatch):
+    """Run each test with the tuned blocking and with blocks small enough that every product spans
+    several reduction blocks and column blocks (and the split-reduction path)."""
+    if request.param == "tiny blocks":
+        monkeypatch.setattr(gemm, "KC_MAX", 5)
+        monkeypatch.setattr(gemm, "NC_PANELS", 1)
+    monkeypatch.setattr(gemm, "KC_DOT", 7)
+    return request.param
+
+
+def _layout(a: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "fortran":
+        return np.asfortranarray(a)
+    if kind == "reversed":
+        return np.ascontiguousarray(a[..., ::-1, ::-1])[..., ::-1, ::-1]
+    if kind == "sliced":
+        big = np.zeros(a.shape[:-2] + (a.shape[-2] * 2, a.shape[-1] + 3), a.dtype)
+        big[..., ::2, 1:-2] = a
+        return big[..., ::2, 1:-2]
+    return a
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(m=st.integers(1, 40), k=st.integers(1, 70), n=st.integers(1, 120), batch=st.integers(0, 2),
+       dtype=st.sampled_from([np.float32, np.float64]),
+       layouts=st.tuples(*[st.sampled_from(["c", "fortran", "reversed", "sliced"])] * 2),
+       seed=st.integers(0, 2**16))
+def test_matmul_matches_numpy(blocking, m, k, n, batch, dtype, layouts, seed):
+    rng = np.random.default_rng(seed)
+    lead = (batch,) if batch else ()
+    a = rng.standard_normal(lead + (m, k)).astype(dtype)
+    b = rng.standard_normal(lead + (k, n)).astype(dtype)
+    out = gemm.matmul(_layout(a, layouts[0]), _layout(b, layouts[1]))
+    assert out.shape == lead + (m, n) and out.flags.c_contiguous
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, a @ b, rtol=tol, atol=tol * np.sqrt(k))
+
+
+def test_long_reductions_with_few_columns_split_the_reduction(blocking):
+    # a weight gradient's shape: few output columns, a reduction thousands long
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((9, 5000))
+    b = rng.standard_normal((5000, 7))
+    np.testing.assert_allclose(gemm.matmul(a, b), a @ b, rtol=1e-12, atol=1e-10)
+    np.testing.assert_array_equal(gemm.matmul(a[:, :0], b[:0]), np.zeros((9, 7)))
+
+
+@pytest.mark.parametrize("case", [
+    # (N, C, *S), O, kernel, stride, padding, dilation, groups
+    ((2, 3, 9, 9), 8, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),
+    ((2, 8, 9, 9), 5, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),  # weight gradient through the GEMM
+    ((2, 12, 7, 6), 4, (3, 3), (2, 2), ((1, 0), (0, 1)), (1, 1), 2),
+    ((3, 4, 11, 10), 6, (2, 3), (2, 1), ((0, 1), (2, 1)), (1, 2), 2),
+    ((2, 2, 6, 6), 4, (5, 5), (1, 1), ((4, 4), (4, 4)), (1, 1), 1),  # padding wider than the image
+    ((2, 3, 9, 8), 4, (3, 3), (1, 1), ((3, 0), (0, 3)), (1, 1), 1),  # padding past the kernel's reach
+    ((2, 6, 7, 7), 6, (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 1), 3),
+    ((2, 5, 40), 9, (3,), (1,), ((1, 1),), (1,), 1),  # rows longer than a packed panel
+    ((1, 4, 5, 6, 7), 8, (2, 3, 2), (1, 2, 1), ((1, 0), (1, 1), (0, 1)), (2, 1, 1), 2),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["c", "channel-major", "reversed"])
+def test_convolutions_match_numpy(blocking, case, dtype, layout):
+    shape, out_channels, kernel, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(dtype)
+    if layout == "channel-major":
+        x = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+    elif layout == "reversed":
+        x = np.ascontiguousarray(x[..., ::-1])[..., ::-1]
+    w = rng.standard_normal((out_channels, shape[1] // groups) + kernel).astype(dtype)
+    attrs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    out = window._conv_cpu(x, w, **attrs)
+    np.testing.assert_allclose(out, ref._conv_impl(np, x, w, **attrs), **tol)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    if layout == "channel-major":
+        g = np.ascontiguousarray(g.swapaxes(0, 1)).swapaxes(0, 1)
+    np.testing.assert_allclose(window._input_grad_cpu(g, w, in_spatial=shape[2:], **attrs),
+                               ref._input_grad_impl(np, g, w, in_spatial=shape[2:], **attrs), **tol)
+    np.testing.assert_allclose(window._weight_grad_cpu(x, g, kernel=kernel, **attrs),
+                               ref._weight_grad_impl(np, x, g, kernel=kernel, **attrs), **tol)
+
+
+def test_without_the_library_convolutions_keep_blas(monkeypatch):
+    monkeypatch.setattr(gemm, "_LIB", {"lib": None})
+    assert not gemm.supports(np.ones(2, np.float32))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    attrs = dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    np.testing.assert_allclose(window._conv_cpu(x, w, **attrs), ref._conv_impl(np, x, w, **attrs), rtol=1e-5,
+                               atol=1e-5)
