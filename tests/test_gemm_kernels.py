@@ -15,11 +15,13 @@ pytestmark = pytest.mark.skipif(not build.compiler_available(), reason="no C com
 @pytest.fixture(params=["tuned", "tiny blocks"])
 def blocking(request, monkeypatch):
     """Run each test with the tuned blocking and with blocks small enough that every product spans
-    several reduction blocks and column blocks (and the split-reduction path)."""
+    several reduction blocks and column blocks (and the split-reduction path); the latter also takes
+    every stride-1 input gradient as a convolution, whatever its width."""
     if request.param == "tiny blocks":
         monkeypatch.setattr(gemm, "KC_MAX", 5)
         monkeypatch.setattr(gemm, "NC_PANELS", 1)
-    monkeypatch.setattr(gemm, "KC_DOT", 7)
+        monkeypatch.setattr(gemm, "KC_DOT", 7)
+        monkeypatch.setattr(window, "MIN_RUN", 1)
     return request.param
 
 
@@ -70,6 +72,7 @@ def test_long_reductions_with_few_columns_split_the_reduction(blocking):
     ((2, 3, 9, 8), 4, (3, 3), (1, 1), ((3, 0), (0, 3)), (1, 1), 1),  # padding past the kernel's reach
     ((2, 6, 7, 7), 6, (3, 3), (1, 1), ((0, 0), (0, 0)), (2, 1), 3),
     ((2, 5, 40), 9, (3,), (1,), ((1, 1),), (1,), 1),  # rows longer than a packed panel
+    ((2, 4, 5, 20), 6, (3, 3), (1, 1), ((1, 1), (0, 2)), (1, 1), 1),
     ((1, 4, 5, 6, 7), 8, (2, 3, 2), (1, 2, 1), ((1, 0), (1, 1), (0, 1)), (2, 1, 1), 2),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

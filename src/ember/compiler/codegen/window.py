@@ -32,6 +32,9 @@ _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _INDEX = {np.dtype(np.int32): "int32_t"}  # window offsets (``pool_argmax``) are int32
 _LIBS: dict[tuple | None, Any] = {}
 MIN_ELEMENTS = 1 << 14  # smaller pools stay on NumPy: no library to build for every odd window
+# Input gradients run as convolutions (windows packed a row run at a time) when rows are at least this
+# long; shorter rows cost more in packing bookkeeping than the GEMM + col2im route.
+MIN_RUN = 16
 
 # Geometry of a pooling call, as one long[] (three window dims; missing leading ones have size 1):
 # B, in sizes I0..I2, out sizes O0..O2, then the element strides X0..X2 of the operand read with plane
@@ -504,7 +507,7 @@ def _input_grad_cpu(g, w, in_spatial, stride, padding, dilation, groups):
     if not conv_applies(g, kernel) or w.dtype != g.dtype:
         return conv._input_grad_impl(np, g, w, in_spatial, stride, padding, dilation, groups)
     og, cg, taps = g.shape[1] // groups, w.shape[1], math.prod(kernel)
-    if all(s == 1 for s in stride) and gemm.supports(g, w):
+    if all(s == 1 for s in stride) and in_spatial[-1] >= MIN_RUN and gemm.supports(g, w):
         return _input_grad_as_conv(g, w, in_spatial, padding, dilation, groups)
     wk = w.reshape(groups, og, cg * taps).transpose(0, 2, 1)  # (G, C/G·K, O/G): BLAS reads it transposed
     gc = conv._channel_major(np, g, groups)
