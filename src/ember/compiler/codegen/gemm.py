@@ -115,6 +115,9 @@ static long position_runs(const geom_t *g, long p0, long p1, run_t *runs) {
 }
 
 static long ceil_div(long a, long b) { return (a + b - 1) / b; }
+
+/* 64-byte aligned memory (C11 asks for a size that is a multiple of the alignment). */
+static void *alloc64(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
 """
 
 _TYPED = r"""
@@ -307,7 +310,7 @@ static int SUF(gemm_ops)(long M, long N, long K, const SUF(operand) *A, const SU
 #endif
   const int split_k = threads > 1 && nkb >= 2 * threads && (npanels < 2 * threads || K >= 16 * N);
   if (!split_k) {
-    T *ap = aligned_alloc(64, sizeof(T) * mp * MR * nkb * kcb);
+    T *ap = alloc64(sizeof(T) * mp * MR * nkb * kcb);
     int failed = ap == NULL;
 #pragma omp parallel if (M * N * K > 32768)
     {
@@ -322,7 +325,7 @@ static int SUF(gemm_ops)(long M, long N, long K, const SUF(operand) *A, const SU
       }
       const int nt = omp_get_num_threads(), id = omp_get_thread_num();
       const long pa = npanels * id / nt, pb = npanels * (id + 1) / nt;
-      T *bp = failed ? NULL : aligned_alloc(64, sizeof(T) * kcb * NR * nc_panels);
+      T *bp = failed ? NULL : alloc64(sizeof(T) * kcb * NR * nc_panels);
       run_t *runs = malloc(sizeof(run_t) * (kcb + NR + 1));
       if (bp == NULL || runs == NULL) {
 #pragma omp atomic write
@@ -361,8 +364,8 @@ static int SUF(gemm_ops)(long M, long N, long K, const SUF(operand) *A, const SU
 #pragma omp parallel
   {
     const int nt = omp_get_num_threads(), id = omp_get_thread_num();
-    T *ap = aligned_alloc(64, sizeof(T) * mp * MR * kcb);
-    T *bp = aligned_alloc(64, sizeof(T) * kcb * NR * npanels);
+    T *ap = alloc64(sizeof(T) * mp * MR * kcb);
+    T *bp = alloc64(sizeof(T) * kcb * NR * npanels);
     run_t *runs = malloc(sizeof(run_t) * (kcb + NR + 1));
     T *mine = part + (long)id * M * N;
     if (ap == NULL || bp == NULL || runs == NULL) {
@@ -481,7 +484,7 @@ static int SUF(window_dots)(long M, long N, long K, const T *a, long lda, const 
 #pragma omp parallel if (M * N * K > 32768)
   {
     const int nt = omp_get_num_threads(), id = omp_get_thread_num();
-    T *ap = aligned_alloc(64, sizeof(T) * mp * kpb), *bp = aligned_alloc(64, sizeof(T) * np * kpb);
+    T *ap = alloc64(sizeof(T) * mp * kpb), *bp = alloc64(sizeof(T) * np * kpb);
     run_t *runs = malloc(sizeof(run_t) * (kcb + 1));
     T *mine = part + (long)id * M * N;
     if (ap == NULL || bp == NULL || runs == NULL) {
