@@ -18,7 +18,6 @@ window dimensions and machines without a C compiler keep the NumPy kernels.
 """
 from __future__ import annotations
 
-import ctypes
 import itertools
 import math
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 
 from . import gemm
 from .build import try_build
+from .gemm import _ptr
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _INDEX = {np.dtype(np.int32): "int32_t"}  # window offsets (``pool_argmax``) are int32
@@ -277,10 +277,6 @@ def _library(window: tuple | None = None) -> Any:
     return _LIBS[window]
 
 
-def _ptr(a: np.ndarray) -> ctypes.c_void_p:
-    return ctypes.c_void_p(a.ctypes.data)
-
-
 def _elements(a: np.ndarray) -> tuple[int, ...] | None:
     """The strides of `a` in elements, or None if one is not a whole number of elements."""
     size = a.itemsize
@@ -451,8 +447,8 @@ def conv_applies(x: np.ndarray, kernel) -> bool:
 
 
 def _conv_plan(x: np.ndarray, kernel, stride, padding, dilation, out_channels: int):
-    """The output spatial size of a convolution of `x` and its geometry for the GEMM kernels (the
-    im2col geometry followed by the output channel count)."""
+    """The output spatial size of a convolution of `x` and its geometry: the im2col/col2im geometry
+    followed by the output channel count (read by the GEMM kernels only)."""
     in_sp = x.shape[2:]
     out_sp = _out_sp([n + lo + hi for n, (lo, hi) in zip(in_sp, padding)], kernel, stride, dilation)
     geom = _conv_geom(x.shape, _elements(x), in_sp, out_sp, kernel, stride, padding, dilation)
@@ -462,12 +458,9 @@ def _conv_plan(x: np.ndarray, kernel, stride, padding, dilation, out_channels: i
 def im2col(x: np.ndarray, kernel, stride, padding, dilation, groups: int):
     """The windows of `x` (N, C, *S) as a contiguous (groups, C/groups·prod(kernel), N·P) matrix (rows
     channel-major then kernel offset; columns batch-major then position) and the output spatial size."""
-    in_sp = x.shape[2:]
-    padded = [n + lo + hi for n, (lo, hi) in zip(in_sp, padding)]
-    out_sp = _out_sp(padded, kernel, stride, dilation)
+    out_sp, geom = _conv_plan(x, kernel, stride, padding, dilation, 0)  # (the channel count is unread)
     taps, positions = math.prod(kernel), x.shape[0] * math.prod(out_sp)
     cols = np.empty((groups, x.shape[1] // groups * taps, positions), x.dtype)
-    geom = _conv_geom(x.shape, _elements(x), in_sp, out_sp, kernel, stride, padding, dilation)
     getattr(_library(), f"im2col_{_TYPES[x.dtype]}")(_ptr(x), _ptr(geom), _ptr(cols))
     return cols, out_sp
 
