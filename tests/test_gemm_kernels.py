@@ -20,6 +20,7 @@ def blocking(request, monkeypatch):
     if request.param == "tiny blocks":
         monkeypatch.setattr(gemm, "KC_MAX", 5)
         monkeypatch.setattr(gemm, "NC_PANELS", 1)
+        monkeypatch.setattr(gemm, "MC_PANELS", 2)
         monkeypatch.setattr(gemm, "KC_DOT", 7)
         monkeypatch.setattr(window, "MIN_RUN", 1)
     return request.param
@@ -51,6 +52,39 @@ def test_matmul_matches_numpy(blocking, m, k, n, batch, dtype, layouts, seed):
     assert out.shape == lead + (m, n) and out.flags.c_contiguous
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, a @ b, rtol=tol, atol=tol * np.sqrt(k))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(leads=st.sampled_from([((3,), ()), ((2, 3), ()), ((), (2,)), ((2, 1), (4,)), ((1,), (3,)),
+                              ((2, 3), (2, 3)), ((3, 1, 2), (1, 4, 1))]),
+       m=st.integers(1, 30), k=st.integers(1, 40), n=st.integers(1, 60), permuted=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_batched_matmul_broadcasts_as_numpy(blocking, leads, m, k, n, permuted, dtype, seed):
+    # batch dims broadcast as np.matmul's; a 2-D right operand folds the batch into rows when the
+    # left one's strides allow (else each batch runs on its own)
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(leads[0] + (m, k)).astype(dtype)
+    b = rng.standard_normal(leads[1] + (k, n)).astype(dtype)
+    if permuted and a.ndim > 2:  # batch dims that do not fold: rows outermost in memory
+        a = np.moveaxis(np.ascontiguousarray(np.moveaxis(a, -2, 0)), 0, -2)
+    expected = np.matmul(a, b)
+    out = np.full(expected.shape, np.nan, dtype)
+    assert gemm.matmul(a, b, out) is out
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * np.sqrt(k))
+
+
+def test_the_matmul_primitive_runs_on_the_gemm():
+    import ember
+    from ember._core.primitives import linalg
+
+    assert linalg.matmul_p.kernels["cpu"] is gemm._matmul_cpu
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((2, 64, 96)).astype(np.float32)
+    b = rng.standard_normal((96, 80)).astype(np.float32)
+    np.testing.assert_allclose((ember.tensor(a) @ ember.tensor(b)).numpy(), a @ b, rtol=1e-5, atol=1e-4)
+    small = ember.tensor(a[0, :2, :3]) @ ember.tensor(b[:3, :2])  # below MIN_WORK: NumPy's BLAS
+    np.testing.assert_allclose(small.numpy(), a[0, :2, :3] @ b[:3, :2], rtol=1e-6)
 
 
 def test_long_reductions_with_few_columns_split_the_reduction(blocking):

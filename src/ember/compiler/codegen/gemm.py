@@ -22,6 +22,7 @@ Floats of 32 and 64 bits are generated; other dtypes and machines without a C co
 from __future__ import annotations
 
 import ctypes
+import math
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ _TYPES = {np.dtype(np.float32): ("float", "f", 16), np.dtype(np.float64): ("doub
 KC_DOT = 1024  # positions per block of a weight gradient's dot-product tiles
 KC_MAX = 256  # reduction depth of one packed block (tuned: 256-288 keep a B panel near L1)
 NC_PANELS = 16  # column panels packed per block (KC x NR x NC_PANELS fits L2 with the A panels)
+MC_PANELS = 16  # row panels of A multiplied by each packed B block in turn (MR x KC x MC_PANELS in L2)
 _LIB: dict[str, Any] = {}
 
 _COMMON = r"""/* ember packed GEMM and implicit-im2col convolutions, for float and double */
@@ -116,6 +118,11 @@ static long position_runs(const geom_t *g, long p0, long p1, run_t *runs) {
 
 static long ceil_div(long a, long b) { return (a + b - 1) / b; }
 
+/* An epilogue: fn(ctx, batch, i0, j0, h, w, c, ldc) is called once the block of C of rows i0..i0+h and
+   columns j0..j0+w (at c, row stride ldc) is final, while it is still in cache; it may rewrite it. */
+typedef void (*epi_fn)(const long *ctx, long batch, long i0, long j0, long h, long w, void *c, long ldc);
+typedef struct { epi_fn fn; const long *ctx; long batch; } epi_t;
+
 /* 64-byte aligned memory (C11 asks for a size that is a multiple of the alignment). */
 static void *alloc64(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
 """
@@ -123,59 +130,68 @@ static void *alloc64(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 
 _TYPED = r"""
 #define NR (3 * VW)
 
-/* C[MR x NR] (ldc) = (acc ? C : 0) + sum_k a[k][0..MR) (x) b[k][0..NR) over packed panels. */
-static void SUF(tile)(long kc, const T *restrict a, const T *restrict b, T *restrict c, long ldc,
-                      int acc) {
+/* C[0..h) x [0..w) (ldc) = (acc ? C : 0) + sum_k a[k][0..MR) (x) b[k][0..NV*VW) over packed panels
+   (b rows are NR apart), for NV = nv vector columns, nv*VW >= w; rows past h and columns past w of the
+   register tile are computed but not stored. */
+static inline __attribute__((always_inline)) void SUF(tile_nv)(long kc, const T *restrict a,
+    const T *restrict b, T *restrict c, long ldc, int acc, long h, long w, const int nv) {
 #if defined(__AVX512F__)
   VEC r[MR][3];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; i++) { r[i][0] = VZERO(); r[i][1] = VZERO(); r[i][2] = VZERO(); }
   for (long k = 0; k < kc; k++) {
-    VEC b0 = VLOAD(b), b1 = VLOAD(b + VW), b2 = VLOAD(b + 2 * VW);
+    const VEC b0 = VLOAD(b), b1 = nv > 1 ? VLOAD(b + VW) : VZERO(), b2 = nv > 2 ? VLOAD(b + 2 * VW) : VZERO();
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
-      VEC ai = VSET1(a[i]);
+      const VEC ai = VSET1(a[i]);
       r[i][0] = VFMA(ai, b0, r[i][0]);
-      r[i][1] = VFMA(ai, b1, r[i][1]);
-      r[i][2] = VFMA(ai, b2, r[i][2]);
+      if (nv > 1) r[i][1] = VFMA(ai, b1, r[i][1]);
+      if (nv > 2) r[i][2] = VFMA(ai, b2, r[i][2]);
     }
     a += MR;
     b += NR;
   }
+  if (h == MR && w == nv * VW) {
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; i++) {
-    T *ci = c + i * ldc;
-    if (acc) {
-      r[i][0] = VADD(r[i][0], VLOADU(ci));
-      r[i][1] = VADD(r[i][1], VLOADU(ci + VW));
-      r[i][2] = VADD(r[i][2], VLOADU(ci + 2 * VW));
+    for (int i = 0; i < MR; i++) {
+      T *ci = c + i * ldc;
+#pragma GCC unroll 3
+      for (int v = 0; v < nv; v++) {
+        if (acc) r[i][v] = VADD(r[i][v], VLOADU(ci + v * VW));
+        VSTOREU(ci + v * VW, r[i][v]);
+      }
     }
-    VSTOREU(ci, r[i][0]);
-    VSTOREU(ci + VW, r[i][1]);
-    VSTOREU(ci + 2 * VW, r[i][2]);
+    return;
+  }
+  for (int i = 0; i < h; i++) {
+    T *ci = c + i * ldc;
+    for (int v = 0; v < nv; v++) {
+      const long lanes = w - v * VW < 0 ? 0 : (w - v * VW > VW ? VW : w - v * VW);
+      const VMASK m = (VMASK)((1u << lanes) - 1u);
+      if (acc) r[i][v] = VADD(r[i][v], VMLOAD(m, ci + v * VW));
+      VMSTORE(ci + v * VW, m, r[i][v]);
+    }
   }
 #else
   T r[MR][NR];
   for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++) r[i][j] = acc ? c[i * ldc + j] : (T)0;
+    for (int j = 0; j < NR; j++) r[i][j] = 0;
   for (long k = 0; k < kc; k++) {
     for (int i = 0; i < MR; i++)
-      for (int j = 0; j < NR; j++) r[i][j] += a[i] * b[j];
+      for (int j = 0; j < nv * VW; j++) r[i][j] += a[i] * b[j];
     a += MR;
     b += NR;
   }
-  for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++) c[i * ldc + j] = r[i][j];
+  for (long i = 0; i < h; i++)
+    for (long j = 0; j < w; j++) c[i * ldc + j] = (acc ? c[i * ldc + j] : (T)0) + r[i][j];
 #endif
 }
 
-/* A partial tile (h rows, w columns) through a full-size scratch tile. */
-static void SUF(edge)(long kc, const T *a, const T *b, T *c, long ldc, int acc, long h, long w) {
-  T t[MR * NR];
-  if (acc)
-    for (long i = 0; i < h; i++) memcpy(t + i * NR, c + i * ldc, sizeof(T) * w);
-  SUF(tile)(kc, a, b, t, NR, acc);
-  for (long i = 0; i < h; i++) memcpy(c + i * ldc, t + i * NR, sizeof(T) * w);
+/* One tile of h <= MR rows and w <= NR columns, with as few vector columns as w needs. */
+static void SUF(tile)(long kc, const T *a, const T *b, T *c, long ldc, int acc, long h, long w) {
+  if (w > 2 * VW) SUF(tile_nv)(kc, a, b, c, ldc, acc, h, w, 3);
+  else if (w > VW) SUF(tile_nv)(kc, a, b, c, ldc, acc, h, w, 2);
+  else SUF(tile_nv)(kc, a, b, c, ldc, acc, h, w, 1);
 }
 
 /* An operand: a strided matrix (kind 0: X[r][c] = p[r*rs + c*cs]) or the windows of an image
@@ -279,27 +295,93 @@ static void SUF(pack_b)(const SUF(operand) *B, long N, long n0, long np, long k0
    buffers, wait for the others, then C (M x N, ldc) = the sum of the nt partial products in part
    (each M x N), the threads sharing the rows. */
 static void SUF(add_parts)(T *ap, T *bp, run_t *runs, const T *part, int nt, long M, long N, T *C,
-                           long ldc) {
+                           long ldc, const epi_t *epi) {
   free(ap);
   free(bp);
   free(runs);
 #pragma omp barrier
 #pragma omp for schedule(static)
-  for (long i = 0; i < M; i++)
+  for (long i = 0; i < M; i++) {
     for (long j = 0; j < N; j++) {
       T s = part[i * N + j];
       for (int t = 1; t < nt; t++) s += part[((long)t * M + i) * N + j];
       C[i * ldc + j] = s;
     }
+    if (epi != NULL) epi->fn(epi->ctx, epi->batch, i, 0, 1, N, C + i * ldc, ldc);
+  }
 }
 
-/* C (M x N, ldc) = A (M x K) B (K x N). Threads split the columns of C, or, when there are few
-   columns and a long reduction, the reduction (each thread adds its partial C at the end). */
+/* The tiles of C's row panels [i0, i1) (packed at ap, kc deep) by its column panels [q0, q0 + np)
+   (packed at bp) for reduction block kb of nkb; after the last one, the epilogue on each column
+   panel's block. */
+static void SUF(block)(long kc, const T *ap, const T *bp, long i0, long i1, long q0, long np, long M, long N,
+                       T *C, long ldc, long kb, long nkb, const epi_t *epi) {
+  const long rows = (M < i1 * MR ? M : i1 * MR) - i0 * MR;
+  for (long jp = 0; jp < np; jp++) {
+    const long j0 = (q0 + jp) * NR, w = N - j0 < NR ? N - j0 : NR;
+    for (long ip = i0; ip < i1; ip++) {
+      const long h = M - ip * MR < MR ? M - ip * MR : MR;
+      SUF(tile)(kc, ap + (ip - i0) * kc * MR, bp + jp * kc * NR, C + ip * MR * ldc + j0, ldc, kb > 0, h, w);
+    }
+    if (epi != NULL && kb == nkb - 1)
+      epi->fn(epi->ctx, epi->batch, i0 * MR, j0, rows, w, C + i0 * MR * ldc + j0, ldc);
+  }
+}
+
+/* C (M x N, ldc) = A (M x K) B (K x N) for a plain matrix B with fewer columns than A has rows: B is
+   packed once, shared, and the threads split the rows of C in blocks of mc_panels row panels, each
+   packing its own blocks of A (in L2) and running them against all of B. */
+static int SUF(gemm_rows)(long M, long N, long K, const SUF(operand) *A, const SUF(operand) *B, T *C,
+                          long ldc, const long *tune, const epi_t *epi) {
+  const long kc_max = tune[0], mc_panels = tune[2];
+  const long mp = ceil_div(M, MR), npanels = ceil_div(N, NR), blocks = ceil_div(mp, mc_panels);
+  const long nkb = ceil_div(K, kc_max), kcb = ceil_div(K, nkb);
+  T *bp = alloc64(sizeof(T) * npanels * NR * nkb * kcb);
+  int failed = bp == NULL;
+#pragma omp parallel if (M * N * K > 32768)
+  {
+    if (!failed) {
+#pragma omp for collapse(2) schedule(static)
+      for (long kb = 0; kb < nkb; kb++)
+        for (long jp = 0; jp < npanels; jp++) {
+          const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
+          SUF(pack_b)(B, N, jp * NR, 1, k0, kc, bp + k0 * npanels * NR + jp * kc * NR, NULL);
+        }
+    }
+    T *ap = failed ? NULL : alloc64(sizeof(T) * mc_panels * MR * kcb);
+    if (ap == NULL) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp barrier
+    if (!failed) {
+#pragma omp for schedule(static)
+      for (long ib = 0; ib < blocks; ib++) {
+        const long i0 = ib * mc_panels, i1 = mp - i0 < mc_panels ? mp : i0 + mc_panels;
+        for (long kb = 0; kb < nkb; kb++) {
+          const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
+          for (long ip = i0; ip < i1; ip++)
+            SUF(pack_a)(A, ip * MR, M - ip * MR < MR ? M - ip * MR : MR, k0, kc, ap + (ip - i0) * kc * MR);
+          SUF(block)(kc, ap, bp + k0 * npanels * NR, i0, i1, 0, npanels, M, N, C, ldc, kb, nkb, epi);
+        }
+      }
+    }
+    free(ap);
+  }
+  free(bp);
+  return failed;
+}
+
+/* C (M x N, ldc) = A (M x K) B (K x N). Threads split the rows of C (gemm_rows: B a plain matrix
+   smaller than A), the columns, or, when there are few columns and a long reduction, the reduction
+   (each thread adds its partial C at the end). */
 static int SUF(gemm_ops)(long M, long N, long K, const SUF(operand) *A, const SUF(operand) *B, T *C,
-                          long ldc, long kc_max, long nc_panels) {
+                          long ldc, const long *tune, const epi_t *epi) {
+  const long kc_max = tune[0], nc_panels = tune[1], mc_panels = tune[2];
   if (M <= 0 || N <= 0) return 0;
   if (K <= 0) {
     for (long i = 0; i < M; i++) memset(C + i * ldc, 0, sizeof(T) * N);
+    if (epi != NULL) epi->fn(epi->ctx, epi->batch, 0, 0, M, N, C, ldc);
     return 0;
   }
   const long mp = ceil_div(M, MR), npanels = ceil_div(N, NR);
@@ -309,6 +391,8 @@ static int SUF(gemm_ops)(long M, long N, long K, const SUF(operand) *A, const SU
   threads = omp_get_max_threads();
 #endif
   const int split_k = threads > 1 && nkb >= 2 * threads && (npanels < 2 * threads || K >= 16 * N);
+  if (!split_k && B->kind == 0 && N < M && ceil_div(mp, mc_panels) >= threads)
+    return SUF(gemm_rows)(M, N, K, A, B, C, ldc, tune, epi);
   if (!split_k) {
     T *ap = alloc64(sizeof(T) * mp * MR * nkb * kcb);
     int failed = ap == NULL;
@@ -339,14 +423,9 @@ static int SUF(gemm_ops)(long M, long N, long K, const SUF(operand) *A, const SU
             const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
             SUF(pack_b)(B, N, q0 * NR, np, k0, kc, bp, runs);
             const T *apk = ap + k0 * mp * MR;
-            for (long jp = 0; jp < np; jp++) {
-              const long j0 = (q0 + jp) * NR, w = N - j0 < NR ? N - j0 : NR;
-              for (long ip = 0; ip < mp; ip++) {
-                const long h = M - ip * MR < MR ? M - ip * MR : MR;
-                T *c = C + ip * MR * ldc + j0;
-                if (w == NR && h == MR) SUF(tile)(kc, apk + ip * kc * MR, bp + jp * kc * NR, c, ldc, kb > 0);
-                else SUF(edge)(kc, apk + ip * kc * MR, bp + jp * kc * NR, c, ldc, kb > 0, h, w);
-              }
+            for (long i0 = 0; i0 < mp; i0 += mc_panels) { /* A's panels i0..i1 stay in L2 */
+              const long i1 = mp - i0 < mc_panels ? mp : i0 + mc_panels;
+              SUF(block)(kc, apk + i0 * kc * MR, bp, i0, i1, q0, np, M, N, C, ldc, kb, nkb, epi);
             }
           }
         }
@@ -382,25 +461,26 @@ static int SUF(gemm_ops)(long M, long N, long K, const SUF(operand) *A, const SU
           for (long ip = 0; ip < mp; ip++) {
             const long h = M - ip * MR < MR ? M - ip * MR : MR;
             T *c = mine + ip * MR * N + j0;
-            if (w == NR && h == MR) SUF(tile)(kc, ap + ip * kc * MR, bp + jp * kc * NR, c, N, 1);
-            else SUF(edge)(kc, ap + ip * kc * MR, bp + jp * kc * NR, c, N, 1, h, w);
+            SUF(tile)(kc, ap + ip * kc * MR, bp + jp * kc * NR, c, N, 1, h, w);
           }
         }
       }
     }
-    SUF(add_parts)(ap, bp, runs, part, nt, M, N, C, ldc);
+    SUF(add_parts)(ap, bp, runs, part, nt, M, N, C, ldc, epi);
   }
   free(part);
   return failed;
 }
 
-/* C[b] = A[b] B[b] for b < batch: strided matrices (element strides; batch strides per operand). */
+/* C[b] = A[b] B[b] for b < batch: strided matrices (element strides; batch strides per operand), then
+   the epilogue fn (if not NULL) with ctx on every block of C. */
 int SUF(gemm)(long batch, long M, long N, long K, const T *a, long abs_, long ars, long acs,
-               const T *b, long bbs, long brs, long bcs, T *c, long cbs, long ldc, long kc_max,
-               long nc_panels) {
+               const T *b, long bbs, long brs, long bcs, T *c, long cbs, long ldc, const long *tune,
+               epi_fn fn, const long *ctx) {
   for (long i = 0; i < batch; i++) {
     SUF(operand) A = {0, a + i * abs_, ars, acs, {0}, NULL}, B = {0, b + i * bbs, brs, bcs, {0}, NULL};
-    if (SUF(gemm_ops)(M, N, K, &A, &B, c + i * cbs, ldc, kc_max, nc_panels)) return 1;
+    const epi_t epi = {fn, ctx, i};
+    if (SUF(gemm_ops)(M, N, K, &A, &B, c + i * cbs, ldc, tune, fn == NULL ? NULL : &epi)) return 1;
   }
   return 0;
 }
@@ -418,8 +498,7 @@ static wrow_t *SUF(windows_of)(SUF(operand) *B, int kind, const long *geom, long
 }
 
 /* A convolution, per group: out[g] (O/G x N*P) = w[g] (O/G x C/G*taps) windows(x, group g). */
-int SUF(conv)(const T *w, const T *x, const long *geom, T *out, long groups, long kc_max,
-               long nc_panels) {
+int SUF(conv)(const T *w, const T *x, const long *geom, T *out, long groups, const long *tune) {
   SUF(operand) B;
   wrow_t *rows = SUF(windows_of)(&B, 1, geom, groups);
   if (rows == NULL) return 1;
@@ -428,7 +507,7 @@ int SUF(conv)(const T *w, const T *x, const long *geom, T *out, long groups, lon
   for (long i = 0; i < groups; i++) {
     SUF(operand) A = {0, w + i * og * kdim, kdim, 1, {0}, NULL};
     B.p = x + i * cg * B.g.xc;
-    if ((status = SUF(gemm_ops)(og, cols, kdim, &A, &B, out + i * og * cols, cols, kc_max, nc_panels))) break;
+    if ((status = SUF(gemm_ops)(og, cols, kdim, &A, &B, out + i * og * cols, cols, tune, NULL))) break;
   }
   free(rows);
   return status;
@@ -513,7 +592,7 @@ static int SUF(window_dots)(long M, long N, long K, const T *a, long lda, const 
           }
       }
     }
-    SUF(add_parts)(ap, bp, runs, part, nt, M, N, C, ldc);
+    SUF(add_parts)(ap, bp, runs, part, nt, M, N, C, ldc, NULL);
   }
   free(part);
   return failed;
@@ -522,8 +601,7 @@ static int SUF(window_dots)(long M, long N, long K, const T *a, long lda, const 
 /* A convolution's weight gradient, per group: gw[g] (O/G x C/G*taps) = gy[g] (O/G x N*P, rows
    contiguous) windows(x, group g) transposed. Fewer window rows than a tile's columns (a first layer's
    3 x 3 x 3) take the dot-product tiles; otherwise the GEMM packs the windows transposed. */
-int SUF(conv_wgrad)(const T *gy, const T *x, const long *geom, T *gw, long groups, long kc_max,
-                    long nc_panels, long kc_dot) {
+int SUF(conv_wgrad)(const T *gy, const T *x, const long *geom, T *gw, long groups, const long *tune) {
   SUF(operand) B;
   wrow_t *rows = SUF(windows_of)(&B, 2, geom, groups);
   if (rows == NULL) return 1;
@@ -532,11 +610,11 @@ int SUF(conv_wgrad)(const T *gy, const T *x, const long *geom, T *gw, long group
   for (long i = 0; i < groups && !status; i++) {
     const T *xi = x + i * cg * B.g.xc, *gi = gy + i * og * cols;
     if (kdim < NR) {
-      status = SUF(window_dots)(og, kdim, cols, gi, cols, &B.g, xi, rows, gw + i * og * kdim, kdim, kc_dot);
+      status = SUF(window_dots)(og, kdim, cols, gi, cols, &B.g, xi, rows, gw + i * og * kdim, kdim, tune[3]);
     } else {
       SUF(operand) A = {0, gi, cols, 1, {0}, NULL};
       B.p = xi;
-      status = SUF(gemm_ops)(og, kdim, cols, &A, &B, gw + i * og * kdim, kdim, kc_max, nc_panels);
+      status = SUF(gemm_ops)(og, kdim, cols, &A, &B, gw + i * og * kdim, kdim, tune, NULL);
     }
   }
   free(rows);
@@ -595,25 +673,53 @@ def _check(status: int) -> None:
         raise MemoryError("gemm: could not allocate the packing buffers")
 
 
+def _tune() -> np.ndarray:
+    return np.array([KC_MAX, NC_PANELS, MC_PANELS, KC_DOT], np.int64)
+
+
 def _strides(a: np.ndarray) -> tuple[int, ...]:
     return tuple(s // a.itemsize for s in a.strides)
 
 
-def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for 2-D or equally batched 3-D float operands of any element strides (whole
-    elements), as a new C-contiguous array."""
-    if a.ndim == 2:
-        return matmul(a[None], b[None])[0]
+def _rows_view(a: np.ndarray) -> np.ndarray | None:
+    """`a` (..., M, K) as an (R, K) view with all leading dims folded into rows, or None if its strides
+    do not allow it."""
+    keep = [(n, s) for n, s in zip(a.shape[:-1], a.strides[:-1]) if n != 1]
+    if any(s != keep[i + 1][0] * keep[i + 1][1] for i, (_, s) in enumerate(keep[:-1])):
+        return None
+    return np.lib.stride_tricks.as_strided(a, (math.prod(a.shape[:-1]), a.shape[-1]),
+                                           (keep[-1][1] if keep else 0, a.strides[-1]))
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, epilogue: Any = None) -> np.ndarray:
+    """``a @ b`` for float operands of at least 2 dims, batch dims broadcast as ``np.matmul`` does,
+    any whole-element strides; into `out` (C-contiguous, the broadcast shape) or a new array.
+
+    `epilogue` (``(fn, ctx)``, a C function pointer and its context array, see ``epi_fn`` in the
+    source) rewrites each block of the result while it is in cache."""
     if any(s % a.itemsize for s in a.strides + b.strides):
         a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
-    batch, m, k = a.shape
-    n = b.shape[2]
-    out = np.empty((batch, m, n), a.dtype)
-    sa, sb = _strides(a), _strides(b)
-    fn = getattr(library(), f"gemm_{_suffix(a.dtype)}")
-    L = ctypes.c_long
-    _check(fn(L(batch), L(m), L(n), L(k), _ptr(a), L(sa[0]), L(sa[1]), L(sa[2]), _ptr(b), L(sb[0]), L(sb[1]),
-       L(sb[2]), _ptr(out), L(m * n), L(n), L(KC_MAX), L(NC_PANELS)))
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    if out is None:
+        out = np.empty(batch + (m, n), a.dtype)
+    rows = _rows_view(a) if b.ndim == 2 and a.ndim > 2 else None
+    if rows is not None:  # one (rows, k) x (k, n) product
+        a, b, m = rows[None, None], b[None, None], rows.shape[0]
+    else:
+        a, b = (np.broadcast_to(x, batch + x.shape[-2:]).reshape((-1,) + batch[-1:] + x.shape[-2:]) if batch
+                else x[None, None] for x in (a, b))
+    fn, tune, L = getattr(library(), f"gemm_{_suffix(a.dtype)}"), _tune(), ctypes.c_long
+    epi_fn, ctx = epilogue if epilogue is not None else (None, None)
+    flat = out.reshape(-1, m, n)
+    inner = a.shape[1]  # a and b are now (outer, inner, rows, cols); the C loop runs over inner
+    for outer in range(a.shape[0]):
+        ai, bi = a[outer], b[outer]
+        sa, sb = _strides(ai), _strides(bi)
+        oi = flat[outer * inner:(outer + 1) * inner]
+        _check(fn(L(inner), L(m), L(n), L(k), _ptr(ai), L(sa[0]), L(sa[1]), L(sa[2]), _ptr(bi), L(sb[0]),
+                  L(sb[1]), L(sb[2]), _ptr(oi), L(m * n), L(n), _ptr(tune), epi_fn,
+                  None if ctx is None else _ptr(ctx)))
     return out
 
 
@@ -622,10 +728,9 @@ def conv(x: np.ndarray, w: np.ndarray, geom: np.ndarray, groups: int) -> np.ndar
     (`geom` as window.py's ``_conv_geom`` followed by the output channel count)."""
     o = w.shape[0]
     out = np.empty((groups, o // groups, int(geom[0]) * int(np.prod(geom[5:8]))), x.dtype)
-    w = np.ascontiguousarray(w)
-    L = ctypes.c_long
+    w, tune = np.ascontiguousarray(w), _tune()
     _check(getattr(library(), f"conv_{_suffix(x.dtype)}")(_ptr(w), _ptr(x), _ptr(geom), _ptr(out),
-                                                          L(groups), L(KC_MAX), L(NC_PANELS)))
+                                                          ctypes.c_long(groups), _ptr(tune)))
     return out
 
 
@@ -634,6 +739,32 @@ def conv_wgrad(x: np.ndarray, gy: np.ndarray, geom: np.ndarray, groups: int, kdi
     O/groups, N·P; contiguous) and the transposed windows of `x`."""
     out = np.empty(gy.shape[:2] + (kdim,), x.dtype)
     L = ctypes.c_long
-    fn = getattr(library(), f"conv_wgrad_{_suffix(x.dtype)}")
-    _check(fn(_ptr(gy), _ptr(x), _ptr(geom), _ptr(out), L(groups), L(KC_MAX), L(NC_PANELS), L(KC_DOT)))
+    fn, tune = getattr(library(), f"conv_wgrad_{_suffix(x.dtype)}"), _tune()
+    _check(fn(_ptr(gy), _ptr(x), _ptr(geom), _ptr(out), L(groups), _ptr(tune)))
     return out
+
+
+MIN_WORK = 1 << 15  # multiply-adds per product below which NumPy's smaller call overhead wins
+
+
+def _matmul_cpu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The CPU kernel of the ``matmul`` primitive: the packed GEMM for float32/float64 products of
+    matrices (batched or not), NumPy's BLAS for vectors, small products and other dtypes."""
+    from ..._core.primitives import linalg
+
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-2] * a.shape[-1] * b.shape[-1] < MIN_WORK or not supports(a, b):
+        return linalg._matmul_cpu(a, b)
+    from ...backends.numpy_backend import CPU
+
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    return matmul(a, b, CPU.pool.empty(shape, a.dtype))
+
+
+def register() -> None:
+    """Make the packed GEMM the CPU kernel of the ``matmul`` primitive."""
+    from ..._core.primitives import linalg
+
+    linalg.matmul_p.kernels["cpu"] = _matmul_cpu
+
+
+register()
