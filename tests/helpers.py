@@ -125,3 +125,17 @@ TORCH_DTYPES = {} if torch is None else {
     ember.bfloat16: torch.bfloat16, ember.float32: torch.float32, ember.float64: torch.float64,
     ember.complex64: torch.complex64, ember.complex128: torch.complex128,
 }
+
+
+def training_step(model, opt):
+    """``step(x, y)``: one cross-entropy training step of `model` with `opt`, returning the loss."""
+    import ember.nn.functional as F
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step

@@ -11,6 +11,8 @@ import ember.nn as nn
 import ember.nn.functional as F
 from ember import models
 
+from helpers import training_step
+
 
 def _lstm_model():
     class Tagger(nn.Module):
@@ -137,3 +139,21 @@ def test_gradients_after_a_compiled_step_are_real_tensors():
     w = model.weight.detach().requires_grad_()
     (F.linear(x, w, model.bias.detach()) ** 2).sum().backward()
     np.testing.assert_allclose(model.weight.grad.numpy(), w.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("make_opt", [lambda ps: ember.optim.SGD(ps, lr=0.1, momentum=0.9),
+                                      lambda ps: ember.optim.Adam(ps, lr=0.01)])
+def test_lowering_a_step_before_running_it_changes_no_state(make_opt):
+    rng = np.random.default_rng(0)
+    x, y = ember.tensor(rng.standard_normal((16, 8)).astype(np.float32)), ember.tensor(rng.integers(0, 4, 16))
+    losses = []
+    for lower_first in (False, True):
+        ember.manual_seed(0)
+        model = nn.Linear(8, 4)
+        opt = make_opt(model.parameters())
+        step = ember.jit(training_step(model, opt))
+        if lower_first:
+            step.lower(x, y)  # traces the first step's graph; momentum buffers are not created yet
+            assert all(not s for s in opt.state.values()) and model.weight.grad is None, opt.state
+        losses.append([step(x, y).item() for _ in range(3)])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)

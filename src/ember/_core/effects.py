@@ -45,7 +45,13 @@ def note_state(obj: Any) -> None:
         rec.note_state(obj)
 
 
-def defer_item(container: dict, key: Any, value: Any) -> None:
-    """``container[key] = value`` must hold the run's result rather than a tracer after each call."""
-    if isinstance(value, Tracer) and hasattr(value._trace, "defer_item"):
-        value._trace.defer_item(container, key, value)
+MISSING = object()  # `before` of an entry the traced code added
+
+
+def defer_item(container: dict, key: Any, value: Any, before: Any = MISSING) -> None:
+    """Under a recorder, ``container[key] = value`` (a traced value, or a constant the traced code made)
+    takes effect after each run, holding the run's result; until a run, the entry is `before`
+    (``MISSING``: absent)."""
+    rec = value._trace if isinstance(value, Tracer) else recorder()
+    if rec is not None and hasattr(rec, "defer_item"):
+        rec.defer_item(container, key, value, before)

@@ -1,7 +1,7 @@
 """A static cost model: floating-point operations and bytes moved per node of a graph.
 
 - elementwise primitives (those with a formula): output elements × operations in the formula;
-- ``matmul``: ``2·m·n·k`` (times the batch);
+- ``matmul``: ``2·m·n·k`` (times the batch); with an epilogue, plus its output elements;
 - reductions and scans along an axis: elements of the input;
 - view primitives (reshape, transpose, slicing): nothing (they move no data);
 - control flow: ``scan`` costs its body times its length, ``cond`` its dearer branch, ``while_loop`` one
@@ -12,7 +12,10 @@ Bytes moved are the bytes of the node's tensor operands (read) plus its outputs 
 """
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from .._core import expr
 from .ir import Graph, Node, Value
@@ -45,6 +48,10 @@ def _flops(n: Node) -> int:
     if n.prim.name == "matmul":
         k = n.operands[0].shape[-1]
         return 2 * _numel(out) * k
+    if n.prim.name.startswith("matmul_fused_"):  # a product and its elementwise epilogue
+        a, b = n.operands[:2]
+        product = math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * a.shape[-2] * b.shape[-1]
+        return 2 * product * a.shape[-1] + _numel(out)
     if n.prim.name in REDUCTIONS and isinstance(n.operands[0], Value):
         return _numel(n.operands[0])
     return _numel(out)

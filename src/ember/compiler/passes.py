@@ -541,6 +541,8 @@ PIPELINE: list[tuple[str, Callable[[Graph], Graph]]] = [
     ("dce", dce),
     ("fold_norm_grads", fold_norm_grads),
     ("fuse", __import__("ember.compiler.fusion", fromlist=["fuse"]).fuse),  # elementwise fusion, C kernels
+    # elementwise groups fed by a matrix product run in the product's kernel
+    ("fuse_epilogues", __import__("ember.compiler.epilogues", fromlist=["fuse_epilogues"]).fuse_epilogues),
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from .._core import pytree
 from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
+from .._core.effects import MISSING
 from .._core.errors import EmberError, TraceError, user_frame
 from .._core.tensor import Tensor, Tracer
 from . import cost, dynamic, executor, memory, passes, remat
@@ -55,7 +56,8 @@ class JitTrace(Trace):
         # Effects of the traced code on real objects, applied after every run of the graph:
         self.writes: dict[int, tuple[Tensor, GraphTracer]] = {}  # id(tensor) -> (tensor, its new value)
         self.grads: dict[int, tuple[Tensor, Any]] = {}  # id(tensor) -> (tensor, .grad before tracing)
-        self.items: dict[tuple, tuple[dict, Any, GraphTracer]] = {}  # (id(dict), key) -> (dict, key, value)
+        # (id(dict), key) -> (dict, key, value, the entry before the trace)
+        self.items: dict[tuple, tuple[dict, Any, GraphTracer, Any]] = {}
         self.stateful: dict[int, tuple[Any, Any]] = {}  # id(obj) -> (obj, its signature before tracing)
         self.created: dict[int, Tensor] = {}  # tensors creation functions made during the trace
 
@@ -78,9 +80,10 @@ class JitTrace(Trace):
         if id(t) not in self.grads:
             self.grads[id(t)] = (t, t._grad)
 
-    def defer_item(self, container: dict, key: Any, value: GraphTracer) -> None:
-        """``container[key]`` receives the run's value of `value` after each run."""
-        self.items[(id(container), key)] = (container, key, value)
+    def defer_item(self, container: dict, key: Any, value: GraphTracer, before: Any) -> None:
+        """``container[key]`` receives the run's value of `value` after each run (`before` until then)."""
+        first = self.items.get((id(container), key))
+        self.items[(id(container), key)] = (container, key, value, before if first is None else first[3])
 
     def note_state(self, obj: Any) -> None:
         """`obj`'s ``_jit_signature()`` before the traced code changed it becomes part of the cache key."""
@@ -200,11 +203,12 @@ class Lowered:
         return cost.cost(self.graph)
 
     def kernels(self) -> dict[str, str]:
-        """The generated C source of each fused kernel in the graph, by primitive name."""
+        """The generated C source of each fused kernel (and matrix-product epilogue) in the graph, by
+        primitive name."""
         sources = {}
         for node in self.graph.nodes:
             kernel = node.prim.kernels.get("cpu")
-            if node.prim.name.startswith("fused_") and hasattr(kernel, "source"):
+            if node.prim.name.startswith(("fused_", "matmul_fused_")) and hasattr(kernel, "source"):
                 shapes = [o.shape for o in node.operands if isinstance(o, Value)]
                 sources[node.prim.name] = kernel.source(shapes)
         return sources
@@ -224,7 +228,8 @@ class _Compiled:
 def _effects(trace: JitTrace) -> tuple[list, list]:
     """The effects of a finished trace as (kind, target, key) triples and the values that feed them.
 
-    Gradients the traced code assigned are put back as they were; the run assigns them for real.
+    Gradients and state entries the traced code assigned are put back as they were (a trace that is
+    only lowered changes nothing); the run assigns them for real.
     """
     effects, values = [], []
     for target, value in trace.writes.values():
@@ -238,10 +243,17 @@ def _effects(trace: JitTrace) -> tuple[list, list]:
             values.append(final)
         elif final is None:
             effects.append(("grad_none", t, None))
-    for container, key, value in trace.items.values():
+    for container, key, value, before in trace.items.values():
         if container.get(key) is value:
-            effects.append(("item", container, key))
-            values.append(value)
+            if isinstance(value, GraphTracer) and value._trace is trace:
+                effects.append(("item", container, key))
+                values.append(value)
+            else:  # a constant: the same value after every run
+                effects.append(("constant", container, (key, value)))
+            if before is MISSING:
+                del container[key]
+            else:
+                container[key] = before
     return effects, values
 
 
@@ -251,6 +263,10 @@ def _apply(effects: tuple, outs: list) -> None:
     for kind, target, key in effects:
         if kind == "grad_none":
             target._grad = None
+            continue
+        if kind == "constant":  # a copy each run: later runs may write into the state's tensors
+            k, v = key
+            target[k] = v.clone() if isinstance(v, Tensor) else v
             continue
         value = next(it)
         if kind == "data":

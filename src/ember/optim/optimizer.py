@@ -145,15 +145,18 @@ def weight_decayed(group: dict, p: Tensor, grad: Tensor, decoupled: bool) -> tup
 
 def _defer_state(old: dict, new: dict) -> None:
     """Under ember.jit: a traced state value is written into the tensor it replaces (which the graph
-    reads), or, for a new entry, assigned to the state dict after each run."""
+    reads), or, for a new entry (or a constant one, as a first step count), assigned to the state dict
+    after each run."""
     for key, value in new.items():
+        if key in old and old[key] is value:
+            continue
         prev = old.get(key)
         if isinstance(value, Tracer) and isinstance(prev, Tensor) and not isinstance(prev, Tracer) \
                 and tuple(prev.shape) == tuple(value.shape) and prev.dtype is value.dtype:
             effects.write(prev, value)
             new[key] = prev
         else:
-            effects.defer_item(new, key, value)
+            effects.defer_item(new, key, value, old.get(key, effects.MISSING))
 
 
 def _describe(v: Any) -> Any:
