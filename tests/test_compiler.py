@@ -287,7 +287,8 @@ def test_passes_keep_the_outputs_of_random_programs(steps):
         ir.verify(out)
         got = ember.compiler.executor.run(out, [x, y])[0]
         assert_close(got, want, rtol=1e-12, atol=1e-12, msg=name)
-    assert len(lowered.graph.nodes) <= len(raw.nodes)
+    # no more work than traced (a group with several escaping values adds views that read them)
+    assert sum(not n.prim.view for n in lowered.graph.nodes) <= len(raw.nodes)
 
 
 def test_jit_matches_eager_and_caches_by_signature(rng):

@@ -28,15 +28,20 @@ def _names(fn, *args):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Counts products run with an epilogue inside the GEMM."""
+    """Counts products (matrix products and convolutions) run with an epilogue inside the GEMM."""
     calls = []
-    real = gemm.matmul
+    real_matmul, real_conv = gemm.matmul, gemm.conv
 
-    def counting(a, b, out=None, epilogue=None):
+    def matmul(a, b, out=None, epilogue=None):
         calls.append(epilogue is not None)
-        return real(a, b, out, epilogue)
+        return real_matmul(a, b, out, epilogue)
 
-    monkeypatch.setattr(gemm, "matmul", counting)
+    def conv(x, w, geom, groups, out=None, epilogue=None):
+        calls.append(epilogue is not None)
+        return real_conv(x, w, geom, groups, out, epilogue)
+
+    monkeypatch.setattr(gemm, "matmul", matmul)
+    monkeypatch.setattr(gemm, "conv", conv)
     return calls
 
 
@@ -93,6 +98,40 @@ _CASES = {
     "two batch dims (unfused kernel)": (lambda a, b, e: ember.tanh(a @ b) + e[0], (2, 3, 20, 30), (2, 3, 30, 60),
                                         [(60,)]),
 }
+
+
+_CONV_CASES = {
+    # name: (function of (x, w, extras), x shape, w shape, extra shapes, epilogue inside the GEMM)
+    "bias relu": (lambda x, w, e: F.relu(F.conv2d(x, w, e[0], padding=1)), (4, 8, 12, 12), (16, 8, 3, 3),
+                  [(16,)], True),
+    "residual, channel-major": (lambda x, w, e: ember.tanh(F.conv2d(x, w, padding=1) + F.conv2d(x, e[0]) * 0.5),
+                                (2, 6, 10, 9), (6, 6, 3, 3), [(6, 6, 1, 1)], True),
+    "residual, row-major (unfused kernel)": (lambda x, w, e: ember.tanh(F.conv2d(x, w, padding=1) + e[0]),
+                                             (2, 6, 10, 9), (6, 6, 3, 3), [(2, 6, 10, 9)], False),
+    "two outputs, groups, stride": (lambda x, w, e: _two(F.conv2d(x, w, e[0], stride=2, groups=2)),
+                                    (3, 8, 13, 11), (10, 4, 3, 2), [(10,)], True),
+    "1-d": (lambda x, w, e: ember.sigmoid(F.conv1d(x, w, e[0], padding=2, dilation=2)), (3, 5, 40), (7, 5, 3),
+            [(7,)], True),
+    "3-d, per-position scale": (lambda x, w, e: F.conv3d(x, w) * e[0], (2, 3, 6, 7, 5), (4, 3, 2, 3, 2),
+                                [(1, 1, 5, 5, 4)], False),
+}
+
+
+@needs_cc
+@pytest.mark.parametrize("case", list(_CONV_CASES))
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+def test_convolution_epilogues_compute_what_the_unfused_graph_computes(case, dtype, rtol, blocking, spy, rng):
+    fn, sx, sw, extra, inside = _CONV_CASES[case]
+    x, w = _t(rng, sx, dtype), _t(rng, sw, dtype)
+    extras = [_t(rng, s, dtype) for s in extra]
+    f = lambda x, w, *e: fn(x, w, e)  # noqa: E731
+    assert any(n.startswith("conv_fused_") for n in _names(f, x, w, *extras))
+    want = np_of(f(x, w, *extras))
+    spy.clear()
+    with ember.no_grad():
+        got = np_of(ember.jit(f)(x, w, *extras))
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+    assert any(spy) == inside
 
 
 def _two(h):
@@ -235,3 +274,19 @@ def test_the_merged_node_never_keeps_a_product_operand_alive_longer():
     for a in ("%0", "%3"):
         assert_close(executor.run(epilogues.fuse_epilogues(graph(a)), x)[0], np_of(executor.run(graph(a), x)[0]),
                      rtol=1e-6)
+
+
+def test_gradients_jvp_and_vmap_through_a_convolution_epilogue(rng):
+    x, w, b = _t(rng, (2, 3, 7, 6)), _t(rng, (4, 3, 3, 3)), _t(rng, (4,))
+    f = lambda x, w, b: ember.tanh(F.conv2d(x, w, b, padding=1)) * 2.0  # noqa: E731
+    assert any(n.startswith("conv_fused_") for n in _names(f, x, w, b))
+    for argnum in (0, 1, 2):
+        want = np_of(grad(lambda *a: f(*a).sum(), argnums=argnum)(x, w, b))
+        assert_close(grad(lambda *a: ember.jit(f)(*a).sum(), argnums=argnum)(x, w, b), want, rtol=1e-11)
+    v = _t(rng, (4, 3, 3, 3))
+    _, t_jit = jvp(lambda w: ember.jit(f)(x, w, b), (w,), (v,))
+    _, t_eager = jvp(lambda w: f(x, w, b), (w,), (v,))
+    assert_close(t_jit, np_of(t_eager), rtol=1e-12)
+    ws = _t(rng, (2, 4, 3, 3, 3))
+    per = vmap(ember.jit(lambda w: f(x, w, b)))(ws)
+    assert_close(per, np.stack([np_of(f(x, ws[i], b)) for i in range(2)]), rtol=1e-12)

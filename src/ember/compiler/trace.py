@@ -208,7 +208,8 @@ class Lowered:
         sources = {}
         for node in self.graph.nodes:
             kernel = node.prim.kernels.get("cpu")
-            if node.prim.name.startswith(("fused_", "matmul_fused_")) and hasattr(kernel, "source"):
+            generated = node.prim.name.startswith(("fused_", "matmul_fused_", "conv_fused_"))
+            if generated and hasattr(kernel, "source"):
                 shapes = [o.shape for o in node.operands if isinstance(o, Value)]
                 sources[node.prim.name] = kernel.source(shapes)
         return sources

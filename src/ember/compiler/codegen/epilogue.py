@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from ...backends import CPU
-from . import build, gemm
+from . import build, gemm, window
 from .c import _HELPERS, CTYPES, _body
 from .kernel import Kernel, Operand
 from .runtime import FusedKernel
@@ -80,23 +80,26 @@ def _fold(shape: tuple[int, ...], strides: tuple[int, ...]) -> int | None:
     return dims[-1][1] if dims else 0
 
 
-class MatmulEpilogue:
-    """``kernel(*inputs)`` with input `acc` replaced by ``a @ b``, the kernel run as the GEMM's
-    epilogue when the operands allow (see the module notes), else after the product."""
+def _steps(x: np.ndarray, shape: tuple[int, ...]) -> list[int] | None:
+    """Element strides of `x` broadcast to `shape` (0 along broadcast dims), None if it does not
+    broadcast to it or has strides of partial elements."""
+    if x.ndim > len(shape) or any(s not in (1, t) for s, t in zip(x.shape[::-1], shape[::-1])) \
+            or any(s % x.itemsize for s in x.strides):
+        return None
+    lead = len(shape) - x.ndim
+    return [0 if p == 1 else s // x.itemsize for p, s in zip((1,) * lead + x.shape, (0,) * lead + x.strides)]
+
+
+class _Epilogue:
+    """A fused group's kernel with input `acc` the result of a product, run as the GEMM's epilogue when
+    the operands allow (see the module notes), else after the product."""
 
     def __init__(self, kernel: FusedKernel, acc: int):
         self.kernel = kernel
         self.acc = acc
         self.name = kernel.name + "_epilogue"
         self._fns: dict[tuple[bool, ...], object] = {}
-
-    def source(self, shapes: list[tuple[int, ...]]) -> str:
-        """The C source used for operands ``(a, b, *others)`` of these shapes."""
-        columns = [True] * len(self.kernel.names)
-        inputs = [i for i in range(len(self.kernel.names)) if i != self.acc]
-        for i, s in zip(inputs, shapes[2:]):
-            columns[i] = bool(s) and s[-1] != 1 and shapes[1][-1] != 1
-        return render_epilogue(self.kernel, self.acc, tuple(columns))
+        self.inputs = [i for i in range(len(kernel.names)) if i != acc]
 
     def _function(self, columns: tuple[bool, ...]) -> object:
         if columns not in self._fns:
@@ -105,12 +108,38 @@ class MatmulEpilogue:
             self._fns[columns] = fn
         return self._fns[columns]
 
+    def _arrays(self, others: tuple) -> list[np.ndarray]:
+        return [np.asarray(x, dtype=np.dtype(self.kernel.in_dtypes[i])) for i, x in zip(self.inputs, others)]
+
+    def _outputs(self, shape: tuple[int, ...], dt: np.dtype, bs: int, rs: int) -> tuple:
+        """The result buffer for a product stored as `shape` (several outputs stacked first), the first
+        output (where the GEMM writes the product), and the outputs' part of the context: each one's
+        address and (batch, row) strides."""
+        k = len(self.kernel.outputs)
+        result = CPU.pool.empty(shape if k == 1 else (k,) + shape, dt)
+        size = math.prod(shape)
+        ctx: list[int] = []
+        for j in range(k):
+            ctx += [result.ctypes.data + j * size * dt.itemsize, bs, rs]
+        return result, (result if k == 1 else result[0]), ctx
+
+    def _unfused(self, product: np.ndarray, others: tuple) -> np.ndarray:
+        return self.kernel(*others[:self.acc], product, *others[self.acc:])
+
+
+class MatmulEpilogue(_Epilogue):
+    """``kernel(*inputs)`` with input `acc` replaced by ``a @ b``."""
+
+    def source(self, shapes: list[tuple[int, ...]]) -> str:
+        """The C source used for operands ``(a, b, *others)`` of these shapes."""
+        columns = [True] * len(self.kernel.names)
+        for i, s in zip(self.inputs, shapes[2:]):
+            columns[i] = bool(s) and s[-1] != 1 and shapes[1][-1] != 1
+        return render_epilogue(self.kernel, self.acc, tuple(columns))
+
     def __call__(self, a: np.ndarray, b: np.ndarray, *others: np.ndarray) -> np.ndarray:
         out = self._fused(a, b, others)
-        if out is None:
-            product = gemm._matmul_cpu(a, b)
-            out = self.kernel(*others[:self.acc], product, *others[self.acc:])
-        return out
+        return self._unfused(gemm._matmul_cpu(a, b), others) if out is None else out
 
     def _fused(self, a: np.ndarray, b: np.ndarray, others: tuple) -> np.ndarray | None:
         dt = np.dtype(self.kernel.dtype)
@@ -123,33 +152,74 @@ class MatmulEpilogue:
         folded = b.ndim == 2 and a.ndim > 2 and gemm._rows_view(a) is not None
         if not folded and len(batch) > 1:
             return None
-        inputs = [i for i in range(len(self.kernel.names)) if i != self.acc]
-        arrays = [np.asarray(x, dtype=np.dtype(self.kernel.in_dtypes[i]), order="C")
-                  for i, x in zip(inputs, others)]
+        arrays = self._arrays(others)
         ctx: list[int] = []
         columns = [True] * len(self.kernel.names)
-        for i, x in zip(inputs, arrays):
-            if x.ndim > len(shape) or any(s not in (1, t) for s, t in zip(x.shape[::-1], shape[::-1])):
+        for i, x in zip(self.inputs, arrays):
+            steps = _steps(x, shape)
+            if steps is None or steps[-1] not in (0, 1):
                 return None
-            padded = (1,) * (len(shape) - x.ndim) + x.shape
-            steps = [0 if p == 1 else s // x.itemsize
-                     for p, s in zip(padded, (0,) * (len(shape) - x.ndim) + x.strides)]
-            columns[i] = steps[-1] != 0
-            if folded:
-                rs = _fold(shape[:-1], tuple(steps[:-1]))
-                if rs is None:
-                    return None
-                ctx += [x.ctypes.data, 0, rs]
-            else:
-                ctx += [x.ctypes.data, steps[0] if batch else 0, steps[-2]]
+            columns[i] = steps[-1] == 1
+            rs = _fold(shape[:-1], tuple(steps[:-1])) if folded else steps[-2]
+            if rs is None:
+                return None
+            ctx += [x.ctypes.data, 0 if folded or not batch else steps[0], rs]
         fn = self._function(tuple(columns))
         if fn is None:
             return None
-        result = CPU.pool.empty(self.kernel.out_shape(shape), dt)
-        size = math.prod(shape)
-        for k in range(len(self.kernel.outputs)):
-            ctx += [result.ctypes.data + k * size * dt.itemsize, 0 if folded else m * n, n]
-        context = np.array(ctx, dtype=np.int64)
-        product = result.reshape(-1)[:size].reshape(shape)  # the first output's slot
-        gemm.matmul(a, b, product, (fn, context))
+        result, first, outs = self._outputs(shape, dt, 0 if folded else m * n, n)
+        gemm.matmul(a, b, first, (fn, np.array(ctx + outs, dtype=np.int64)))
         return result
+
+
+class ConvEpilogue(_Epilogue):
+    """``kernel(*inputs)`` with input `acc` replaced by the convolution of ``x`` and ``w``.
+
+    The GEMM computes each group's (O/G, N·P) block of the result, channel-major; the outputs keep that
+    layout ((O, N, *S) memory seen as (N, O, *S), as the convolution's own result), and the other inputs
+    are read through it: a per-channel one (a bias) by row, one stored channel-major by row and column.
+    """
+
+    def source(self, shapes: list[tuple[int, ...]]) -> str:
+        """The C source used for operands ``(x, w, *others)`` of these shapes."""
+        columns = [True] * len(self.kernel.names)
+        rank = len(shapes[0])
+        for i, s in zip(self.inputs, shapes[2:]):
+            padded = (1,) * (rank - len(s)) + tuple(s)
+            columns[i] = any(n != 1 for d, n in enumerate(padded) if d != 1)
+        return render_epilogue(self.kernel, self.acc, tuple(columns))
+
+    def __call__(self, x: np.ndarray, w: np.ndarray, *others: np.ndarray, stride, padding, dilation,
+                 groups) -> np.ndarray:
+        out = self._fused(x, w, others, stride, padding, dilation, groups)
+        if out is None:
+            out = self._unfused(window._conv_cpu(x, w, stride, padding, dilation, groups), others)
+        return out
+
+    def _fused(self, x, w, others, stride, padding, dilation, groups) -> np.ndarray | None:
+        dt = np.dtype(self.kernel.dtype)
+        kernel = tuple(w.shape[2:])
+        if x.dtype != dt or w.dtype != dt or not window.conv_applies(x, kernel) or not gemm.supports(x, w):
+            return None
+        out_sp, geom = window._conv_plan(x, kernel, stride, padding, dilation, w.shape[0])
+        o, n, per_group = w.shape[0], x.shape[0], w.shape[0] // groups
+        shape = (n, o) + tuple(out_sp)
+        cols = n * math.prod(out_sp)
+        ctx: list[int] = []
+        columns = [True] * len(self.kernel.names)
+        arrays = self._arrays(others)
+        for i, a in zip(self.inputs, arrays):
+            steps = _steps(a, shape)
+            cs = None if steps is None else _fold((n,) + tuple(out_sp), tuple(steps[:1] + steps[2:]))
+            if steps is None or cs not in (0, 1):
+                return None
+            columns[i] = cs == 1
+            ctx += [a.ctypes.data, per_group * steps[1], steps[1]]
+        fn = self._function(tuple(columns))
+        if fn is None:
+            return None
+        result, first, outs = self._outputs((o, n) + tuple(out_sp), dt, per_group * cols, cols)
+        gemm.conv(x, w, geom, groups, first.reshape(groups, per_group, cols),
+                  (fn, np.array(ctx + outs, dtype=np.int64)))
+        lead = result.ndim - len(shape)  # 1 with stacked outputs
+        return result.swapaxes(lead, lead + 1)  # (O, N, *S) memory seen as (N, O, *S)

@@ -497,8 +497,10 @@ static wrow_t *SUF(windows_of)(SUF(operand) *B, int kind, const long *geom, long
   return (wrow_t *)B->rows;
 }
 
-/* A convolution, per group: out[g] (O/G x N*P) = w[g] (O/G x C/G*taps) windows(x, group g). */
-int SUF(conv)(const T *w, const T *x, const long *geom, T *out, long groups, const long *tune) {
+/* A convolution, per group: out[g] (O/G x N*P) = w[g] (O/G x C/G*taps) windows(x, group g), then the
+   epilogue fn (if not NULL, with the group as its batch index) on every block. */
+int SUF(conv)(const T *w, const T *x, const long *geom, T *out, long groups, const long *tune, epi_fn fn,
+               const long *ctx) {
   SUF(operand) B;
   wrow_t *rows = SUF(windows_of)(&B, 1, geom, groups);
   if (rows == NULL) return 1;
@@ -506,8 +508,10 @@ int SUF(conv)(const T *w, const T *x, const long *geom, T *out, long groups, con
   int status = 0;
   for (long i = 0; i < groups; i++) {
     SUF(operand) A = {0, w + i * og * kdim, kdim, 1, {0}, NULL};
+    const epi_t epi = {fn, ctx, i};
     B.p = x + i * cg * B.g.xc;
-    if ((status = SUF(gemm_ops)(og, cols, kdim, &A, &B, out + i * og * cols, cols, tune, NULL))) break;
+    status = SUF(gemm_ops)(og, cols, kdim, &A, &B, out + i * og * cols, cols, tune, fn == NULL ? NULL : &epi);
+    if (status) break;
   }
   free(rows);
   return status;
@@ -723,14 +727,19 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, epilogue
     return out
 
 
-def conv(x: np.ndarray, w: np.ndarray, geom: np.ndarray, groups: int) -> np.ndarray:
+def conv(x: np.ndarray, w: np.ndarray, geom: np.ndarray, groups: int, out: np.ndarray | None = None,
+         epilogue: Any = None) -> np.ndarray:
     """The (groups, O/groups, N·P) product of each group's weights and the windows of `x`
-    (`geom` as window.py's ``_conv_geom`` followed by the output channel count)."""
+    (`geom` as window.py's ``_conv_geom`` followed by the output channel count), into `out` (C-contiguous)
+    or a new array; `epilogue` as for :func:`matmul` (its batch index is the group)."""
     o = w.shape[0]
-    out = np.empty((groups, o // groups, int(geom[0]) * int(np.prod(geom[5:8]))), x.dtype)
+    if out is None:
+        out = np.empty((groups, o // groups, int(geom[0]) * int(np.prod(geom[5:8]))), x.dtype)
     w, tune = np.ascontiguousarray(w), _tune()
+    fn, ctx = epilogue if epilogue is not None else (None, None)
     _check(getattr(library(), f"conv_{_suffix(x.dtype)}")(_ptr(w), _ptr(x), _ptr(geom), _ptr(out),
-                                                          ctypes.c_long(groups), _ptr(tune)))
+                                                          ctypes.c_long(groups), _ptr(tune), fn,
+                                                          None if ctx is None else _ptr(ctx)))
     return out
 
 
