@@ -57,6 +57,17 @@ def test_the_kernel_matches_pytorch_and_numpy_on_random_shapes(case):
         extra = () if mask is None else (mask,)
         ref = _attention_numpy(np, q, k, v, *extra, scale=1 / np.sqrt(E), causal=causal)
         assert_close(got, ref, rtol=tol, atol=tol)
+    # gradients (the kernel's VJP, which skips the blocks a causal mask zeroes) against PyTorch's
+    w = rng.standard_normal(got.shape).astype(dtype)
+    ours = [ember.tensor(a, requires_grad=True) for a in (q, k, v)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
+    (F.scaled_dot_product_attention(*ours, attn_mask=None if mask is None else ember.tensor(mask),
+                                    is_causal=causal) * ember.tensor(w)).sum().backward()
+    out = TF.scaled_dot_product_attention(*theirs, attn_mask=None if mask is None else torch.tensor(mask),
+                                          is_causal=causal)
+    (torch.nan_to_num(out) * torch.tensor(w)).sum().backward()
+    for a, b in zip(ours, theirs):
+        assert_close(a.grad, np.nan_to_num(b.grad.numpy()), rtol=10 * tol, atol=10 * tol)
 
 
 def test_transposed_heads_are_read_in_place_with_the_same_result(rng):
