@@ -1,16 +1,17 @@
-"""Elementwise epilogues run inside the packed GEMM: ``f(a @ b, others...)`` in one pass.
+"""Elementwise epilogues run inside the packed GEMM: ``f(a @ b, others...)`` or ``f(conv(x, w), ...)``
+in one pass.
 
-A fused elementwise group whose operand ``acc`` is a matrix product is rendered as a C function the
-GEMM calls on each block of its result as soon as the block is final (see ``epi_fn`` in
-:mod:`.gemm`), while it is still in cache: the product is never written to memory and read back.
-The function reads ``acc`` from the block, every other input through a base pointer and (batch, row,
-column) strides, and writes each output through (batch, row) strides; the first output takes the
-product's own buffer, so a one-output epilogue rewrites the block in place.
+A fused elementwise group whose operand ``acc`` is a matrix product or a convolution is rendered as a
+C function the GEMM calls on each block of its result as soon as the block is final (see ``epi_fn``
+in :mod:`.gemm`), while it is still in cache: the product is never written to memory and read back.
+The function reads ``acc`` from the block, every other input through a base pointer and (batch, row)
+strides, and writes each output through (batch, row) strides; the first output takes the product's
+own buffer, so a one-output epilogue rewrites the block in place.
 
 Inputs are broadcast to the product's shape; their column stride is 0 (a per-row value) or 1 (a
 bias, a full operand), fixed per generated function. Products whose batch dims neither fold into
 rows nor form one batch dimension, and inputs whose broadcast does not fold the same way, run as the
-product followed by the group's own kernel.
+product followed by the group's own kernel (:class:`MatmulEpilogue`, :class:`ConvEpilogue`).
 """
 from __future__ import annotations
 
