@@ -49,6 +49,7 @@ class BufferPool:
         self._live: dict[int, tuple] = {}
         self._owner: dict[int, int] = {}  # id(that memoryview) -> id(weakref) of its entry
         self._donated: tuple | None = None  # (size class, block, entry key) offered to the next request
+        self._redirect: np.ndarray | None = None  # an array the next request of its shape and dtype gets
         self.current_bytes = self.peak_bytes = self.cached_bytes = 0
         self.block_bytes = self.peak_block_bytes = 0  # the same counts in whole size-class blocks
         self.allocated_count = self.freed_count = self.hits = self.misses = 0
@@ -56,6 +57,10 @@ class BufferPool:
     def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """An uninitialised C-contiguous array, from a cached block when its size is pooled."""
         dtype = np.dtype(dtype)
+        target = self._redirect
+        if target is not None and target.shape == tuple(shape) and target.dtype == dtype:
+            self._redirect = None
+            return target
         count = 1
         for s in shape:
             count *= s
@@ -91,6 +96,18 @@ class BufferPool:
     def end_donation(self) -> None:
         """Withdraw an offer that no request took."""
         self._donated = None
+
+    def redirect(self, array: np.ndarray) -> None:
+        """Make `array` (C-contiguous, not from the pool) the result of the next request of its shape and
+        dtype: a kernel then writes its result straight into an existing tensor's memory (a compiled
+        training step's new parameter). Withdrawn by :meth:`end_redirect`."""
+        self._redirect = array
+
+    def end_redirect(self) -> bool:
+        """Withdraw the redirect; True if a request took it."""
+        taken = self._redirect is None
+        self._redirect = None
+        return taken
 
     def _take(self, cls: int, nbytes: int) -> np.ndarray:
         blocks = self._free.get(cls)

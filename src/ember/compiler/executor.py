@@ -17,22 +17,26 @@ from .._core.errors import EmberError
 from .._core.tensor import Tensor
 from ..backends import CPU
 from .codegen import build
+from .codegen.runtime import FusedKernel, _shared_layout
 from .ir import Graph, Value
 from .memory import inplace_operands
 
 
 def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
-        overrides: dict[int, tuple[tuple, dict]] | None = None) -> list[Any]:
+        overrides: dict[int, tuple[tuple, dict]] | None = None,
+        destinations: dict[int, Any] | None = None) -> list[Any]:
     """Evaluate `graph` on `inputs` (in the order of ``graph.inputs``); returns the outputs.
 
     With `trace_values` (a dict), every node's output is also stored there by value id. `overrides` maps
     a node's index to the operands and attributes to use instead of its own (dynamic dimensions).
+    `destinations` maps a node's index to an array its result should be written into (see
+    :func:`destinations`); a node that cannot write there (another run path) allocates as usual.
     """
     st = STATE.get()
     release, donations, reads_values = _release_plan(graph)
     unobserved = trace_values is None and not overrides and not st.grad
     if unobserved and reads_values and not st.traces and not st.anomaly and _on_cpu(graph, inputs):
-        return _run_arrays(graph, inputs, release, donations)
+        return _run_arrays(graph, inputs, release, donations, destinations or {})
     env: dict[int, Any] = {v.id: t for v, t in zip(graph.inputs, inputs)}
     env.update(graph.constants)
     # In-place reuse (the memory plan's "reuse" buffers) only when nothing records the operands for a
@@ -63,7 +67,8 @@ def _on_cpu(graph: Graph, inputs: Sequence[Any]) -> bool:
     return bool(tensors) and all(isinstance(t, Tensor) and t._device.backend is CPU for t in tensors)
 
 
-def _run_arrays(graph: Graph, inputs: Sequence[Any], release: tuple, donations: dict) -> list[Any]:
+def _run_arrays(graph: Graph, inputs: Sequence[Any], release: tuple, donations: dict,
+                destinations: dict) -> list[Any]:
     """The graph on NumPy arrays through each primitive's CPU kernel; the outputs wrapped as tensors."""
     device = (list(inputs) + list(graph.constants.values()))[0]._device
     env: dict[int, Any] = {v.id: t._data for v, t in zip(graph.inputs, inputs)}
@@ -71,7 +76,10 @@ def _run_arrays(graph: Graph, inputs: Sequence[Any], release: tuple, donations: 
     in_place = bool(donations) and build.compiler_available()
     for k, node in enumerate(graph.nodes):
         args = [env[o.id] if isinstance(o, Value) else o.value for o in node.operands]
-        donated = in_place and k in donations and CPU.pool.donate(args[donations[k]])
+        target = destinations.get(k)
+        if target is not None and _shared_layout(args) is None:  # the kernel writes into `target`
+            CPU.pool.redirect(target)
+        donated = target is None and in_place and k in donations and CPU.pool.donate(args[donations[k]])
         try:
             data = CPU.kernel(node.prim)(*args, **node.attrs)
         except EmberError:
@@ -83,6 +91,8 @@ def _run_arrays(graph: Graph, inputs: Sequence[Any], release: tuple, donations: 
         finally:
             if donated:
                 CPU.pool.end_donation()
+            if target is not None:
+                CPU.pool.end_redirect()
         if type(data) is not CPU.array_type:  # NumPy ufuncs return scalars for 0-d operands
             data = CPU.xp.asarray(data)
         env[node.outputs[0].id] = data
@@ -121,3 +131,47 @@ def _release_plan(graph: Graph) -> tuple:
     result = (tuple(tuple(r) for r in release), inplace_operands(graph), reads_values)
     _RELEASE[id(graph)] = (graph, result)
     return result
+
+
+def destinations(graph: Graph, targets: dict[int, Value]) -> dict[int, int]:
+    """Which graph outputs may be computed straight into the memory of the tensor they replace.
+
+    `targets` maps an output's position in ``graph.outputs`` to the graph input or constant holding the
+    tensor it will be copied into (a parameter, an optimiser state tensor). The output's producer may
+    write into that tensor when it is a fused elementwise kernel (one output allocated once, each
+    element written after the operands at its index are read) of the tensor's shape and dtype, and no
+    later node reads the tensor (directly or through a view). Returns node index -> output position.
+    """
+    producer = {n.outputs[0].id: k for k, n in enumerate(graph.nodes)}
+    last = _last_reads(graph)
+    chosen: dict[int, int] = {}
+    for pos, holder in targets.items():
+        v = graph.outputs[pos]
+        k = producer.get(v.id)
+        if k is None or k in chosen or v.shape != holder.shape or v.dtype is not holder.dtype:
+            continue
+        kernel = graph.nodes[k].prim.kernels.get("cpu")
+        if not isinstance(kernel, FusedKernel) or kernel.reduce_dims or len(kernel.outputs) != 1:
+            continue
+        if last.get(holder.id, -1) <= k and sum(o.id == v.id for o in graph.outputs) == 1:
+            chosen[k] = pos
+    return chosen
+
+
+def _last_reads(graph: Graph) -> dict[int, int]:
+    """Value id -> index of the last node reading it or any view of it (views of views included; a
+    node reading it through a view counts as reading it after itself), ``len(nodes)`` for returned
+    values."""
+    root: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for k, n in enumerate(graph.nodes):
+        for o in n.operands:
+            if isinstance(o, Value):
+                r = root.get(o.id, o.id)
+                # a node reading a view of a value cannot write over the value: mark it as read later
+                last[r] = max(last.get(r, -1), k if r == o.id else k + 1)
+        if n.prim.view and n.operands and isinstance(n.operands[0], Value):
+            root[n.outputs[0].id] = root.get(n.operands[0].id, n.operands[0].id)
+    for v in graph.outputs:  # returned values (and the values they are views of) are read at the end
+        last[root.get(v.id, v.id)] = len(graph.nodes)
+    return last

@@ -458,6 +458,12 @@ def _escaping(g: Graph, members: list[int], users: dict) -> list[int]:
             if any(u == "output" or u not in inside for u in users.get(g.nodes[i].outputs[0].id, []))]
 
 
+def _only_outputs(g: Graph, members: list[int], users: dict) -> bool:
+    """True if a group has several escaping values and each is an output of the graph."""
+    escaping = _escaping(g, members, users)
+    return len(escaping) > 1 and all("output" in users.get(g.nodes[i].outputs[0].id, []) for i in escaping)
+
+
 def _split(g: Graph, members: list[int], users: dict) -> list[tuple[list[int], set[int]]]:
     """A group with several escaping values as one-output groups: each escaping value with the members
     it needs that no other escaping value stands for (shared interior members are recomputed)."""
@@ -486,7 +492,9 @@ def fuse(g: Graph, multi_output: bool = True) -> Graph:
     A group whose values are also used elsewhere computes them all in one pass and returns them packed
     in one buffer (read through views). With ``multi_output=False`` (used under a memory budget) such a
     group is split instead, so that every escaping value has a buffer of its own that can be freed, or
-    recomputed, alone.
+    recomputed, alone. A group whose escaping values are all outputs of the graph (an optimiser's update
+    of a parameter and its state) is split too: each output then has a buffer of its own, which a
+    compiled training step can make the tensor it updates (see ``executor.run``'s `destinations`).
     """
     users = _users(g)
     groups = _stable_groups(g)
@@ -495,7 +503,8 @@ def fuse(g: Graph, multi_output: bool = True) -> Graph:
     if not groups:
         return g
     parts = [part for members in groups.values()
-             for part in ([(members, None)] if multi_output else _split(g, members, users))]
+             for part in ([(members, None)] if multi_output and not _only_outputs(g, members, users)
+                          else _split(g, members, users))]
     next_id = [1 + max((v.id for v in g.values()), default=-1)]
     first = {max(members): (members, escaping) for members, escaping in parts}
     grouped = {i for members in groups.values() for i in members}  # members no part needs are dead

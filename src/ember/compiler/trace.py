@@ -11,6 +11,8 @@ import functools
 import sys
 from typing import Any, Callable
 
+import numpy as np
+
 from .._core import pytree
 from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.effects import MISSING
@@ -216,7 +218,7 @@ class Lowered:
 
 
 class _Compiled:
-    __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules")
+    __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes")
 
     def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
@@ -224,6 +226,37 @@ class _Compiled:
         self.n_out = len(graph.outputs) if n_out is None else n_out
         # (kind, target, key): output n_out + i goes to target (a tensor's data or .grad, or dict[key])
         self.effects = tuple(effects)
+        self.writes: dict[int, Tensor] | None = None  # node index -> tensor it computes into
+
+    def destinations(self, tensors: list) -> dict[int, Any]:
+        """Node index -> the array of the tensor (a parameter, optimiser state) the node's result
+        replaces, for nodes that may compute straight into it (see ``executor.destinations``); none
+        whose tensor shares memory with another input of the run."""
+        if self.writes is None:  # tensors the graph captured (arguments may differ from call to call)
+            by_id = {v.id: v for v in self.graph.const_values}
+            holders = {id(t): by_id[vid] for vid, t in self.graph.constants.items() if vid in by_id}
+            targets, tensor_of = {}, {}
+            fed = [e for e in self.effects if e[0] not in ("grad_none", "constant")]  # those reading outputs
+            for pos, (kind, target, _) in enumerate(fed, self.n_out):
+                if kind == "data" and id(target) in holders:
+                    targets[pos], tensor_of[pos] = holders[id(target)], target
+            self.writes = {k: tensor_of[pos] for k, pos in executor.destinations(self.graph, targets).items()}
+        if not self.writes:
+            return {}
+        roots: dict[int, int] = {}
+        for t in list(tensors) + list(self.graph.constants.values()):
+            r = _root(t._data)
+            roots[r] = roots.get(r, 0) + 1
+        return {k: t._data for k, t in self.writes.items() if isinstance(t._data, np.ndarray)
+                and t._data.flags.c_contiguous and roots.get(_root(t._data)) == 1}
+
+
+def _root(a: Any) -> int:
+    """An id for the memory under array `a` (that of the object owning it)."""
+    while isinstance(getattr(a, "base", None), np.ndarray):
+        a = a.base
+    base = getattr(a, "base", None)
+    return id(a) if base is None else id(base)
 
 
 def _effects(trace: JitTrace) -> tuple[list, list]:
@@ -272,7 +305,8 @@ def _apply(effects: tuple, outs: list) -> None:
         value = next(it)
         if kind == "data":
             xp = target._device.backend.xp
-            xp.copyto(target._data, xp.broadcast_to(value._data, target._data.shape), casting="unsafe")
+            if value._data is not target._data:  # (else computed in place, see _Compiled.destinations)
+                xp.copyto(target._data, xp.broadcast_to(value._data, target._data.shape), casting="unsafe")
             target._bump_version()
         elif kind == "grad":
             target._grad = value
@@ -400,7 +434,7 @@ class Jitted:
                                 overrides=dynamic.overrides(compiled.graph, compiled.rules, sizes))
         elif compiled.effects:  # a step that updates state is not itself differentiated: record no tape
             with state_changed(grad=False):
-                outs = executor.run(compiled.graph, tensors)
+                outs = executor.run(compiled.graph, tensors, destinations=compiled.destinations(tensors))
             _apply(compiled.effects, outs[compiled.n_out:])
         else:
             outs = executor.run(compiled.graph, tensors)
