@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ember
+import ember.nn.functional as F
 from ember.compiler import ir, passes
 from ember.compiler.ir import Graph, IRError, Literal, Node, Value
 from ember.errors import TraceError
@@ -136,6 +137,25 @@ def test_simplify_computes_a_transposed_product_from_transposed_operands():
                         "  %2: float32[3, 5] = matmul(%0, %1)\n"
                         "  %3: float32[5, 3] = transpose(%2) {perm=(1, 0)}\n  return (%3, %2)\n}")
     assert str(passes.simplify(used_twice)) == str(used_twice)
+
+
+@pytest.mark.parametrize("window", [(2, 2), (3, 3)])  # (3, 3) with stride 2: windows overlap
+def test_simplify_masks_the_pooled_gradient_of_a_relu_before_scattering_it(window):
+    def f(h, g):  # the backward of max_pool(relu(h)) with cotangent g, as autograd writes it
+        return ember.func.vjp(lambda h: F.max_pool2d(ember.relu(h), window, 2), h)[1](g)[0]
+
+    rng = np.random.default_rng(0)
+    h = t64(rng.standard_normal((2, 3, 9, 9)) - 0.5)  # many windows whose maximum is negative
+    h = t64(np.where(rng.random((2, 3, 9, 9)) < 0.2, 0.0, np_of(h)))  # and zeros: ties at the mask's edge
+    g = t64(rng.standard_normal(tuple(F.max_pool2d(h, window, 2).shape)))
+    raw = ember.jit(f).lower(h, g).raw
+    out, names = _applied(passes.simplify, raw)
+    # relu_vjp_x now reads the pooled maximum and the pooled gradient: it runs before the scatter
+    (mask,) = [n for n in out.nodes if n.prim.name == "relu_vjp_x"]
+    assert tuple(mask.outputs[0].shape) == tuple(g.shape) and names.index("relu_vjp_x") < names.index("pool_scatter")
+    run = ember.compiler.executor.run
+    assert_close(run(out, [h, g])[0], np_of(run(raw, [h, g])[0]), rtol=0, atol=0)
+    assert_close(ember.jit(f)(h, g), np_of(f(h, g)), rtol=0, atol=0)
 
 
 def test_fold_norm_grads_rewrites_a_layer_norm_backward():

@@ -213,6 +213,36 @@ def _transpose_matmul(n: Node, producers: dict[int, Node], uses: dict[int, int],
     return nodes
 
 
+def _relu_mask_before_scatter(n: Node, producers: dict[int, Node], uses: dict[int, int],
+                              new_id: int) -> list[Node] | None:
+    """``relu_vjp_x(h, pool_scatter(g, pool_argmax(y, p)))`` with ``y = relu(h)`` and ``p = max_pool(y)``
+    becomes ``pool_scatter(relu_vjp_x(p, g), ...)``: the max-pool gradient is nonzero only where a
+    window's maximum sits, and there ``h > 0`` exactly when the pooled maximum ``p > 0`` (ties and NaN
+    alike), so the ReLU's mask goes on the pooled gradient (a quarter of the elements for 2 x 2 windows)
+    instead of a pass over the full-size one; the pre-activation ``h`` is then often no longer kept."""
+    if n.prim.name != "relu_vjp_x" or not all(isinstance(o, Value) for o in n.operands):
+        return None
+    h, s = n.operands
+    scatter = producers.get(s.id)
+    if scatter is None or scatter.prim.name != "pool_scatter" or uses.get(s.id, 0) != 1:
+        return None
+    g, idx = scatter.operands
+    argmax = producers.get(idx.id) if isinstance(idx, Value) else None
+    if argmax is None or argmax.prim.name != "pool_argmax":
+        return None
+    y, p = argmax.operands
+    relu, pool = producers.get(y.id), producers.get(p.id)
+    if relu is None or relu.prim.name != "relu" or relu.operands[0] is not h and \
+            getattr(relu.operands[0], "id", None) != h.id:
+        return None
+    if pool is None or pool.prim.name != "max_pool" or pool.operands[0].id != y.id \
+            or pool.attrs != argmax.attrs or tuple(p.shape) != tuple(g.shape) or p.dtype is not g.dtype:
+        return None
+    masked = Value(new_id, tuple(g.shape), g.dtype)
+    return [Node(n.prim, (p, g), dict(n.attrs), (masked,), n.where),
+            Node(scatter.prim, (masked, idx), dict(scatter.attrs), n.outputs, scatter.where)]
+
+
 def _zero_pad_axis(n: Node) -> int | None:
     """The one axis a zero ``pad`` node pads (no interior padding, nothing cropped), else None."""
     if n.prim.name != "pad" or n.attrs.get("value", 0) != 0 or not isinstance(n.operands[0], Value):
@@ -350,6 +380,7 @@ def _simplify_once(g: Graph) -> Graph:
         n = _fold_broadcasts(n, producers)
         sunk = (_sink_broadcast(n, producers, next_id) or _sink_reshape(n, producers, next_id)
                 or _transpose_matmul(n, producers, uses, next_id)
+                or _relu_mask_before_scatter(n, producers, uses, next_id)
                 or _pads_to_cat(n, producers, uses, next_id) or _cat_of_merges(n, producers, uses, next_id))
         if sunk is not None:
             next_id += len(sunk) - 1
