@@ -134,7 +134,7 @@ def test_convolutions_match_numpy(blocking, case, dtype, layout):
 
 
 def test_without_the_library_convolutions_keep_blas(monkeypatch):
-    monkeypatch.setattr(gemm, "_LIB", {"lib": None})
+    monkeypatch.setattr(gemm, "_LIB", {"f": None, "d": None})
     assert not gemm.supports(np.ones(2, np.float32))
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)

@@ -134,7 +134,7 @@ def test_half_precision_and_missing_compiler_keep_the_numpy_kernels(monkeypatch)
                                   ref._max_pool_impl(np, x, (2, 2), (2, 2), (1, 1)))
     monkeypatch.setattr(window, "_LIBS", {})
     monkeypatch.setattr(window, "try_build", lambda source: None)
-    monkeypatch.setattr(gemm, "_LIB", {"lib": None})
+    monkeypatch.setattr(gemm, "_LIB", {"f": None, "d": None})
     y = x.astype(np.float32)
     np.testing.assert_array_equal(window._max_pool_cpu(y, (2, 2), (2, 2), (1, 1)),
                                   ref._max_pool_impl(np, y, (2, 2), (2, 2), (1, 1)))

@@ -36,7 +36,7 @@ NC_PANELS = 16  # column panels packed per block (KC x NR x NC_PANELS fits L2 wi
 MC_PANELS = 16  # row panels of A multiplied by each packed B block in turn (MR x KC x MC_PANELS in L2)
 _LIB: dict[str, Any] = {}
 
-_COMMON = r"""/* ember packed GEMM and implicit-im2col convolutions, for float and double */
+_COMMON = r"""/* ember packed GEMM and implicit-im2col convolutions (float or double, see the macros below) */
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -640,10 +640,11 @@ _VECTOR = {
 }
 
 
-def source() -> str:
-    """The C source of the GEMM library (both float types)."""
+def source(dtypes: tuple = tuple(_TYPES)) -> str:
+    """The C source of the GEMM library for these float types (each built on its own when first used:
+    one type compiles in about half the time)."""
     parts = [_COMMON]
-    for t, suffix, width in _TYPES.values():
+    for t, suffix, width in (_TYPES[np.dtype(d)] for d in dtypes):
         macros = {"T": t, "VW": str(width), "SUF(name)": f"name##_{suffix}", **_VECTOR[t]}
         parts.append("\n".join(f"#define {k} {v}" for k, v in macros.items()))
         parts.append(_TYPED)
@@ -651,17 +652,18 @@ def source() -> str:
     return "\n".join(parts) + "\n"
 
 
-def library() -> Any:
-    """The loaded GEMM library, or None without a working C compiler."""
-    if "lib" not in _LIB:
-        _LIB["lib"] = try_build(source())
-    return _LIB["lib"]
+def library(dtype: Any = np.float32) -> Any:
+    """The loaded GEMM library for `dtype` (float32 or float64), or None without a working C compiler."""
+    suffix = _suffix(dtype)
+    if suffix not in _LIB:
+        _LIB[suffix] = try_build(source((dtype,)))
+    return _LIB[suffix]
 
 
 def supports(*arrays: np.ndarray) -> bool:
     """True if the generated kernels serve these operands (one float dtype of 32 or 64 bits)."""
     dt = arrays[0].dtype
-    return dt in _TYPES and all(a.dtype == dt for a in arrays) and library() is not None
+    return dt in _TYPES and all(a.dtype == dt for a in arrays) and library(dt) is not None
 
 
 def _ptr(a: np.ndarray) -> ctypes.c_void_p:
@@ -713,7 +715,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, epilogue
     else:
         a, b = (np.broadcast_to(x, batch + x.shape[-2:]).reshape((-1,) + batch[-1:] + x.shape[-2:]) if batch
                 else x[None, None] for x in (a, b))
-    fn, tune, L = getattr(library(), f"gemm_{_suffix(a.dtype)}"), _tune(), ctypes.c_long
+    fn, tune, L = getattr(library(a.dtype), f"gemm_{_suffix(a.dtype)}"), _tune(), ctypes.c_long
     epi_fn, ctx = epilogue if epilogue is not None else (None, None)
     flat = out.reshape(-1, m, n)
     inner = a.shape[1]  # a and b are now (outer, inner, rows, cols); the C loop runs over inner
@@ -737,7 +739,7 @@ def conv(x: np.ndarray, w: np.ndarray, geom: np.ndarray, groups: int, out: np.nd
         out = np.empty((groups, o // groups, int(geom[0]) * int(np.prod(geom[5:8]))), x.dtype)
     w, tune = np.ascontiguousarray(w), _tune()
     fn, ctx = epilogue if epilogue is not None else (None, None)
-    _check(getattr(library(), f"conv_{_suffix(x.dtype)}")(_ptr(w), _ptr(x), _ptr(geom), _ptr(out),
+    _check(getattr(library(x.dtype), f"conv_{_suffix(x.dtype)}")(_ptr(w), _ptr(x), _ptr(geom), _ptr(out),
                                                           ctypes.c_long(groups), _ptr(tune), fn,
                                                           None if ctx is None else _ptr(ctx)))
     return out
@@ -748,7 +750,7 @@ def conv_wgrad(x: np.ndarray, gy: np.ndarray, geom: np.ndarray, groups: int, kdi
     O/groups, N·P; contiguous) and the transposed windows of `x`."""
     out = np.empty(gy.shape[:2] + (kdim,), x.dtype)
     L = ctypes.c_long
-    fn, tune = getattr(library(), f"conv_wgrad_{_suffix(x.dtype)}"), _tune()
+    fn, tune = getattr(library(x.dtype), f"conv_wgrad_{_suffix(x.dtype)}"), _tune()
     _check(fn(_ptr(gy), _ptr(x), _ptr(geom), _ptr(out), L(groups), _ptr(tune)))
     return out
 
