@@ -158,6 +158,27 @@ def test_simplify_masks_the_pooled_gradient_of_a_relu_before_scattering_it(windo
     assert_close(ember.jit(f)(h, g), np_of(f(h, g)), rtol=0, atol=0)
 
 
+def test_simplify_takes_a_relu_gradient_from_its_output():
+    def f(x, w, g):  # a linear layer's ReLU and its backward: relu(x @ w) is kept for the next layer
+        y, back = ember.func.vjp(lambda h: ember.relu(h), x @ w + 0.5)
+        return y * 2.0, back(g)[0]
+
+    rng = np.random.default_rng(0)
+    x, w, g = (t64(rng.standard_normal(s)) for s in ((8, 5), (5, 6), (8, 6)))
+    x = t64(np.where(rng.random((8, 5)) < 0.3, np.nan, np_of(x)))  # NaN rows: the mask agrees there too
+    raw = ember.jit(f).lower(x, w, g).raw
+    out, names = _applied(passes.simplify, raw)
+    (relu,) = [n for n in out.nodes if n.prim.name == "relu"]
+    (mask,) = [n for n in out.nodes if n.prim.name == "relu_vjp_x"]
+    assert mask.operands[0].id == relu.outputs[0].id
+    run = ember.compiler.executor.run
+    for got, want in zip(run(out, [x, w, g]), run(raw, [x, w, g])):
+        assert_close(got, np_of(want), rtol=0, atol=0)
+    # compiled, the bias add and ReLU before it return one array (no pre-activation kept)
+    fused = ember.jit(f).lower(x, w, g).graph
+    assert all(len(n.outputs[0].shape) == 2 for n in fused.nodes if n.prim.name.startswith(("fused_", "matmul_")))
+
+
 def test_fold_norm_grads_rewrites_a_layer_norm_backward():
     g = _graph("graph(%0: float64[6, 8], %1: float64[8], %2: float64[6, 8]) {\n"
                "  %3: float64[6, 8] = normalize(%0) {n=1, eps=1e-05}\n"

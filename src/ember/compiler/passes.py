@@ -232,8 +232,7 @@ def _relu_mask_before_scatter(n: Node, producers: dict[int, Node], uses: dict[in
         return None
     y, p = argmax.operands
     relu, pool = producers.get(y.id), producers.get(p.id)
-    if relu is None or relu.prim.name != "relu" or relu.operands[0] is not h and \
-            getattr(relu.operands[0], "id", None) != h.id:
+    if relu is None or relu.prim.name != "relu" or h.id not in (y.id, getattr(relu.operands[0], "id", None)):
         return None
     if pool is None or pool.prim.name != "max_pool" or pool.operands[0].id != y.id \
             or pool.attrs != argmax.attrs or tuple(p.shape) != tuple(g.shape) or p.dtype is not g.dtype:
@@ -241,6 +240,15 @@ def _relu_mask_before_scatter(n: Node, producers: dict[int, Node], uses: dict[in
     masked = Value(new_id, tuple(g.shape), g.dtype)
     return [Node(n.prim, (p, g), dict(n.attrs), (masked,), n.where),
             Node(scatter.prim, (masked, idx), dict(scatter.attrs), n.outputs, scatter.where)]
+
+
+def _relu_grad_from_output(n: Node, relu_of: dict[int, Value]) -> Node:
+    """``relu_vjp_x(h, g)`` reads ``relu(h)`` instead of ``h`` when the graph computes it (``relu(h) > 0``
+    exactly when ``h > 0``, NaN included): the forward pass then need not keep the pre-activation, which
+    a fused bias add + ReLU would otherwise return as a second output."""
+    if n.prim.name == "relu_vjp_x" and isinstance(n.operands[0], Value) and n.operands[0].id in relu_of:
+        return Node(n.prim, (relu_of[n.operands[0].id],) + tuple(n.operands[1:]), n.attrs, n.outputs, n.where)
+    return n
 
 
 def _zero_pad_axis(n: Node) -> int | None:
@@ -361,6 +369,7 @@ def _simplify_once(g: Graph) -> Graph:
     """One pass of :func:`simplify` over the nodes in order."""
     mapping: dict[int, Value] = {}
     producers: dict[int, Node] = {}
+    relu_of: dict[int, Value] = {}  # value id -> its relu, where the graph computes one
     nodes: list[Node] = []
     next_id = max((v.id for v in g.values()), default=-1) + 1
     uses: dict[int, int] = {}
@@ -377,7 +386,9 @@ def _simplify_once(g: Graph) -> Graph:
         if target is not None:
             mapping[n.outputs[0].id] = target
             continue
-        n = _fold_broadcasts(n, producers)
+        n = _relu_grad_from_output(_fold_broadcasts(n, producers), relu_of)
+        if n.prim.name == "relu" and isinstance(n.operands[0], Value):
+            relu_of.setdefault(n.operands[0].id, n.outputs[0])
         sunk = (_sink_broadcast(n, producers, next_id) or _sink_reshape(n, producers, next_id)
                 or _transpose_matmul(n, producers, uses, next_id)
                 or _relu_mask_before_scatter(n, producers, uses, next_id)
