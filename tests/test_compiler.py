@@ -275,14 +275,15 @@ def test_simplify_folds_reshape_chains():
                                        "{shape=(3, 2)}\n  return (%2)\n}")
 
 
-_UNARY = ["exp", "sin", "tanh", "neg", "abs", "sigmoid"]
+_UNARY = ["exp", "sin", "tanh", "neg", "abs", "sigmoid", "relu"]
 
 
 @st.composite
 def _random_program(draw):
     """A random straight-line program over two inputs with identities sprinkled in."""
     steps = draw(st.lists(st.tuples(st.sampled_from(_UNARY + ["add", "mul", "id_mul", "id_add", "twice_t",
-                                                     "bcast_row", "bcast_col", "reshaped", "mm_t", "pads"]),
+                                                     "bcast_row", "bcast_col", "reshaped", "mm_t", "pads",
+                                                     "relu_grad"]),
                                     st.integers(0, 10), st.integers(0, 10)), min_size=1, max_size=12))
     return steps
 
@@ -307,6 +308,8 @@ def _run_program(steps, x, y):
             vals.append(ember.exp(a.amax(1, keepdim=True).expand(3, 3)))
         elif op == "pads":  # zero pads side by side (they become a cat)
             vals.append(ember.pad(a[:, :1], (0, 2)) + ember.pad(b[:, 1:], (1, 0)))
+        elif op == "relu_grad":  # a ReLU's gradient, taken from the ReLU's output where it exists
+            vals.append(ember.func.vjp(ember.relu, a)[1](b)[0] + ember.relu(a))
         elif op == "mm_t":  # a transposed product (computed from transposed operands)
             vals.append((a @ b.T).T)
         elif op == "reshaped":  # elementwise ops on a reshape (they sink below it)
