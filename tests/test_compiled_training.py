@@ -195,3 +195,52 @@ def test_a_parameter_read_after_its_update_is_not_written_early():
         graph = ember.jit(f).lower(p, g).graph
         chosen = executor.destinations(graph, {0: graph.inputs[0]})
         assert bool(chosen) == allowed, name
+
+
+def test_a_compiled_step_that_fails_late_leaves_parameters_and_state_unchanged(monkeypatch):
+    from ember.compiler.codegen.runtime import FusedKernel
+
+    rng = np.random.default_rng(0)
+    x, y = ember.tensor(rng.standard_normal((64, 96)).astype(np.float32)), ember.tensor(rng.integers(0, 4, 64))
+    ember.manual_seed(0)
+    model = nn.Sequential(nn.Linear(96, 256), nn.ReLU(), nn.Linear(256, 4))
+    opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    step = ember.jit(training_step(model, opt))
+    step(x, y)
+    step(x, y)  # the steady-state graph, whose weight updates compute in place
+    before = {k: np_of(v).copy() for k, v in model.state_dict().items()}
+    buffers = {id(p): np_of(s["momentum_buffer"]).copy() for p, s in opt.state.items()}
+    real = FusedKernel.__call__
+
+    def failing(self, *arrays):  # the bias updates (two outputs each) run out of memory
+        if len(self.outputs) > 1:
+            raise MemoryError("out of memory")
+        return real(self, *arrays)
+
+    monkeypatch.setattr(FusedKernel, "__call__", failing)
+    with pytest.raises(ember.errors.EmberError, match="out of memory"):
+        step(x, y)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(np_of(v), before[k], err_msg=k)
+    for p, s in opt.state.items():
+        np.testing.assert_array_equal(np_of(s["momentum_buffer"]), buffers[id(p)])
+
+
+@pytest.mark.parametrize("make_opt", [lambda ps: ember.optim.SGD(ps, lr=0.01, momentum=0.9),
+                                      lambda ps: ember.optim.SGD(ps, lr=0.01, momentum=0.9, weight_decay=1e-3),
+                                      lambda ps: ember.optim.Adam(ps, lr=1e-3),
+                                      lambda ps: ember.optim.AdamW(ps, lr=1e-3)])
+def test_compiled_steps_with_in_place_updates_match_eager(make_opt):
+    # the first step's graph (state created) and the steady one, both reordered to update last
+    rng = np.random.default_rng(0)
+    x, y = ember.tensor(rng.standard_normal((16, 784)).astype(np.float32)), ember.tensor(rng.integers(0, 10, 16))
+    losses = []
+    for jit in (False, True):
+        ember.manual_seed(0)
+        model = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+        step = training_step(model, make_opt(model.parameters()))
+        step = ember.jit(step) if jit else step
+        losses.append([step(x, y).item() for _ in range(4)])
+        if jit:
+            assert any(c.writes for c in step.cache.values())
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)

@@ -175,3 +175,25 @@ def _last_reads(graph: Graph) -> dict[int, int]:
     for v in graph.outputs:  # returned values (and the values they are views of) are read at the end
         last[root.get(v.id, v.id)] = len(graph.nodes)
     return last
+
+
+def updates_last(graph: Graph, chosen: set[int]) -> tuple[Graph, dict[int, int]] | None:
+    """`graph` with the `chosen` nodes (those computing into tensors in place) and everything reading
+    their results moved after all other nodes, and the chosen nodes' new indices; None if one of those
+    readers is neither chosen nor a view (it could fail after a tensor was overwritten). Run so, a step
+    that fails, whatever the node, fails before it has changed any tensor: the in-place writes are the
+    last thing it does, and they allocate nothing."""
+    tainted: set[int] = set()  # ids of values computed from a chosen node's result
+    head, tail = [], []
+    for k, n in enumerate(graph.nodes):
+        if k in chosen or any(isinstance(o, Value) and o.id in tainted for o in n.operands):
+            if k not in chosen and not n.prim.view:
+                return None
+            tainted.update(v.id for v in n.outputs)
+            tail.append(k)
+        else:
+            head.append(k)
+    order = head + tail
+    moved = Graph(graph.inputs, [graph.nodes[k] for k in order], graph.outputs, graph.constants,
+                  graph.const_values)
+    return moved, {old: new for new, old in enumerate(order) if old in chosen}

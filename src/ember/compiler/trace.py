@@ -226,21 +226,29 @@ class _Compiled:
         self.n_out = len(graph.outputs) if n_out is None else n_out
         # (kind, target, key): output n_out + i goes to target (a tensor's data or .grad, or dict[key])
         self.effects = tuple(effects)
-        self.writes: dict[int, Tensor] | None = None  # node index -> tensor it computes into
+        self.writes: dict[int, Tensor] = {}  # node index -> tensor it computes into (see plan_writes)
+
+    def plan_writes(self) -> None:
+        """Find the nodes that may compute straight into the tensor (a parameter, optimiser state) their
+        result replaces (``executor.destinations``; only tensors the graph captured: arguments may differ
+        from call to call), and reorder the graph so that they run last (``executor.updates_last``);
+        none if that is impossible."""
+        by_id = {v.id: v for v in self.graph.const_values}
+        holders = {id(t): by_id[vid] for vid, t in self.graph.constants.items() if vid in by_id}
+        targets, tensor_of = {}, {}
+        fed = [e for e in self.effects if e[0] not in ("grad_none", "constant")]  # those reading outputs
+        for pos, (kind, target, _) in enumerate(fed, self.n_out):
+            if kind == "data" and id(target) in holders:
+                targets[pos], tensor_of[pos] = holders[id(target)], target
+        chosen = executor.destinations(self.graph, targets)
+        moved = executor.updates_last(self.graph, set(chosen)) if chosen else None
+        if moved is not None:  # the in-place updates run last: a failing step changes nothing
+            self.graph, index = moved
+            self.writes = {index[k]: tensor_of[pos] for k, pos in chosen.items()}
 
     def destinations(self, tensors: list) -> dict[int, Any]:
-        """Node index -> the array of the tensor (a parameter, optimiser state) the node's result
-        replaces, for nodes that may compute straight into it (see ``executor.destinations``); none
-        whose tensor shares memory with another input of the run."""
-        if self.writes is None:  # tensors the graph captured (arguments may differ from call to call)
-            by_id = {v.id: v for v in self.graph.const_values}
-            holders = {id(t): by_id[vid] for vid, t in self.graph.constants.items() if vid in by_id}
-            targets, tensor_of = {}, {}
-            fed = [e for e in self.effects if e[0] not in ("grad_none", "constant")]  # those reading outputs
-            for pos, (kind, target, _) in enumerate(fed, self.n_out):
-                if kind == "data" and id(target) in holders:
-                    targets[pos], tensor_of[pos] = holders[id(target)], target
-            self.writes = {k: tensor_of[pos] for k, pos in executor.destinations(self.graph, targets).items()}
+        """Node index -> the array a node computes into, from :meth:`plan_writes`: none whose tensor
+        shares memory with another input of this run or is not C-contiguous."""
         if not self.writes:
             return {}
         roots: dict[int, int] = {}
@@ -367,7 +375,11 @@ class Jitted:
             dumps.append(("remat", before, str(graph)))
         self.stateful.update({k: obj for k, (obj, _) in trace.stateful.items()})
         self._state_keys[id(graph)] = tuple(sorted((k, sig) for k, (_, sig) in trace.stateful.items()))
-        return _Compiled(graph, out_tree, raw, dumps, len(outputs), effects)
+        compiled = _Compiled(graph, out_tree, raw, dumps, len(outputs), effects)
+        if effects and self.memory_budget is None:  # (a budgeted plan keeps its order)
+            compiled.plan_writes()
+            self._state_keys[id(compiled.graph)] = self._state_keys[id(graph)]
+        return compiled
 
     def _places(self, args: tuple, leaves: list) -> list[tuple[int, int, str]]:
         """(leaf index, axis, symbol) of every dynamic dimension; dimensions named alike share a size."""
