@@ -139,7 +139,12 @@ static inline __attribute__((always_inline)) void SUF(tile_nv)(long kc, const T 
   VEC r[MR][3];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; i++) { r[i][0] = VZERO(); r[i][1] = VZERO(); r[i][2] = VZERO(); }
+  for (int i = 0; i < MR; i++) { /* the C rows this tile adds to or stores: in cache by the end */
+    __builtin_prefetch(c + i * ldc, 1, 3);
+    __builtin_prefetch(c + i * ldc + 2 * VW, 1, 3);
+  }
   for (long k = 0; k < kc; k++) {
+    __builtin_prefetch(a + 8 * MR, 0, 3); /* the A panel, eight steps ahead */
     const VEC b0 = VLOAD(b), b1 = nv > 1 ? VLOAD(b + VW) : VZERO(), b2 = nv > 2 ? VLOAD(b + 2 * VW) : VZERO();
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
