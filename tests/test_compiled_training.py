@@ -244,3 +244,21 @@ def test_compiled_steps_with_in_place_updates_match_eager(make_opt):
         if jit:
             assert any(c.writes for c in step.cache.values())
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "NAdam", "RMSprop",
+                                  "SGD"])
+def test_every_optimizer_compiles_once_for_its_steady_state(name):
+    # step counts are tensors, so the graph does not bake them in (RAdam's rectification branches on
+    # the step in Python, so it keeps recompiling)
+    rng = np.random.default_rng(0)
+    x, y = ember.tensor(rng.standard_normal((16, 20)).astype(np.float32)), ember.tensor(rng.integers(0, 5, 16))
+    losses = []
+    for jit in (False, True):
+        ember.manual_seed(0)
+        model = nn.Sequential(nn.Linear(20, 300), nn.ReLU(), nn.Linear(300, 5))
+        step = training_step(model, getattr(ember.optim, name)(model.parameters(), lr=1e-2))
+        step = ember.jit(step) if jit else step
+        losses.append([step(x, y).item() for _ in range(5)])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    assert step.compile_count <= 2

@@ -188,7 +188,9 @@ def test_random_epilogues_keep_the_program_outputs(blocking, mkn, steps, dtype):
         for op, j in steps:
             other = extras[j % len(extras)]
             if op in _UNARY:
-                vals.append(getattr(ember, op)(vals[-1] * 0.5 if op == "exp" else vals[-1]))
+                # exp of a bounded value: chains of exp would overflow, and sin of a huge value
+                # amplifies float32 rounding without bound
+                vals.append(getattr(ember, op)(ember.tanh(vals[-1]) if op == "exp" else vals[-1]))
             else:
                 vals.append(getattr(ember, op)(vals[-1], other))
         return vals[-1]

@@ -8,7 +8,7 @@ from .._core.errors import ConfigError
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
-from .optimizer import Optimizer
+from .optimizer import Optimizer, next_step
 
 
 class Adadelta(Optimizer):
@@ -52,5 +52,5 @@ class Adadelta(Optimizer):
         acc_delta = state.get("acc_delta", zeros_like(p))
         delta = ew.sqrt(acc_delta + eps) / ew.sqrt(square_avg + eps) * g
         acc_delta = acc_delta * rho + (1 - rho) * (delta * delta)
-        state.update(step=state.get("step", 0) + 1, square_avg=square_avg, acc_delta=acc_delta)
+        state.update(step=next_step(state), square_avg=square_avg, acc_delta=acc_delta)
         return p - group["lr"] * delta

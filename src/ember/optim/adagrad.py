@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .._core.creation import full_like
+from .._core.creation import full_like, tensor
+from .._core.dtypes import float64
 from .._core.errors import ConfigError
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import Optimizer, next_step
 
 
 class Adagrad(Optimizer):
@@ -45,13 +46,14 @@ class Adagrad(Optimizer):
                                       foreach=foreach, maximize=maximize))
         for group in self.param_groups:  # PyTorch creates the state eagerly
             for p in group["params"]:
-                self.state[p] = {"step": 0, "sum": full_like(p, group["initial_accumulator_value"])}
+                self.state[p] = {"step": tensor(0.0, dtype=float64),
+                                 "sum": full_like(p, group["initial_accumulator_value"])}
 
     def _updates(self, group: dict, p: Tensor, grad: Tensor, state: dict) -> Tensor:
         g = -grad if group["maximize"] else grad
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p
-        step = state.get("step", 0) + 1
+        step = next_step(state)
         total = state.get("sum")
         if total is None:
             total = full_like(p, group["initial_accumulator_value"])

@@ -8,7 +8,7 @@ from .._core.errors import ConfigError
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
-from .optimizer import Optimizer
+from .optimizer import Optimizer, next_step
 
 
 class Adamax(Optimizer):
@@ -48,7 +48,7 @@ class Adamax(Optimizer):
         if group["weight_decay"]:
             g = g + group["weight_decay"] * p
         b1, b2 = group["betas"]
-        step = state.get("step", 0) + 1
+        step = next_step(state)
         m = state.get("exp_avg", zeros_like(p))
         m = m + (1 - b1) * (g - m)
         u = ew.maximum(state.get("exp_inf", zeros_like(p)) * b2, ew.abs(g) + group["eps"])

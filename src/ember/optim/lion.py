@@ -8,7 +8,7 @@ from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
 from .adamax import _check_betas
-from .optimizer import Optimizer
+from .optimizer import Optimizer, next_step
 
 
 class Lion(Optimizer):
@@ -45,5 +45,5 @@ class Lion(Optimizer):
         b1, b2 = group["betas"]
         m = state.get("exp_avg", zeros_like(p))
         c = m * b1 + (1 - b1) * g
-        state.update(step=state.get("step", 0) + 1, exp_avg=m * b2 + (1 - b2) * g)
+        state.update(step=next_step(state), exp_avg=m * b2 + (1 - b2) * g)
         return p - group["lr"] * (ew.sign(c) + group["weight_decay"] * p)

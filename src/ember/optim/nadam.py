@@ -8,7 +8,7 @@ from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
 from .adamax import _check_betas
-from .optimizer import Optimizer, weight_decayed
+from .optimizer import Optimizer, next_step, weight_decayed
 
 
 class NAdam(Optimizer):
@@ -55,7 +55,7 @@ class NAdam(Optimizer):
         p, g = weight_decayed(group, p, grad, group["decoupled_weight_decay"])
         lr = group["lr"]
         b1, b2 = group["betas"]
-        step = state.get("step", 0) + 1
+        step = next_step(state)
         mu = b1 * (1.0 - 0.5 * 0.96 ** (step * group["momentum_decay"]))
         mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * group["momentum_decay"]))
         mu_product = state.get("mu_product", 1.0) * mu

@@ -143,6 +143,18 @@ def weight_decayed(group: dict, p: Tensor, grad: Tensor, decoupled: bool) -> tup
     return p, g
 
 
+def next_step(state: dict) -> Tensor:
+    """The state's step count plus one, as a float64 tensor (as PyTorch keeps it): a compiled step reads
+    it instead of baking a Python number into its graph, which would recompile on every step."""
+    from .._core.creation import tensor
+    from .._core.dtypes import float64
+
+    step = state.get("step")
+    if step is None or not isinstance(step, Tensor):
+        return tensor(float(step or 0) + 1.0, dtype=float64)
+    return step + 1
+
+
 def _defer_state(old: dict, new: dict) -> None:
     """Under ember.jit: a traced state value is written into the tensor it replaces (which the graph
     reads), or, for a new entry (or a constant one, as a first step count), assigned to the state dict

@@ -7,7 +7,7 @@ from .._core.creation import zeros_like
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
-from .optimizer import Optimizer
+from .optimizer import Optimizer, next_step
 
 
 class RMSprop(Optimizer):
@@ -51,7 +51,7 @@ class RMSprop(Optimizer):
             g = g + group["weight_decay"] * p
         alpha = group["alpha"]
         square_avg = state.get("square_avg", zeros_like(p)) * alpha + (1 - alpha) * (g * g)
-        state.update(step=state.get("step", 0) + 1, square_avg=square_avg)
+        state.update(step=next_step(state), square_avg=square_avg)
         if group["centered"]:
             grad_avg = state.get("grad_avg", zeros_like(p))
             grad_avg = grad_avg + (1 - alpha) * (g - grad_avg)
