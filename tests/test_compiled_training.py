@@ -232,18 +232,26 @@ def test_a_compiled_step_that_fails_late_leaves_parameters_and_state_unchanged(m
                                       lambda ps: ember.optim.AdamW(ps, lr=1e-3)])
 def test_compiled_steps_with_in_place_updates_match_eager(make_opt):
     # the first step's graph (state created) and the steady one, both reordered to update last
+    sizes = (784, 64, 64, 10)
+    eager, _ = _mlp_losses(sizes, make_opt, jit=False, steps=4)
+    compiled, step = _mlp_losses(sizes, make_opt, jit=True, steps=4)
+    assert any(c.writes for c in step.cache.values())
+    np.testing.assert_allclose(compiled, eager, rtol=1e-6)
+
+
+def _mlp_losses(sizes, make_opt, jit, steps):
+    """The losses of `steps` training steps of a ReLU MLP of `sizes` on fixed random data, and the step."""
     rng = np.random.default_rng(0)
-    x, y = ember.tensor(rng.standard_normal((16, 784)).astype(np.float32)), ember.tensor(rng.integers(0, 10, 16))
-    losses = []
-    for jit in (False, True):
-        ember.manual_seed(0)
-        model = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-        step = training_step(model, make_opt(model.parameters()))
-        step = ember.jit(step) if jit else step
-        losses.append([step(x, y).item() for _ in range(4)])
-        if jit:
-            assert any(c.writes for c in step.cache.values())
-    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
+    x = ember.tensor(rng.standard_normal((16, sizes[0])).astype(np.float32))
+    y = ember.tensor(rng.integers(0, sizes[-1], 16))
+    ember.manual_seed(0)
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    model = nn.Sequential(*layers[:-1])
+    step = training_step(model, make_opt(model.parameters()))
+    step = ember.jit(step) if jit else step
+    return [step(x, y).item() for _ in range(steps)], step
 
 
 @pytest.mark.parametrize("name", ["Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "NAdam", "RMSprop",
@@ -251,14 +259,8 @@ def test_compiled_steps_with_in_place_updates_match_eager(make_opt):
 def test_every_optimizer_compiles_once_for_its_steady_state(name):
     # step counts are tensors, so the graph does not bake them in (RAdam's rectification branches on
     # the step in Python, so it keeps recompiling)
-    rng = np.random.default_rng(0)
-    x, y = ember.tensor(rng.standard_normal((16, 20)).astype(np.float32)), ember.tensor(rng.integers(0, 5, 16))
-    losses = []
-    for jit in (False, True):
-        ember.manual_seed(0)
-        model = nn.Sequential(nn.Linear(20, 300), nn.ReLU(), nn.Linear(300, 5))
-        step = training_step(model, getattr(ember.optim, name)(model.parameters(), lr=1e-2))
-        step = ember.jit(step) if jit else step
-        losses.append([step(x, y).item() for _ in range(5)])
-    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    make_opt = lambda ps: getattr(ember.optim, name)(ps, lr=1e-2)  # noqa: E731
+    eager, _ = _mlp_losses((20, 300, 5), make_opt, jit=False, steps=5)
+    compiled, step = _mlp_losses((20, 300, 5), make_opt, jit=True, steps=5)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5)
     assert step.compile_count <= 2
