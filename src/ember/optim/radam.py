@@ -1,7 +1,6 @@
 """RAdam (rectified Adam), following PyTorch's update exactly."""
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
 from .._core.creation import zeros_like
@@ -9,7 +8,7 @@ from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
 from .adamax import _check_betas
-from .optimizer import Optimizer, weight_decayed
+from .optimizer import Optimizer, next_step, weight_decayed
 
 
 class RAdam(Optimizer):
@@ -52,7 +51,7 @@ class RAdam(Optimizer):
         p, g = weight_decayed(group, p, grad, group["decoupled_weight_decay"])
         lr = group["lr"]
         b1, b2 = group["betas"]
-        step = state.get("step", 0) + 1
+        step = next_step(state)
         m = state.get("exp_avg", zeros_like(p))
         m = m + (1 - b1) * (g - m)
         v = state.get("exp_avg_sq", zeros_like(p)) * b2 + (1 - b2) * (g * g)
@@ -61,8 +60,9 @@ class RAdam(Optimizer):
         m_hat = m / (1 - b1 ** step)
         rho_inf = 2 / (1 - b2) - 1
         rho_t = rho_inf - 2 * step * (b2 ** step) / bias2
-        if rho_t <= 5.0:
-            return p - m_hat * lr
-        rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-        adaptive = math.sqrt(bias2) / (ew.sqrt(v) + group["eps"])
-        return p - m_hat * lr * adaptive * rect
+        # both updates, selected by a tensor condition (no Python branch on the step: a compiled step
+        # then serves every step); the rectified one computed from rho_t >= 5 so it stays finite
+        r = ew.maximum(rho_t, 5.0)
+        rect = ew.sqrt((r - 4) * (r - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * r))
+        adaptive = ew.sqrt(bias2) / (ew.sqrt(v) + group["eps"])
+        return p - ew.where(rho_t > 5.0, m_hat * lr * adaptive * rect, m_hat * lr)
