@@ -34,7 +34,7 @@ _LIBS: dict[tuple | None, Any] = {}
 MIN_ELEMENTS = 1 << 14  # smaller pools stay on NumPy: no library to build for every odd window
 # Input gradients run as convolutions (windows packed a row run at a time) when rows are at least this
 # long; shorter rows cost more in packing bookkeeping than the GEMM + col2im route.
-MIN_RUN = 16
+MIN_RUN = 8
 
 # Geometry of a pooling call, as one long[] (three window dims; missing leading ones have size 1):
 # B, in sizes I0..I2, out sizes O0..O2, then the element strides X0..X2 of the operand read with plane
