@@ -118,6 +118,9 @@ static long position_runs(const geom_t *g, long p0, long p1, run_t *runs) {
 
 static long ceil_div(long a, long b) { return (a + b - 1) / b; }
 
+/* The size of the block starting `rest` before the end, in blocks of `step`: min(rest, step). */
+static long clip(long rest, long step) { return rest < step ? rest : step; }
+
 /* An epilogue: fn(ctx, batch, i0, j0, h, w, c, ldc) is called once the block of C of rows i0..i0+h and
    columns j0..j0+w (at c, row stride ldc) is final, while it is still in cache; it may rewrite it. */
 typedef void (*epi_fn)(const long *ctx, long batch, long i0, long j0, long h, long w, void *c, long ldc);
@@ -238,7 +241,7 @@ static void SUF(window_run)(const geom_t *g, const T *x, const wrow_t *w, const 
 #if defined(__AVX512F__)
   if (step == 1 && S2 == 1 && X2 == 1) { /* masked vector copies: lanes outside [lo, hi) read as 0 */
     for (long t = 0; t < len; t += VW) {
-      const long end = len - t < VW ? len - t : VW;
+      const long end = clip(len - t, VW);
       const long a = lo - t < 0 ? 0 : lo - t, b = hi - t > end ? end : hi - t;
       const unsigned valid = a < b ? ((1u << b) - 1u) & ~((1u << a) - 1u) : 0u;
       VMSTORE(d + t, (VMASK)((1u << end) - 1u), VMLOAD((VMASK)valid, src + t));
@@ -262,7 +265,7 @@ static void SUF(pack_b)(const SUF(operand) *B, long N, long n0, long np, long k0
                         run_t *runs) {
   const T *p = B->p;
   for (long jp = 0; jp < np; jp++, d += kc * NR) {
-    const long j0 = n0 + jp * NR, w = N - j0 < NR ? N - j0 : NR;
+    const long j0 = n0 + jp * NR, w = clip(N - j0, NR);
     if (B->kind == 0) {
       if (B->cs == 1) {
         for (long k = 0; k < kc; k++) {
@@ -323,9 +326,9 @@ static void SUF(block)(long kc, const T *ap, const T *bp, long i0, long i1, long
                        T *C, long ldc, long kb, long nkb, const epi_t *epi) {
   const long rows = (M < i1 * MR ? M : i1 * MR) - i0 * MR;
   for (long jp = 0; jp < np; jp++) {
-    const long j0 = (q0 + jp) * NR, w = N - j0 < NR ? N - j0 : NR;
+    const long j0 = (q0 + jp) * NR, w = clip(N - j0, NR);
     for (long ip = i0; ip < i1; ip++) {
-      const long h = M - ip * MR < MR ? M - ip * MR : MR;
+      const long h = clip(M - ip * MR, MR);
       SUF(tile)(kc, ap + (ip - i0) * kc * MR, bp + jp * kc * NR, C + ip * MR * ldc + j0, ldc, kb > 0, h, w);
     }
     if (epi != NULL && kb == nkb - 1)
@@ -349,7 +352,7 @@ static int SUF(gemm_rows)(long M, long N, long K, const SUF(operand) *A, const S
 #pragma omp for collapse(2) schedule(static)
       for (long kb = 0; kb < nkb; kb++)
         for (long jp = 0; jp < npanels; jp++) {
-          const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
+          const long k0 = kb * kcb, kc = clip(K - k0, kcb);
           SUF(pack_b)(B, N, jp * NR, 1, k0, kc, bp + k0 * npanels * NR + jp * kc * NR, NULL);
         }
     }
@@ -364,9 +367,9 @@ static int SUF(gemm_rows)(long M, long N, long K, const SUF(operand) *A, const S
       for (long ib = 0; ib < blocks; ib++) {
         const long i0 = ib * mc_panels, i1 = mp - i0 < mc_panels ? mp : i0 + mc_panels;
         for (long kb = 0; kb < nkb; kb++) {
-          const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
+          const long k0 = kb * kcb, kc = clip(K - k0, kcb);
           for (long ip = i0; ip < i1; ip++)
-            SUF(pack_a)(A, ip * MR, M - ip * MR < MR ? M - ip * MR : MR, k0, kc, ap + (ip - i0) * kc * MR);
+            SUF(pack_a)(A, ip * MR, clip(M - ip * MR, MR), k0, kc, ap + (ip - i0) * kc * MR);
           SUF(block)(kc, ap, bp + k0 * npanels * NR, i0, i1, 0, npanels, M, N, C, ldc, kb, nkb, epi);
         }
       }
@@ -407,8 +410,8 @@ static int SUF(gemm_ops)(long M, long N, long K, const SUF(operand) *A, const SU
 #pragma omp for collapse(2) schedule(static)
         for (long kb = 0; kb < nkb; kb++)
           for (long ip = 0; ip < mp; ip++) {
-            const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
-            const long h = M - ip * MR < MR ? M - ip * MR : MR;
+            const long k0 = kb * kcb, kc = clip(K - k0, kcb);
+            const long h = clip(M - ip * MR, MR);
             SUF(pack_a)(A, ip * MR, h, k0, kc, ap + k0 * mp * MR + ip * kc * MR);
           }
       }
@@ -423,9 +426,9 @@ static int SUF(gemm_ops)(long M, long N, long K, const SUF(operand) *A, const SU
 #pragma omp barrier
       if (!failed) {
         for (long q0 = pa; q0 < pb; q0 += nc_panels) {
-          const long np = pb - q0 < nc_panels ? pb - q0 : nc_panels;
+          const long np = clip(pb - q0, nc_panels);
           for (long kb = 0; kb < nkb; kb++) {
-            const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
+            const long k0 = kb * kcb, kc = clip(K - k0, kcb);
             SUF(pack_b)(B, N, q0 * NR, np, k0, kc, bp, runs);
             const T *apk = ap + k0 * mp * MR;
             for (long i0 = 0; i0 < mp; i0 += mc_panels) { /* A's panels i0..i1 stay in L2 */
@@ -457,14 +460,14 @@ static int SUF(gemm_ops)(long M, long N, long K, const SUF(operand) *A, const SU
       failed = 1;
     } else {
       for (long kb = nkb * id / nt; kb < nkb * (id + 1) / nt; kb++) {
-        const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb;
+        const long k0 = kb * kcb, kc = clip(K - k0, kcb);
         for (long ip = 0; ip < mp; ip++)
-          SUF(pack_a)(A, ip * MR, M - ip * MR < MR ? M - ip * MR : MR, k0, kc, ap + ip * kc * MR);
+          SUF(pack_a)(A, ip * MR, clip(M - ip * MR, MR), k0, kc, ap + ip * kc * MR);
         SUF(pack_b)(B, N, 0, npanels, k0, kc, bp, runs);
         for (long jp = 0; jp < npanels; jp++) {
-          const long j0 = jp * NR, w = N - j0 < NR ? N - j0 : NR;
+          const long j0 = jp * NR, w = clip(N - j0, NR);
           for (long ip = 0; ip < mp; ip++) {
-            const long h = M - ip * MR < MR ? M - ip * MR : MR;
+            const long h = clip(M - ip * MR, MR);
             T *c = mine + ip * MR * N + j0;
             SUF(tile)(kc, ap + ip * kc * MR, bp + jp * kc * NR, c, N, 1, h, w);
           }
@@ -580,7 +583,7 @@ static int SUF(window_dots)(long M, long N, long K, const T *a, long lda, const 
       failed = 1;
     } else {
       for (long kb = nkb * id / nt; kb < nkb * (id + 1) / nt; kb++) {
-        const long k0 = kb * kcb, kc = K - k0 < kcb ? K - k0 : kcb, kp = ceil_div(kc, VW) * VW;
+        const long k0 = kb * kcb, kc = clip(K - k0, kcb), kp = ceil_div(kc, VW) * VW;
         for (long i = 0; i < mp; i++) {
           if (i < M) memcpy(ap + i * kp, a + i * lda + k0, sizeof(T) * kc);
           memset(ap + i * kp + (i < M ? kc : 0), 0, sizeof(T) * (i < M ? kp - kc : kp));
