@@ -108,6 +108,13 @@ def test_long_reductions_with_few_columns_split_the_reduction(blocking):
     ((2, 5, 40), 9, (3,), (1,), ((1, 1),), (1,), 1),  # rows longer than a packed panel
     ((2, 4, 5, 20), 6, (3, 3), (1, 1), ((1, 1), (0, 2)), (1, 1), 1),
     ((1, 4, 5, 6, 7), 8, (2, 3, 2), (1, 2, 1), ((1, 0), (1, 1), (0, 1)), (2, 1, 1), 2),
+    # "same" stride-1 convolutions: windows loaded as shifted vectors of the image (flat geometry)
+    ((5, 3, 5, 5), 7, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),  # vectors straddle two images
+    ((3, 4, 3, 3), 5, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),  # images shorter than a vector
+    ((2, 4, 9, 9), 6, (3, 3), (1, 1), ((2, 2), (2, 2)), (2, 2), 2),  # dilated, grouped
+    ((2, 3, 4, 5, 6), 5, (3, 3, 3), (1, 1, 1), ((1, 1), (1, 1), (1, 1)), (1, 1, 1), 1),
+    ((2, 18, 6, 7), 20, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
+    ((2, 2, 12, 11), 3, (7, 5), (1, 1), ((3, 3), (2, 2)), (1, 1), 1),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["c", "channel-major", "reversed"])
@@ -131,6 +138,35 @@ def test_convolutions_match_numpy(blocking, case, dtype, layout):
                                ref._input_grad_impl(np, g, w, in_spatial=shape[2:], **attrs), **tol)
     np.testing.assert_allclose(window._weight_grad_cpu(x, g, kernel=kernel, **attrs),
                                ref._weight_grad_impl(np, x, g, kernel=kernel, **attrs), **tol)
+
+
+@given(n=st.integers(1, 4), c=st.integers(1, 9), o=st.integers(1, 20), h=st.integers(1, 9),
+       w=st.integers(1, 19), k=st.sampled_from([(1, 1), (3, 3), (1, 3), (3, 1), (5, 3)]),
+       dil=st.integers(1, 2), groups=st.sampled_from([1, 2]), dtype=st.sampled_from([np.float32, np.float64]),
+       channel_major=st.booleans(), seed=st.integers(0, 2**16))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_same_padded_convolutions_match_numpy(blocking, n, c, o, h, w, k, dil, groups, dtype, channel_major,
+                                              seed):
+    """Stride-1 convolutions padded to keep the image's size (the windows as shifted vectors of the
+    image, masked at the borders and where a vector runs into the next image): forward and both
+    gradients."""
+    rng = np.random.default_rng(seed)
+    c, o = c * groups, o * groups
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    if channel_major:
+        x = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+    wt = rng.standard_normal((o, c // groups) + k).astype(dtype)
+    padding = tuple((dil * (s - 1) // 2, dil * (s - 1) - dil * (s - 1) // 2) for s in k)
+    attrs = dict(stride=(1, 1), padding=padding, dilation=(dil, dil), groups=groups)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    out = window._conv_cpu(x, wt, **attrs)
+    assert out.shape == (n, o, h, w)
+    np.testing.assert_allclose(out, ref._conv_impl(np, x, wt, **attrs), **tol)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    np.testing.assert_allclose(window._input_grad_cpu(g, wt, in_spatial=(h, w), **attrs),
+                               ref._input_grad_impl(np, g, wt, in_spatial=(h, w), **attrs), **tol)
+    np.testing.assert_allclose(window._weight_grad_cpu(x, g, kernel=k, **attrs),
+                               ref._weight_grad_impl(np, x, g, kernel=k, **attrs), **tol)
 
 
 def test_without_the_library_convolutions_keep_blas(monkeypatch):

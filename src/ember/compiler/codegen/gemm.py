@@ -49,10 +49,11 @@ static int omp_get_thread_num(void) { return 0; }
 #include <immintrin.h>
 #endif
 #define MR 8
+#define FLAT_TAPS 64 /* the most kernel offsets (and the longest kernel side) the flat window packers take */
 
 /* Convolution geometry (see window.py's _conv_geom): N, C, I0..I2, O0..O2, K0..K2, S0..S2, D0..D2,
    P0..P2 (low padding), then element strides XN, XC, X0..X2. Missing leading dims have size 1. */
-typedef struct { long n, c, in[3], out[3], k[3], s[3], d[3], p[3], xn, xc, x[3], taps, pos; } geom_t;
+typedef struct { long n, c, in[3], out[3], k[3], s[3], d[3], p[3], xn, xc, x[3], taps, pos, flat; } geom_t;
 
 static geom_t read_geom(const long *g) {
   geom_t r;
@@ -64,6 +65,11 @@ static geom_t read_geom(const long *g) {
   r.xn = g[20]; r.xc = g[21];
   r.taps = r.k[0] * r.k[1] * r.k[2];
   r.pos = r.out[0] * r.out[1] * r.out[2];
+  /* flat: stride 1, contiguous image rows, output rows (and planes) as long as the input's, so output
+     position p reads input element p + (a constant of the kernel offset) of its image, see flat_plan */
+  r.flat = r.s[0] == 1 && r.s[1] == 1 && r.s[2] == 1 && r.x[2] == 1 && (r.in[1] == 1 || r.x[1] == r.in[2])
+           && (r.in[0] == 1 || r.x[0] == r.in[1] * r.in[2]) && r.out[2] == r.in[2]
+           && (r.out[0] == 1 || r.out[1] == r.in[1]);
   return r;
 }
 
@@ -260,10 +266,191 @@ static void SUF(window_run)(const geom_t *g, const T *x, const wrow_t *w, const 
   for (; t < len; t++) d[t * step] = 0;
 }
 
+#if defined(__AVX512F__)
+/* Windows of a flat geometry (geom_t.flat) whose images hold at least VW positions: the row of channel
+   c and kernel offset t over the positions of image n reads x[n xn + c xc + p + delta[t]], p inside the
+   image and the offset's window inside it too. flat_plan lays out nvec vectors of VW positions from
+   position p0 (count in all): per vector, off[2v] addresses its lanes in its first image and
+   off[2v + 1] those in the next (a vector straddles at most two), and per vector and offset
+   m[(v taps + t) 2 + 0/1] are the lanes of each part that read the image (the rest, padding and
+   lanes past count, read as zeros). */
+static void SUF(flat_plan)(const geom_t *g, long p0, long count, long nvec, long *delta, long *off,
+                           VMASK *m) {
+  const long K0 = g->k[0], K1 = g->k[1], K2 = g->k[2], taps = g->taps;
+  for (long t = 0; t < taps; t++) {
+    const long k2 = t % K2, k1 = (t / K2) % K1, k0 = t / (K2 * K1);
+    delta[t] = (k0 * g->d[0] - g->p[0]) * g->x[0] + (k1 * g->d[1] - g->p[1]) * g->x[1] + k2 * g->d[2]
+               - g->p[2];
+  }
+  long img = p0 / g->pos, q = p0 % g->pos;
+  long o2 = q % g->out[2], o1 = (q / g->out[2]) % g->out[1], o0 = q / (g->out[2] * g->out[1]);
+  for (long v = 0; v < nvec; v++) {
+    unsigned in0[FLAT_TAPS], in1[FLAT_TAPS], in2[FLAT_TAPS], first = 0;
+    memset(in0, 0, sizeof(unsigned) * K0);
+    memset(in1, 0, sizeof(unsigned) * K1);
+    memset(in2, 0, sizeof(unsigned) * K2);
+    off[2 * v] = img * g->xn + q;
+    off[2 * v + 1] = (img + 1) * g->xn + q - g->pos;
+    const long head = img;
+    for (long l = 0; l < VW && v * VW + l < count; l++) {
+      const unsigned bit = 1u << l;
+      if (img == head) first |= bit;
+      for (long k = 0; k < K0; k++) {
+        const long i = o0 + k * g->d[0] - g->p[0];
+        if (i >= 0 && i < g->in[0]) in0[k] |= bit;
+      }
+      for (long k = 0; k < K1; k++) {
+        const long i = o1 + k * g->d[1] - g->p[1];
+        if (i >= 0 && i < g->in[1]) in1[k] |= bit;
+      }
+      for (long k = 0; k < K2; k++) {
+        const long i = o2 + k * g->d[2] - g->p[2];
+        if (i >= 0 && i < g->in[2]) in2[k] |= bit;
+      }
+      q++;
+      if (++o2 == g->out[2]) {
+        o2 = 0;
+        if (++o1 == g->out[1]) {
+          o1 = 0;
+          if (++o0 == g->out[0]) { o0 = 0; img++; q = 0; }
+        }
+      }
+    }
+    for (long t = 0; t < taps; t++) {
+      const unsigned lanes = in0[t / (K2 * K1)] & in1[(t / K2) % K1] & in2[t % K2];
+      m[(v * taps + t) * 2] = (VMASK)(lanes & first);
+      m[(v * taps + t) * 2 + 1] = (VMASK)(lanes & ~first);
+    }
+  }
+}
+
+/* One vector of a flat window row: lanes of plan vector v for kernel offset t, from base (the channel's
+   first element plus delta[t]). */
+static inline __attribute__((always_inline)) VEC SUF(flat_load)(const T *base, const long *off,
+                                                                const VMASK *m, long v, long t, long taps) {
+  const VMASK *mv = m + (v * taps + t) * 2;
+  VEC r = VMLOAD(mv[0], base + off[2 * v]);
+  if (mv[1]) r = VMLOADM(r, mv[1], base + off[2 * v + 1]);
+  return r;
+}
+
+/* r[0..VW) transposed in place (r[i] lane j becomes r[j] lane i). */
+static inline __attribute__((always_inline)) void SUF(transpose)(VEC *r) {
+#if VW == 16
+  VEC t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) { /* u[4i + c], 128-bit lane L: column 4L + c of rows 4i..4i+3 */
+    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; c++) { /* column 4L + c: lane L of u[c], u[4 + c], u[8 + c], u[12 + c] */
+    const VEC v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
+    const VEC v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const VEC v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+    const VEC v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    r[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    r[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+#else
+  VEC t[8];
+  for (int i = 0; i < 4; i++) { /* t[2i + c], 128-bit lane L: column 2L + c of rows 2i, 2i + 1 */
+    t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+  }
+  for (int c = 0; c < 2; c++) {
+    const VEC v0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x44);
+    const VEC v1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xEE);
+    const VEC v2 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x44);
+    const VEC v3 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xEE);
+    r[c] = _mm512_shuffle_f64x2(v0, v2, 0x88);
+    r[2 + c] = _mm512_shuffle_f64x2(v0, v2, 0xDD);
+    r[4 + c] = _mm512_shuffle_f64x2(v1, v3, 0x88);
+    r[6 + c] = _mm512_shuffle_f64x2(v1, v3, 0xDD);
+  }
+#endif
+}
+
+/* A panel of flat windows (rows channel x kernel offset k0..k0+kc, columns positions j0..j0+w): each
+   row is three masked vector loads. */
+static void SUF(pack_flat_rows)(const SUF(operand) *B, long j0, long w, long k0, long kc, T *restrict d) {
+  long delta[FLAT_TAPS], off[6];
+  VMASK m[3 * FLAT_TAPS * 2];
+  const long taps = B->g.taps, nvec = ceil_div(w, VW);
+  SUF(flat_plan)(&B->g, j0, w, nvec, delta, off, m);
+  long c = k0 / taps, t = k0 % taps;
+  for (long k = 0; k < kc; k++) {
+    const T *base = B->p + c * B->g.xc + delta[t];
+#pragma GCC unroll 3
+    for (long v = 0; v < 3; v++)
+      VSTOREU(d + k * NR + v * VW, v < nvec ? SUF(flat_load)(base, off, m, v, t, taps) : VZERO());
+    if (++t == taps) { t = 0; c++; }
+  }
+}
+
+/* np panels of transposed flat windows (rows positions k0..k0+kc, columns channel x kernel offset from
+   n0, N in all): VW columns at a time are loaded along the positions and transposed in registers.
+   Returns 1 if out of memory (nothing packed). */
+static int SUF(pack_flat_cols)(const SUF(operand) *B, long N, long n0, long np, long k0, long kc,
+                               T *restrict d) {
+  const long taps = B->g.taps, nvec = ceil_div(kc, VW);
+  long delta[FLAT_TAPS], *off = malloc(sizeof(long) * 2 * nvec);
+  VMASK *m = malloc(sizeof(VMASK) * 2 * nvec * taps);
+  if (off == NULL || m == NULL) {
+    free(off);
+    free(m);
+    return 1;
+  }
+  SUF(flat_plan)(&B->g, k0, kc, nvec, delta, off, m);
+  for (long jp = 0; jp < np; jp++, d += kc * NR) {
+    const long j0 = n0 + jp * NR, w = clip(N - j0, NR);
+    const T *base[NR];
+    long tap[NR];
+    for (long j = 0; j < w; j++) {
+      tap[j] = (j0 + j) % taps;
+      base[j] = B->p + (j0 + j) / taps * B->g.xc + delta[tap[j]];
+    }
+    for (long g0 = 0; g0 < NR; g0 += VW)
+      for (long v = 0; v < nvec; v++) {
+        VEC r[VW];
+#pragma GCC unroll 16
+        for (long j = 0; j < VW; j++)
+          r[j] = g0 + j < w ? SUF(flat_load)(base[g0 + j], off, m, v, tap[g0 + j], taps) : VZERO();
+        SUF(transpose)(r);
+        const long rows = clip(kc - v * VW, VW);
+        for (long l = 0; l < rows; l++) VSTOREU(d + (v * VW + l) * NR + g0, r[l]);
+      }
+  }
+  free(off);
+  free(m);
+  return 0;
+}
+#endif
+
+/* True if the windows operand B packs by flat_plan's vector loads. */
+static int SUF(flat_ok)(const SUF(operand) *B) {
+#if defined(__AVX512F__)
+  return B->g.flat && B->g.pos >= VW && B->g.k[0] <= FLAT_TAPS && B->g.k[1] <= FLAT_TAPS
+         && B->g.k[2] <= FLAT_TAPS && B->g.taps <= FLAT_TAPS;
+#else
+  (void)B;
+  return 0;
+#endif
+}
+
 /* np column panels of B starting at column n0 (N columns in all), rows k0..k0+kc, into d. */
 static void SUF(pack_b)(const SUF(operand) *B, long N, long n0, long np, long k0, long kc, T *restrict d,
                         run_t *runs) {
   const T *p = B->p;
+#if defined(__AVX512F__)
+  if (B->kind == 2 && SUF(flat_ok)(B) && !SUF(pack_flat_cols)(B, N, n0, np, k0, kc, d)) return;
+#endif
   for (long jp = 0; jp < np; jp++, d += kc * NR) {
     const long j0 = n0 + jp * NR, w = clip(N - j0, NR);
     if (B->kind == 0) {
@@ -281,6 +468,12 @@ static void SUF(pack_b)(const SUF(operand) *B, long N, long n0, long np, long k0
           for (long k = 0; k < kc; k++) d[k * NR + j] = 0;
       }
     } else if (B->kind == 1) { /* windows: rows channel x kernel offset, columns positions */
+#if defined(__AVX512F__)
+      if (SUF(flat_ok)(B)) {
+        SUF(pack_flat_rows)(B, j0, w, k0, kc, d);
+        continue;
+      }
+#endif
       const long count = position_runs(&B->g, j0, j0 + w, runs);
       for (long k = 0; k < kc; k++) {
         T *dk = d + k * NR;
@@ -639,11 +832,13 @@ _VECTOR = {
     "float": dict(VEC="__m512", VZERO="_mm512_setzero_ps", VLOAD="_mm512_load_ps", VLOADU="_mm512_loadu_ps",
                   VSTOREU="_mm512_storeu_ps", VSET1="_mm512_set1_ps", VFMA="_mm512_fmadd_ps",
                   VADD="_mm512_add_ps", VMASK="__mmask16", VMLOAD="_mm512_maskz_loadu_ps",
+                  VMLOADM="_mm512_mask_loadu_ps",
                   VMSTORE="_mm512_mask_storeu_ps", VREDUCE="_mm512_reduce_add_ps"),
     "double": dict(VEC="__m512d", VZERO="_mm512_setzero_pd", VLOAD="_mm512_load_pd",
                    VLOADU="_mm512_loadu_pd", VSTOREU="_mm512_storeu_pd", VSET1="_mm512_set1_pd",
                    VFMA="_mm512_fmadd_pd", VADD="_mm512_add_pd", VMASK="__mmask8",
-                   VMLOAD="_mm512_maskz_loadu_pd", VMSTORE="_mm512_mask_storeu_pd",
+                   VMLOAD="_mm512_maskz_loadu_pd", VMLOADM="_mm512_mask_loadu_pd",
+                   VMSTORE="_mm512_mask_storeu_pd",
                    VREDUCE="_mm512_reduce_add_pd"),
 }
 
