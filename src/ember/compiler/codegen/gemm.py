@@ -336,45 +336,36 @@ static inline __attribute__((always_inline)) VEC SUF(flat_load)(const T *base, c
 
 /* r[0..VW) transposed in place (r[i] lane j becomes r[j] lane i). */
 static inline __attribute__((always_inline)) void SUF(transpose)(VEC *r) {
+  enum { S = VW / 4 }; /* elements per 128-bit lane */
+  VEC u[VW];
 #if VW == 16
-  VEC t[16], u[16];
+  VEC t[16];
   for (int i = 0; i < 8; i++) {
     t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
     t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
   }
-  for (int i = 0; i < 4; i++) { /* u[4i + c], 128-bit lane L: column 4L + c of rows 4i..4i+3 */
+  for (int i = 0; i < 4; i++) {
     u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
     u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
     u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
     u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
   }
-  for (int c = 0; c < 4; c++) { /* column 4L + c: lane L of u[c], u[4 + c], u[8 + c], u[12 + c] */
-    const VEC v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
-    const VEC v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
-    const VEC v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
-    const VEC v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
-    r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
-    r[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
-    r[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
-  }
 #else
-  VEC t[8];
-  for (int i = 0; i < 4; i++) { /* t[2i + c], 128-bit lane L: column 2L + c of rows 2i, 2i + 1 */
-    t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
-  }
-  for (int c = 0; c < 2; c++) {
-    const VEC v0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x44);
-    const VEC v1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xEE);
-    const VEC v2 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x44);
-    const VEC v3 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xEE);
-    r[c] = _mm512_shuffle_f64x2(v0, v2, 0x88);
-    r[2 + c] = _mm512_shuffle_f64x2(v0, v2, 0xDD);
-    r[4 + c] = _mm512_shuffle_f64x2(v1, v3, 0x88);
-    r[6 + c] = _mm512_shuffle_f64x2(v1, v3, 0xDD);
+  for (int i = 0; i < 4; i++) {
+    u[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+    u[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
   }
 #endif
+  /* now u[S i + c], 128-bit lane L, holds column S L + c of rows S i .. S i + S - 1: gather the lanes */
+  for (int c = 0; c < S; c++) {
+    const VEC v0 = VSHUF128(u[c], u[S + c], 0x44), v1 = VSHUF128(u[c], u[S + c], 0xEE);
+    const VEC v2 = VSHUF128(u[2 * S + c], u[3 * S + c], 0x44);
+    const VEC v3 = VSHUF128(u[2 * S + c], u[3 * S + c], 0xEE);
+    r[c] = VSHUF128(v0, v2, 0x88);
+    r[S + c] = VSHUF128(v0, v2, 0xDD);
+    r[2 * S + c] = VSHUF128(v1, v3, 0x88);
+    r[3 * S + c] = VSHUF128(v1, v3, 0xDD);
+  }
 }
 
 /* A panel of flat windows (rows channel x kernel offset k0..k0+kc, columns positions j0..j0+w): each
@@ -832,13 +823,13 @@ _VECTOR = {
     "float": dict(VEC="__m512", VZERO="_mm512_setzero_ps", VLOAD="_mm512_load_ps", VLOADU="_mm512_loadu_ps",
                   VSTOREU="_mm512_storeu_ps", VSET1="_mm512_set1_ps", VFMA="_mm512_fmadd_ps",
                   VADD="_mm512_add_ps", VMASK="__mmask16", VMLOAD="_mm512_maskz_loadu_ps",
-                  VMLOADM="_mm512_mask_loadu_ps",
+                  VMLOADM="_mm512_mask_loadu_ps", VSHUF128="_mm512_shuffle_f32x4",
                   VMSTORE="_mm512_mask_storeu_ps", VREDUCE="_mm512_reduce_add_ps"),
     "double": dict(VEC="__m512d", VZERO="_mm512_setzero_pd", VLOAD="_mm512_load_pd",
                    VLOADU="_mm512_loadu_pd", VSTOREU="_mm512_storeu_pd", VSET1="_mm512_set1_pd",
                    VFMA="_mm512_fmadd_pd", VADD="_mm512_add_pd", VMASK="__mmask8",
                    VMLOAD="_mm512_maskz_loadu_pd", VMLOADM="_mm512_mask_loadu_pd",
-                   VMSTORE="_mm512_mask_storeu_pd",
+                   VSHUF128="_mm512_shuffle_f64x2", VMSTORE="_mm512_mask_storeu_pd",
                    VREDUCE="_mm512_reduce_add_pd"),
 }
 
