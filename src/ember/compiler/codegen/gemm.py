@@ -212,13 +212,71 @@ static void SUF(tile)(long kc, const T *a, const T *b, T *c, long ldc, int acc, 
    (kind 1: rows channel x kernel offset, columns positions; kind 2: the transpose). */
 typedef struct { int kind; const T *p; long rs, cs; geom_t g; const wrow_t *rows; } SUF(operand);
 
+#if defined(__AVX512F__)
+/* r[0..VW) transposed in place (r[i] lane j becomes r[j] lane i). */
+static inline __attribute__((always_inline)) void SUF(transpose)(VEC *r) {
+  enum { S = VW / 4 }; /* elements per 128-bit lane */
+  VEC u[VW];
+#if VW == 16
+  VEC t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+#else
+  for (int i = 0; i < 4; i++) {
+    u[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+    u[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+  }
+#endif
+  /* now u[S i + c], 128-bit lane L, holds column S L + c of rows S i .. S i + S - 1: gather the lanes */
+  for (int c = 0; c < S; c++) {
+    const VEC v0 = VSHUF128(u[c], u[S + c], 0x44), v1 = VSHUF128(u[c], u[S + c], 0xEE);
+    const VEC v2 = VSHUF128(u[2 * S + c], u[3 * S + c], 0x44);
+    const VEC v3 = VSHUF128(u[2 * S + c], u[3 * S + c], 0xEE);
+    r[c] = VSHUF128(v0, v2, 0x88);
+    r[S + c] = VSHUF128(v0, v2, 0xDD);
+    r[2 * S + c] = VSHUF128(v1, v3, 0x88);
+    r[3 * S + c] = VSHUF128(v1, v3, 0xDD);
+  }
+}
+#endif
+
 /* One MR-row panel of A: d[k][i] = A[m0 + i][k0 + k], zero rows past h. */
 static void SUF(pack_a)(const SUF(operand) *A, long m0, long h, long k0, long kc, T *restrict d) {
   const T *p = A->p;
   if (A->cs == 1 || A->rs != 1) {
+    long k = 0;
+#if defined(__AVX512F__)
+    if (A->cs == 1 && h == MR) { /* contiguous rows: blocks of VW x VW transposed in registers */
+      const T *s = p + m0 * A->rs + k0;
+      enum { CHUNKS = VW / MR }; /* column chunks of VW per transposed block (rows MR of each) */
+      for (; k + CHUNKS * VW <= kc; k += CHUNKS * VW) {
+        VEC r[VW];
+        for (int q = 0; q < CHUNKS; q++)
+          for (int i = 0; i < MR; i++) r[q * MR + i] = VLOADU(s + i * A->rs + k + q * VW);
+        SUF(transpose)(r); /* r[c], lanes q MR .. q MR + MR - 1: the MR rows at column k + q VW + c */
+        for (int c = 0; c < VW; c++) {
+#if VW == 16
+          _mm256_storeu_ps(d + (k + c) * MR, _mm512_castps512_ps256(r[c]));
+          const __m256d high = _mm512_extractf64x4_pd(_mm512_castps_pd(r[c]), 1);
+          _mm256_storeu_pd((double *)(d + (k + VW + c) * MR), high);
+#else
+          VSTOREU(d + (k + c) * MR, r[c]);
+#endif
+        }
+      }
+    }
+#endif
     for (long i = 0; i < h; i++) {
       const T *s = p + (m0 + i) * A->rs + k0 * A->cs;
-      for (long k = 0; k < kc; k++) d[k * MR + i] = s[k * A->cs];
+      for (long j = k; j < kc; j++) d[j * MR + i] = s[j * A->cs];
     }
   } else {
     for (long k = 0; k < kc; k++) {
@@ -332,40 +390,6 @@ static inline __attribute__((always_inline)) VEC SUF(flat_load)(const T *base, c
   VEC r = VMLOAD(mv[0], base + off[2 * v]);
   if (mv[1]) r = VMLOADM(r, mv[1], base + off[2 * v + 1]);
   return r;
-}
-
-/* r[0..VW) transposed in place (r[i] lane j becomes r[j] lane i). */
-static inline __attribute__((always_inline)) void SUF(transpose)(VEC *r) {
-  enum { S = VW / 4 }; /* elements per 128-bit lane */
-  VEC u[VW];
-#if VW == 16
-  VEC t[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++) {
-    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-#else
-  for (int i = 0; i < 4; i++) {
-    u[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
-    u[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
-  }
-#endif
-  /* now u[S i + c], 128-bit lane L, holds column S L + c of rows S i .. S i + S - 1: gather the lanes */
-  for (int c = 0; c < S; c++) {
-    const VEC v0 = VSHUF128(u[c], u[S + c], 0x44), v1 = VSHUF128(u[c], u[S + c], 0xEE);
-    const VEC v2 = VSHUF128(u[2 * S + c], u[3 * S + c], 0x44);
-    const VEC v3 = VSHUF128(u[2 * S + c], u[3 * S + c], 0xEE);
-    r[c] = VSHUF128(v0, v2, 0x88);
-    r[S + c] = VSHUF128(v0, v2, 0xDD);
-    r[2 * S + c] = VSHUF128(v1, v3, 0x88);
-    r[3 * S + c] = VSHUF128(v1, v3, 0xDD);
-  }
 }
 
 /* A panel of flat windows (rows channel x kernel offset k0..k0+kc, columns positions j0..j0+w): each
