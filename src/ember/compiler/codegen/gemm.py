@@ -475,12 +475,25 @@ static void SUF(pack_b)(const SUF(operand) *B, long N, long n0, long np, long k0
           for (long j = w; j < NR; j++) d[k * NR + j] = 0;
         }
       } else {
+        long k = 0;
+#if defined(__AVX512F__)
+        if (B->rs == 1) { /* contiguous columns (a transposed weight): VW x VW blocks transposed */
+          for (; k + VW <= kc; k += VW)
+            for (long g0 = 0; g0 < NR; g0 += VW) {
+              VEC r[VW];
+              for (long j = 0; j < VW; j++)
+                r[j] = g0 + j < w ? VLOADU(p + k0 + k + (j0 + g0 + j) * B->cs) : VZERO();
+              SUF(transpose)(r);
+              for (long l = 0; l < VW; l++) VSTOREU(d + (k + l) * NR + g0, r[l]);
+            }
+        }
+#endif
         for (long j = 0; j < w; j++) {
           const T *s = p + k0 * B->rs + (j0 + j) * B->cs;
-          for (long k = 0; k < kc; k++) d[k * NR + j] = s[k * B->rs];
+          for (long i = k; i < kc; i++) d[i * NR + j] = s[i * B->rs];
         }
         for (long j = w; j < NR; j++)
-          for (long k = 0; k < kc; k++) d[k * NR + j] = 0;
+          for (long i = k; i < kc; i++) d[i * NR + j] = 0;
       }
     } else if (B->kind == 1) { /* windows: rows channel x kernel offset, columns positions */
 #if defined(__AVX512F__)
