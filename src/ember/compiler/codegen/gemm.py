@@ -13,7 +13,10 @@ blocked design (Goto & van de Geijn; BLIS):
   convolution, straight from the input image: the packer reads each window row in place (padding
   as zeros), so the im2col matrix never exists outside the cache (``conv``); the weight gradient
   packs them transposed (``conv_wgrad``), or, with fewer window rows than a tile has columns (a first
-  layer's 3 x 3 x 3), multiplies rows against rows in 4 x 6 tiles of dot products.
+  layer's 3 x 3 x 3), multiplies rows against rows in 4 x 6 tiles of dot products. A stride-1
+  convolution whose output rows are as long as its input's ("same" padding) reads each packed row as
+  shifted, masked vectors of the image ("flat" windows, ``flat_plan``); contiguous rows of A and
+  columns of B, and the weight gradient's transposed windows, pack through in-register transposes.
 - Threads (OpenMP) split the columns of C; products with few columns and a long reduction (a
   weight gradient) split the reduction instead and add the partial tiles.
 
