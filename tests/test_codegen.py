@@ -11,18 +11,13 @@ import ember
 from ember._core import expr
 from ember.compiler import codegen
 from ember.compiler.codegen import FusedKernel, Kernel, Operand, build, coalesce, render_c, runtime
+from ember.compiler.codegen import c as c_renderer
 
-GOLDEN_FLAT = """\
-/* fused: mul, tanh, add */
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
-
-void k_golden(const double *restrict in0, const double *restrict in1, double *restrict out0, \
-double *restrict out1, const int64_t *dims) {
-  const int64_t n = dims[0];
-#pragma omp parallel for simd schedule(static) if (n >= 32768)
-  for (int64_t i = 0; i < n; i++) {
+GOLDEN_FLAT_TAIL = """\
+static void k_golden_range(const double *restrict in0, const double *restrict in1, \
+double *restrict out0, double *restrict out1, const int64_t lo, const int64_t hi) {
+#pragma omp parallel for simd schedule(static) if (hi - lo >= 32768)
+  for (int64_t i = lo; i < hi; i++) {
     const double in0_v = in0[i];
     const double in1_v = in1[0];
     const double t0 = (in0_v * in1_v);
@@ -36,6 +31,58 @@ double *restrict out1, const int64_t *dims) {
     out0[i] = r0;
     out1[i] = r1;
   }
+}
+
+#ifdef EMBER_STREAM_FENCE
+static void k_golden_stream(const double *restrict in0, const double *restrict in1, \
+double *restrict out0, double *restrict out1, const int64_t lo, const int64_t hi) {
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (int64_t l = lo; l < hi; l += 8) {
+      _Alignas(64) double line0[8];
+      _Alignas(64) double line1[8];
+#pragma omp simd
+      for (int64_t e = 0; e < 8; e++) {
+        const int64_t i = l + e;
+        const double in0_v = in0[i];
+        const double in1_v = in1[0];
+        const double t0 = (in0_v * in1_v);
+        const double t1 = tanh(t0);
+        const double t2 = (t1 + 1.0);
+        const int t3 = (in0_v > in1_v);
+        const double t4 = (-in1_v);
+        const double t5 = (t3 ? in0_v : t4);
+        const double r0 = t2;
+        const double r1 = t5;
+        line0[e] = r0;
+        line1[e] = r1;
+      }
+      EMBER_STREAM_F64(out0 + l, line0);
+      EMBER_STREAM_F64(out1 + l, line1);
+    }
+    EMBER_STREAM_FENCE();
+  }
+}
+#endif
+
+void k_golden(const double *restrict in0, const double *restrict in1, double *restrict out0, \
+double *restrict out1, const int64_t *dims) {
+  const int64_t n = dims[0];
+#ifdef EMBER_STREAM_FENCE
+  if (n >= 1398102) {  /* 33554432 bytes or more */
+    const uintptr_t a = (uintptr_t)out0 & 63;
+    if (a % 8 == 0 && ((uintptr_t)out1 & 63) == a) {
+      const int64_t lo = (int64_t)((64 - a) & 63) / 8;
+      const int64_t hi = lo + (n - lo) / 8 * 8;
+      k_golden_range(in0, in1, out0, out1, 0, lo);
+      k_golden_stream(in0, in1, out0, out1, lo, hi);
+      k_golden_range(in0, in1, out0, out1, hi, n);
+      return;
+    }
+  }
+#endif
+  k_golden_range(in0, in1, out0, out1, 0, n);
 }
 """
 
@@ -69,11 +116,73 @@ float *restrict out0, const int64_t *dims) {
 """
 
 
-def test_flat_kernel_renders_to_the_golden_source():
+def test_flat_kernel_renders_to_the_golden_source(monkeypatch):
+    """A flat kernel: a range loop, a streaming loop over whole output lines, and the entry point that
+    streams the aligned middle of data past the threshold (32 MiB here)."""
+    monkeypatch.setattr(c_renderer, "STREAM_MIN_BYTES", 1 << 25)
     k = Kernel("k_golden", "float64", 1, (Operand("in0", "float64", (False,)), Operand("in1", "float64", (True,))),
                (expr.parse("tanh(in0 * in1) + 1"), expr.parse("where(in0 > in1, in0, -in1)")),
                ("fused: mul, tanh, add",))
-    assert render_c(k) == GOLDEN_FLAT
+    source = render_c(k)
+    assert source.startswith("/* fused: mul, tanh, add */\n#include <math.h>\n")
+    assert "#define EMBER_STREAM_F64(p, b) _mm512_stream_pd" in source
+    assert source.endswith(GOLDEN_FLAT_TAIL)
+
+
+def _raw_call(kernel: FusedKernel, inputs: list[np.ndarray], outs: list[np.ndarray]) -> None:
+    fn = kernel._function(1, tuple((False,) for _ in inputs))
+    dims = np.array([inputs[0].size], dtype=np.int64)
+    fn(*[a.ctypes.data for a in inputs + outs], dims.ctypes.data)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_streamed_results_equal_the_plain_loop_for_every_misalignment(dtype, monkeypatch):
+    """Past the threshold a flat kernel loops the unaligned head, streams whole 64-byte lines and loops
+    the tail: for sizes around a line and every offset of the outputs (the same or different ones), the
+    results equal the plain loop's bit for bit and nothing outside the outputs is written."""
+    formulas = (expr.parse("exp(x) * y - 1"), expr.parse("x / (1 + y * y)"))
+    monkeypatch.setattr(c_renderer, "STREAM_MIN_BYTES", 1)  # stream from one line on
+    streamed = FusedKernel(f"streamed_{dtype}", ("x", "y"), (dtype, dtype), formulas, dtype)
+    line = 64 // np.dtype(dtype).itemsize
+    assert f"if (n >= {line}) {{" in streamed.source([(64,), (64,)])
+    streamed._function(1, ((False,), (False,)))  # built now, with this threshold
+    monkeypatch.setattr(c_renderer, "STREAM_MIN_BYTES", 1 << 62)
+    plain = FusedKernel(f"unstreamed_{dtype}", ("x", "y"), (dtype, dtype), formulas, dtype)
+    plain._function(1, ((False,), (False,)))
+    rng = np.random.default_rng(0)
+    item = np.dtype(dtype).itemsize
+    for n in (1, line - 1, line, line + 1, 3 * line + 5, 70001):
+        x, y = (rng.standard_normal(n).astype(dtype) for _ in range(2))
+        for shift0, shift1 in [(s, s) for s in range(line)] + [(0, 1), (3, 0)]:
+            results = []
+            for kernel in (streamed, plain):
+                arena = np.full(4 * n + 8 * line, 7.0, dtype)
+                base = (-arena.ctypes.data % 64) // item
+                o0 = arena[base + shift0: base + shift0 + n]
+                start1 = base + -(-(shift0 + n + line) // line) * line + shift1  # a later line, own offset
+                o1 = arena[start1: start1 + n]
+                _raw_call(kernel, [x, y], [o0, o1])
+                results.append(arena[base: base + 4 * n + 4 * line])
+            np.testing.assert_array_equal(results[0], results[1], err_msg=f"n={n}, shifts={shift0, shift1}")
+            want = streamed.run_numpy(x, y)
+            np.testing.assert_allclose(o0, want[0], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(o1, want[1], rtol=1e-5)
+            untouched = np.ones(results[0].size, bool)
+            untouched[shift0: shift0 + n] = untouched[start1 - base: start1 - base + n] = False
+            assert np.all(results[0][untouched] == 7.0)
+
+
+def test_large_fused_results_through_the_pool_are_streamed_and_correct(monkeypatch):
+    """A fused kernel called as the executor calls it (pooled output, several outputs) past the
+    threshold gives the NumPy formulas' results."""
+    monkeypatch.setattr(c_renderer, "STREAM_MIN_BYTES", 4096)
+    k = FusedKernel("pooled_stream", ("x", "w", "b"), ("float32",) * 3,
+                    (expr.parse("x * w + b"), expr.parse("tanh(x) * w")), "float32")
+    k._function(1, ((False,),) * 3)  # built now, with this threshold
+    rng = np.random.default_rng(1)
+    for n in (1000, 4099, 65536 + 3):
+        x, w, b = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+        np.testing.assert_allclose(k(x, w, b), k.run_numpy(x, w, b), rtol=2e-6, atol=1e-7)
 
 
 def test_broadcast_kernel_renders_a_row_loop_with_per_input_strides():

@@ -9,6 +9,8 @@ renderer beside this one.
 """
 from __future__ import annotations
 
+import functools
+import glob
 import math
 import re
 
@@ -44,13 +46,27 @@ _OVERRIDES = {
 
 _HELPERS = {
     "expf": """\
+#ifndef EMBER_FMAF
+#if defined(__FMA__) || defined(__aarch64__)
+#define EMBER_FMAF(a, b, c) fmaf(a, b, c)
+#else
+#define EMBER_FMAF(a, b, c) ((a) * (b) + (c))
+#endif
+#endif
 static inline float ember_expf(float x) {
-  /* 2^k exp(r), r = x - k ln2 (two-part ln2), Taylor polynomial of degree 7, 2^k in two halves */
-  const float c = x > 89.0f ? 89.0f : (x < -104.0f ? -104.0f : x);
-  const float kf = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (c - kf * 0.693145751953125f) - kf * 1.428606765330187e-06f;
-  const float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666667f + r * (0.041666668f
-                  + r * (0.008333334f + r * (0.0013888889f + r * 0.0001984127f))))));
+  /* 2^k exp(r), r = x - k ln2 (two-part ln2), Taylor polynomial of degree 7 by Horner's rule (fused
+     multiply-adds where the machine has them), 2^k in two halves; the clamps are max/min */
+  const float lo = x > -104.0f ? x : -104.0f;
+  const float c = lo < 89.0f ? lo : 89.0f;
+  const float kf = EMBER_FMAF(c, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
+  const float r = EMBER_FMAF(kf, -1.428606765330187e-06f, EMBER_FMAF(kf, -0.693145751953125f, c));
+  float p = EMBER_FMAF(r, 0.0001984127f, 0.0013888889f);
+  p = EMBER_FMAF(p, r, 0.008333334f);
+  p = EMBER_FMAF(p, r, 0.041666668f);
+  p = EMBER_FMAF(p, r, 0.16666667f);
+  p = EMBER_FMAF(p, r, 0.5f);
+  p = EMBER_FMAF(p, r, 1.0f);
+  p = EMBER_FMAF(p, r, 1.0f);
   const int32_t k = (int32_t)kf;
   const int32_t b1 = ((k >> 1) + 127) << 23, b2 = (k - (k >> 1) + 127) << 23;
   float s1, s2;
@@ -58,6 +74,26 @@ static inline float ember_expf(float x) {
   memcpy(&s2, &b2, sizeof s2);
   return x != x ? x : p * s1 * s2;
 }""",
+    "stream": """\
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* one 64-byte line from an aligned buffer b to aligned memory p, around the caches */
+#if defined(__AVX512F__)
+#define EMBER_STREAM_F32(p, b) _mm512_stream_ps(p, _mm512_load_ps(b))
+#define EMBER_STREAM_F64(p, b) _mm512_stream_pd(p, _mm512_load_pd(b))
+#elif defined(__AVX__)
+#define EMBER_STREAM_F32(p, b) do { for (int q_ = 0; q_ < 16; q_ += 8) \\
+  _mm256_stream_ps((p) + q_, _mm256_load_ps((b) + q_)); } while (0)
+#define EMBER_STREAM_F64(p, b) do { for (int q_ = 0; q_ < 8; q_ += 4) \\
+  _mm256_stream_pd((p) + q_, _mm256_load_pd((b) + q_)); } while (0)
+#else
+#define EMBER_STREAM_F32(p, b) do { for (int q_ = 0; q_ < 16; q_ += 4) \\
+  _mm_stream_ps((p) + q_, _mm_load_ps((b) + q_)); } while (0)
+#define EMBER_STREAM_F64(p, b) do { for (int q_ = 0; q_ < 8; q_ += 2) \\
+  _mm_stream_pd((p) + q_, _mm_load_pd((b) + q_)); } while (0)
+#endif
+#define EMBER_STREAM_FENCE() _mm_sfence()
+#endif""",
     "tanhf": """\
 static inline float ember_tanhf(float x) {
   /* odd Taylor series below 0.55, 1 - 2 / (exp(2|x|) + 1) above */
@@ -137,26 +173,107 @@ def render_c(k: Kernel) -> str:
     body, helpers = _body(k)
     lines = [f"/* {line} */" for line in k.comment]
     lines += ["#include <math.h>", "#include <stdint.h>", "#include <string.h>", ""]
+    if k.ndim == 1:
+        helpers.add("stream")
     for name in _HELPERS:
         if name in helpers:
             lines += [_HELPERS[name], ""]
     args = [f"const {CTYPES[op.dtype]} *restrict {op.name}" for op in k.inputs]
     args += [f"{CTYPES[k.dtype]} *restrict out{i}" for i in range(len(k.outputs))]
+    if k.ndim == 1:
+        return "\n".join(lines + _flat(k, body, args)) + "\n"
     lines.append(f"void {k.name}({', '.join(args + ['const int64_t *dims'])}) {{")
-    lines += _loop_flat(k, body) if k.ndim == 1 else _loop_rows(k, body)
+    lines += _loop_rows(k, body)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def _loop_flat(k: Kernel, body: list[str]) -> list[str]:
-    lines = ["  const int64_t n = dims[0];",
-             "#pragma omp parallel for simd schedule(static) if (n >= 32768)",
-             "  for (int64_t i = 0; i < n; i++) {"]
-    lines += [f"    const {CTYPES[op.dtype]} {op.name}_v = {op.name}[{'0' if op.broadcast[0] else 'i'}];"
-              for op in k.inputs]
-    lines += ["    " + s for s in body]
-    lines += [f"    out{j}[i] = r{j};" for j in range(len(k.outputs))]
-    return lines + ["  }"]
+# Flat kernels whose operands and results together are larger than this write their results with
+# non-temporal (streaming) stores: such data cannot stay cached for its consumer anyway, and the stores
+# skip reading each output line into the cache before overwriting it (a quarter of the traffic of a
+# three-input kernel). The default is the last-level cache's size.
+STREAM_MIN_BYTES = 0
+
+
+def stream_min_bytes() -> int:
+    """The operand bytes from which flat kernels stream their results: :data:`STREAM_MIN_BYTES` when set,
+    else the size of the machine's last-level cache (32 MiB when the system does not say)."""
+    if STREAM_MIN_BYTES:
+        return STREAM_MIN_BYTES
+    return _last_level_cache()
+
+
+@functools.cache
+def _last_level_cache() -> int:
+    sizes = []
+    for index in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size")):
+        text = open(index).read().strip().upper()
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes, default=32 << 20)
+
+
+def _element(k: Kernel, body: list[str], indent: str, store: str) -> list[str]:
+    """The statements of one element ``i``: loads, the body, and ``store.format(j=output)`` = r<j>."""
+    lines = [f"const {CTYPES[op.dtype]} {op.name}_v = {op.name}[{'0' if op.broadcast[0] else 'i'}];"
+             for op in k.inputs]
+    lines += body + [f"{store.format(j=j)} = r{j};" for j in range(len(k.outputs))]
+    return [indent + s for s in lines]
+
+
+def _flat(k: Kernel, body: list[str], args: list[str]) -> list[str]:
+    """A flat kernel: ``<name>_range`` (a parallel, vectorised loop over elements ``[lo, hi)``),
+    ``<name>_stream`` (whole 64-byte lines of every output, written by streaming stores) and the entry
+    point, which streams the aligned middle of large data and runs the rest through the range loop."""
+    ctype = CTYPES[k.dtype]
+    size = 4 if k.dtype == "float32" else 8
+    line = 64 // size
+    per_element = size * len(k.outputs) + sum(
+        {"float32": 4, "float64": 8, "bool": 1}[op.dtype] for op in k.inputs if not op.broadcast[0])
+    names = [op.name for op in k.inputs] + [f"out{j}" for j in range(len(k.outputs))]
+    call = ", ".join(names)
+    ranged = ", ".join(args + ["const int64_t lo", "const int64_t hi"])
+    lines = [f"static void {k.name}_range({ranged}) {{",
+             "#pragma omp parallel for simd schedule(static) if (hi - lo >= 32768)",
+             "  for (int64_t i = lo; i < hi; i++) {"]
+    lines += _element(k, body, "    ", "out{j}[i]")
+    lines += ["  }", "}", "", "#ifdef EMBER_STREAM_FENCE",
+              f"static void {k.name}_stream({ranged}) {{",
+              "#pragma omp parallel",
+              "  {",
+              "#pragma omp for schedule(static)",
+              f"    for (int64_t l = lo; l < hi; l += {line}) {{"]
+    lines += [f"      _Alignas(64) {ctype} line{j}[{line}];" for j in range(len(k.outputs))]
+    lines += ["#pragma omp simd", f"      for (int64_t e = 0; e < {line}; e++) {{",
+              "        const int64_t i = l + e;"]
+    lines += _element(k, body, "        ", "line{j}[e]")
+    lines += ["      }"]
+    store = "EMBER_STREAM_F32" if k.dtype == "float32" else "EMBER_STREAM_F64"
+    lines += [f"      {store}(out{j} + l, line{j});" for j in range(len(k.outputs))]
+    lines += ["    }", "    EMBER_STREAM_FENCE();", "  }", "}", "#endif", "",
+              f"void {k.name}({', '.join(args + ['const int64_t *dims'])}) {{",
+              "  const int64_t n = dims[0];",
+              "#ifdef EMBER_STREAM_FENCE",
+              f"  if (n >= {max(-(-stream_min_bytes() // per_element), line)}) {{"
+              f"  /* {stream_min_bytes()} bytes or more */",
+              "    const uintptr_t a = (uintptr_t)out0 & 63;"]
+    same = " && ".join([f"a % {size} == 0"] + [f"((uintptr_t)out{j} & 63) == a"
+                                               for j in range(1, len(k.outputs))])
+    lines += [f"    if ({same}) {{",
+              f"      const int64_t lo = (int64_t)((64 - a) & 63) / {size};",
+              f"      const int64_t hi = lo + (n - lo) / {line} * {line};",
+              f"      {k.name}_range({call}, 0, lo);",
+              f"      {k.name}_stream({call}, lo, hi);",
+              f"      {k.name}_range({call}, hi, n);",
+              "      return;",
+              "    }",
+              "  }",
+              "#endif",
+              f"  {k.name}_range({call}, 0, n);",
+              "}"]
+    return lines
 
 
 def _stride(k: Kernel, mask: tuple[bool, ...], d: int) -> str:
