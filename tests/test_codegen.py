@@ -13,11 +13,17 @@ from ember.compiler import codegen
 from ember.compiler.codegen import FusedKernel, Kernel, Operand, build, coalesce, render_c, runtime
 from ember.compiler.codegen import c as c_renderer
 
-GOLDEN_FLAT_TAIL = """\
-static void k_golden_range(const double *restrict in0, const double *restrict in1, \
-double *restrict out0, double *restrict out1, const int64_t lo, const int64_t hi) {
-#pragma omp parallel for simd schedule(static) if (hi - lo >= 32768)
-  for (int64_t i = lo; i < hi; i++) {
+GOLDEN_FLAT = """\
+/* fused: mul, tanh, add */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+void k_golden(const double *restrict in0, const double *restrict in1, double *restrict out0, \
+double *restrict out1, const int64_t *dims) {
+  const int64_t n = dims[0];
+#pragma omp parallel for simd schedule(static) if (n >= 32768)
+  for (int64_t i = 0; i < n; i++) {
     const double in0_v = in0[i];
     const double in1_v = in1[0];
     const double t0 = (in0_v * in1_v);
@@ -32,7 +38,9 @@ double *restrict out0, double *restrict out1, const int64_t lo, const int64_t hi
     out1[i] = r1;
   }
 }
+"""
 
+GOLDEN_STREAM_TAIL = """\
 #ifdef EMBER_STREAM_FENCE
 static void k_golden_stream(const double *restrict in0, const double *restrict in1, \
 double *restrict out0, double *restrict out1, const int64_t lo, const int64_t hi) {
@@ -44,8 +52,7 @@ double *restrict out0, double *restrict out1, const int64_t lo, const int64_t hi
       _Alignas(64) double line1[8];
 #pragma omp simd
       for (int64_t e = 0; e < 8; e++) {
-        const int64_t i = l + e;
-        const double in0_v = in0[i];
+        const double in0_v = in0[l + e];
         const double in1_v = in1[0];
         const double t0 = (in0_v * in1_v);
         const double t1 = tanh(t0);
@@ -70,16 +77,14 @@ void k_golden(const double *restrict in0, const double *restrict in1, double *re
 double *restrict out1, const int64_t *dims) {
   const int64_t n = dims[0];
 #ifdef EMBER_STREAM_FENCE
-  if (n >= 1398102) {  /* 33554432 bytes or more */
-    const uintptr_t a = (uintptr_t)out0 & 63;
-    if (a % 8 == 0 && ((uintptr_t)out1 & 63) == a) {
-      const int64_t lo = (int64_t)((64 - a) & 63) / 8;
-      const int64_t hi = lo + (n - lo) / 8 * 8;
-      k_golden_range(in0, in1, out0, out1, 0, lo);
-      k_golden_stream(in0, in1, out0, out1, lo, hi);
-      k_golden_range(in0, in1, out0, out1, hi, n);
-      return;
-    }
+  const uintptr_t a = (uintptr_t)out0 & 63;
+  if (n >= 8 && a % 8 == 0 && ((uintptr_t)out1 & 63) == a) {
+    const int64_t lo = (int64_t)((64 - a) & 63) / 8;
+    const int64_t hi = lo + (n - lo) / 8 * 8;
+    k_golden_range(in0, in1, out0, out1, 0, lo);
+    k_golden_stream(in0, in1, out0, out1, lo, hi);
+    k_golden_range(in0, in1, out0, out1, hi, n);
+    return;
   }
 #endif
   k_golden_range(in0, in1, out0, out1, 0, n);
@@ -116,55 +121,52 @@ float *restrict out0, const int64_t *dims) {
 """
 
 
-def test_flat_kernel_renders_to_the_golden_source(monkeypatch):
-    """A flat kernel: a range loop, a streaming loop over whole output lines, and the entry point that
-    streams the aligned middle of data past the threshold (32 MiB here)."""
-    monkeypatch.setattr(c_renderer, "STREAM_MIN_BYTES", 1 << 25)
+def test_flat_kernel_renders_to_the_golden_source():
     k = Kernel("k_golden", "float64", 1, (Operand("in0", "float64", (False,)), Operand("in1", "float64", (True,))),
                (expr.parse("tanh(in0 * in1) + 1"), expr.parse("where(in0 > in1, in0, -in1)")),
                ("fused: mul, tanh, add",))
-    source = render_c(k)
-    assert source.startswith("/* fused: mul, tanh, add */\n#include <math.h>\n")
-    assert "#define EMBER_STREAM_F64(p, b) _mm512_stream_pd" in source
-    assert source.endswith(GOLDEN_FLAT_TAIL)
+    assert render_c(k) == GOLDEN_FLAT
+    streaming = render_c(k, stream=True)
+    assert streaming.startswith("/* fused: mul, tanh, add */\n#include <math.h>\n")
+    assert "#define EMBER_STREAM_F64(p, b) _mm512_stream_pd" in streaming
+    assert "static void k_golden_range(" in streaming and streaming.endswith(GOLDEN_STREAM_TAIL)
+    rows = Kernel("k_rows", "float64", 2, (Operand("in0", "float64", (False, False)),), (expr.parse("in0"),))
+    with pytest.raises(ValueError, match="only flat"):
+        render_c(rows, stream=True)
 
 
-def _raw_call(kernel: FusedKernel, inputs: list[np.ndarray], outs: list[np.ndarray]) -> None:
-    fn = kernel._function(1, tuple((False,) for _ in inputs))
+def _raw_call(fn, inputs: list[np.ndarray], outs: list[np.ndarray]) -> None:
     dims = np.array([inputs[0].size], dtype=np.int64)
     fn(*[a.ctypes.data for a in inputs + outs], dims.ctypes.data)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_streamed_results_equal_the_plain_loop_for_every_misalignment(dtype, monkeypatch):
-    """Past the threshold a flat kernel loops the unaligned head, streams whole 64-byte lines and loops
-    the tail: for sizes around a line and every offset of the outputs (the same or different ones), the
-    results equal the plain loop's bit for bit and nothing outside the outputs is written."""
+def test_streamed_results_equal_the_plain_loop_for_every_misalignment(dtype):
+    """The streaming variant loops the unaligned head, streams whole 64-byte lines and loops the tail:
+    for sizes around a line and every offset of the outputs (the same or different ones), the results
+    equal the plain loop's bit for bit and nothing outside the outputs is written."""
     formulas = (expr.parse("exp(x) * y - 1"), expr.parse("x / (1 + y * y)"))
-    monkeypatch.setattr(c_renderer, "STREAM_MIN_BYTES", 1)  # stream from one line on
-    streamed = FusedKernel(f"streamed_{dtype}", ("x", "y"), (dtype, dtype), formulas, dtype)
-    line = 64 // np.dtype(dtype).itemsize
-    assert f"if (n >= {line}) {{" in streamed.source([(64,), (64,)])
-    streamed._function(1, ((False,), (False,)))  # built now, with this threshold
-    monkeypatch.setattr(c_renderer, "STREAM_MIN_BYTES", 1 << 62)
-    plain = FusedKernel(f"unstreamed_{dtype}", ("x", "y"), (dtype, dtype), formulas, dtype)
-    plain._function(1, ((False,), (False,)))
+    k = FusedKernel(f"streamed_{dtype}", ("x", "y"), (dtype, dtype), formulas, dtype)
+    masks = ((False,), (False,))
+    streamed, plain = k._function(1, masks, 1 << 62), k._function(1, masks, 0)
+    assert len(k._compiled) == 2
     rng = np.random.default_rng(0)
     item = np.dtype(dtype).itemsize
+    line = 64 // item
     for n in (1, line - 1, line, line + 1, 3 * line + 5, 70001):
         x, y = (rng.standard_normal(n).astype(dtype) for _ in range(2))
         for shift0, shift1 in [(s, s) for s in range(line)] + [(0, 1), (3, 0)]:
             results = []
-            for kernel in (streamed, plain):
+            for fn in (streamed, plain):
                 arena = np.full(4 * n + 8 * line, 7.0, dtype)
                 base = (-arena.ctypes.data % 64) // item
                 o0 = arena[base + shift0: base + shift0 + n]
                 start1 = base + -(-(shift0 + n + line) // line) * line + shift1  # a later line, own offset
                 o1 = arena[start1: start1 + n]
-                _raw_call(kernel, [x, y], [o0, o1])
+                _raw_call(fn, [x, y], [o0, o1])
                 results.append(arena[base: base + 4 * n + 4 * line])
             np.testing.assert_array_equal(results[0], results[1], err_msg=f"n={n}, shifts={shift0, shift1}")
-            want = streamed.run_numpy(x, y)
+            want = k.run_numpy(x, y)
             np.testing.assert_allclose(o0, want[0], rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(o1, want[1], rtol=1e-5)
             untouched = np.ones(results[0].size, bool)
@@ -172,17 +174,18 @@ def test_streamed_results_equal_the_plain_loop_for_every_misalignment(dtype, mon
             assert np.all(results[0][untouched] == 7.0)
 
 
-def test_large_fused_results_through_the_pool_are_streamed_and_correct(monkeypatch):
-    """A fused kernel called as the executor calls it (pooled output, several outputs) past the
-    threshold gives the NumPy formulas' results."""
+def test_fused_kernels_stream_from_the_threshold_on(monkeypatch):
+    """Called as the executor calls it (pooled output, several outputs), a flat kernel runs its streaming
+    variant once the bytes it reads and writes reach the threshold, with the formulas' results."""
     monkeypatch.setattr(c_renderer, "STREAM_MIN_BYTES", 4096)
-    k = FusedKernel("pooled_stream", ("x", "w", "b"), ("float32",) * 3,
+    k = FusedKernel("pooled_big", ("x", "w", "b"), ("float32",) * 3,
                     (expr.parse("x * w + b"), expr.parse("tanh(x) * w")), "float32")
-    k._function(1, ((False,),) * 3)  # built now, with this threshold
     rng = np.random.default_rng(1)
-    for n in (1000, 4099, 65536 + 3):
+    for n, streamed in [(100, False), (204, False), (205, True), (4099, True), (65539, True)]:
         x, w, b = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
         np.testing.assert_allclose(k(x, w, b), k.run_numpy(x, w, b), rtol=2e-6, atol=1e-7)
+        assert ("_stream(" in k.source([x.shape] * 3)) == streamed  # 3 inputs + 2 outputs: 20 B each
+    assert sorted(key[2] for key in k._compiled) == [False, True]
 
 
 def test_broadcast_kernel_renders_a_row_loop_with_per_input_strides():

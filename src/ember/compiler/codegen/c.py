@@ -168,22 +168,28 @@ static inline double ember_erfinv(double y) {
 }
 
 
-def render_c(k: Kernel) -> str:
-    """The C source of kernel `k`: ``void <name>(inputs..., outputs..., const int64_t *dims)``."""
+def render_c(k: Kernel, stream: bool = False) -> str:
+    """The C source of kernel `k`: ``void <name>(inputs..., outputs..., const int64_t *dims)``.
+
+    With `stream` (flat kernels only), the results' aligned 64-byte lines are written with streaming
+    stores (see :func:`stream_elements`).
+    """
+    if stream and (k.ndim != 1 or k.reduce):
+        raise ValueError("only flat elementwise kernels stream their results")
     body, helpers = _body(k)
     lines = [f"/* {line} */" for line in k.comment]
     lines += ["#include <math.h>", "#include <stdint.h>", "#include <string.h>", ""]
-    if k.ndim == 1:
+    if stream:
         helpers.add("stream")
     for name in _HELPERS:
         if name in helpers:
             lines += [_HELPERS[name], ""]
     args = [f"const {CTYPES[op.dtype]} *restrict {op.name}" for op in k.inputs]
     args += [f"{CTYPES[k.dtype]} *restrict out{i}" for i in range(len(k.outputs))]
-    if k.ndim == 1:
-        return "\n".join(lines + _flat(k, body, args)) + "\n"
+    if stream:
+        return "\n".join(lines + _flat_streaming(k, body, args)) + "\n"
     lines.append(f"void {k.name}({', '.join(args + ['const int64_t *dims'])}) {{")
-    lines += _loop_rows(k, body)
+    lines += _loop_flat(k, body) if k.ndim == 1 else _loop_rows(k, body)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -191,13 +197,13 @@ def render_c(k: Kernel) -> str:
 # Flat kernels whose operands and results together are larger than this write their results with
 # non-temporal (streaming) stores: such data cannot stay cached for its consumer anyway, and the stores
 # skip reading each output line into the cache before overwriting it (a quarter of the traffic of a
-# three-input kernel). The default is the last-level cache's size.
+# three-input kernel). 0 means the last-level cache's size.
 STREAM_MIN_BYTES = 0
 
 
 def stream_min_bytes() -> int:
-    """The operand bytes from which flat kernels stream their results: :data:`STREAM_MIN_BYTES` when set,
-    else the size of the machine's last-level cache (32 MiB when the system does not say)."""
+    """The bytes per call from which flat kernels stream their results: :data:`STREAM_MIN_BYTES` when
+    set, else the size of the machine's last-level cache (32 MiB when the system does not say)."""
     if STREAM_MIN_BYTES:
         return STREAM_MIN_BYTES
     return _last_level_cache()
@@ -207,7 +213,8 @@ def stream_min_bytes() -> int:
 def _last_level_cache() -> int:
     sizes = []
     for index in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size")):
-        text = open(index).read().strip().upper()
+        with open(index) as f:
+            text = f.read().strip().upper()
         scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
         digits = text.rstrip("KMG")
         if digits.isdigit():
@@ -215,30 +222,50 @@ def _last_level_cache() -> int:
     return max(sizes, default=32 << 20)
 
 
-def _element(k: Kernel, body: list[str], indent: str, store: str) -> list[str]:
-    """The statements of one element ``i``: loads, the body, and ``store.format(j=output)`` = r<j>."""
-    lines = [f"const {CTYPES[op.dtype]} {op.name}_v = {op.name}[{'0' if op.broadcast[0] else 'i'}];"
+_ITEMSIZE = {"float32": 4, "float64": 8, "bool": 1}
+
+
+def stream_elements(k: Kernel) -> int | None:
+    """The element count from which flat kernel `k` should run its streaming variant (the bytes it reads
+    from non-broadcast inputs and writes reach :func:`stream_min_bytes`); None for other kernels."""
+    if k.ndim != 1 or k.reduce:
+        return None
+    per_element = _ITEMSIZE[k.dtype] * len(k.outputs) + sum(
+        _ITEMSIZE[op.dtype] for op in k.inputs if not op.broadcast[0])
+    return -(-stream_min_bytes() // per_element)
+
+
+def _element(k: Kernel, body: list[str], indent: str, index: str, store: str) -> list[str]:
+    """The statements of element `index`: loads, the body, and ``store.format(j=output) = r<j>``."""
+    lines = [f"const {CTYPES[op.dtype]} {op.name}_v = {op.name}[{'0' if op.broadcast[0] else index}];"
              for op in k.inputs]
     lines += body + [f"{store.format(j=j)} = r{j};" for j in range(len(k.outputs))]
     return [indent + s for s in lines]
 
 
-def _flat(k: Kernel, body: list[str], args: list[str]) -> list[str]:
-    """A flat kernel: ``<name>_range`` (a parallel, vectorised loop over elements ``[lo, hi)``),
-    ``<name>_stream`` (whole 64-byte lines of every output, written by streaming stores) and the entry
-    point, which streams the aligned middle of large data and runs the rest through the range loop."""
+def _loop_flat(k: Kernel, body: list[str]) -> list[str]:
+    lines = ["  const int64_t n = dims[0];",
+             "#pragma omp parallel for simd schedule(static) if (n >= 32768)",
+             "  for (int64_t i = 0; i < n; i++) {"]
+    return lines + _element(k, body, "    ", "i", "out{j}[i]") + ["  }"]
+
+
+def _flat_streaming(k: Kernel, body: list[str], args: list[str]) -> list[str]:
+    """A flat kernel writing whole output lines around the caches: ``<name>_range`` (the plain loop over
+    elements ``[lo, hi)``), ``<name>_stream`` (64-byte lines of every output computed into aligned
+    buffers and written by streaming stores) and the entry point, which loops the unaligned head, streams
+    the middle and loops the tail (all of it looped when the outputs' offsets within a line differ, or
+    where the target has no streaming stores)."""
     ctype = CTYPES[k.dtype]
-    size = 4 if k.dtype == "float32" else 8
+    size = _ITEMSIZE[k.dtype]
     line = 64 // size
-    per_element = size * len(k.outputs) + sum(
-        {"float32": 4, "float64": 8, "bool": 1}[op.dtype] for op in k.inputs if not op.broadcast[0])
     names = [op.name for op in k.inputs] + [f"out{j}" for j in range(len(k.outputs))]
     call = ", ".join(names)
     ranged = ", ".join(args + ["const int64_t lo", "const int64_t hi"])
     lines = [f"static void {k.name}_range({ranged}) {{",
              "#pragma omp parallel for simd schedule(static) if (hi - lo >= 32768)",
              "  for (int64_t i = lo; i < hi; i++) {"]
-    lines += _element(k, body, "    ", "out{j}[i]")
+    lines += _element(k, body, "    ", "i", "out{j}[i]")
     lines += ["  }", "}", "", "#ifdef EMBER_STREAM_FENCE",
               f"static void {k.name}_stream({ranged}) {{",
               "#pragma omp parallel",
@@ -246,9 +273,8 @@ def _flat(k: Kernel, body: list[str], args: list[str]) -> list[str]:
               "#pragma omp for schedule(static)",
               f"    for (int64_t l = lo; l < hi; l += {line}) {{"]
     lines += [f"      _Alignas(64) {ctype} line{j}[{line}];" for j in range(len(k.outputs))]
-    lines += ["#pragma omp simd", f"      for (int64_t e = 0; e < {line}; e++) {{",
-              "        const int64_t i = l + e;"]
-    lines += _element(k, body, "        ", "line{j}[e]")
+    lines += ["#pragma omp simd", f"      for (int64_t e = 0; e < {line}; e++) {{"]
+    lines += _element(k, body, "        ", "l + e", "line{j}[e]")
     lines += ["      }"]
     store = "EMBER_STREAM_F32" if k.dtype == "float32" else "EMBER_STREAM_F64"
     lines += [f"      {store}(out{j} + l, line{j});" for j in range(len(k.outputs))]
@@ -256,19 +282,16 @@ def _flat(k: Kernel, body: list[str], args: list[str]) -> list[str]:
               f"void {k.name}({', '.join(args + ['const int64_t *dims'])}) {{",
               "  const int64_t n = dims[0];",
               "#ifdef EMBER_STREAM_FENCE",
-              f"  if (n >= {max(-(-stream_min_bytes() // per_element), line)}) {{"
-              f"  /* {stream_min_bytes()} bytes or more */",
-              "    const uintptr_t a = (uintptr_t)out0 & 63;"]
-    same = " && ".join([f"a % {size} == 0"] + [f"((uintptr_t)out{j} & 63) == a"
-                                               for j in range(1, len(k.outputs))])
-    lines += [f"    if ({same}) {{",
-              f"      const int64_t lo = (int64_t)((64 - a) & 63) / {size};",
-              f"      const int64_t hi = lo + (n - lo) / {line} * {line};",
-              f"      {k.name}_range({call}, 0, lo);",
-              f"      {k.name}_stream({call}, lo, hi);",
-              f"      {k.name}_range({call}, hi, n);",
-              "      return;",
-              "    }",
+              "  const uintptr_t a = (uintptr_t)out0 & 63;"]
+    same = " && ".join([f"n >= {line}", f"a % {size} == 0"] +
+                       [f"((uintptr_t)out{j} & 63) == a" for j in range(1, len(k.outputs))])
+    lines += [f"  if ({same}) {{",
+              f"    const int64_t lo = (int64_t)((64 - a) & 63) / {size};",
+              f"    const int64_t hi = lo + (n - lo) / {line} * {line};",
+              f"    {k.name}_range({call}, 0, lo);",
+              f"    {k.name}_stream({call}, lo, hi);",
+              f"    {k.name}_range({call}, hi, n);",
+              "    return;",
               "  }",
               "#endif",
               f"  {k.name}_range({call}, 0, n);",

@@ -14,7 +14,7 @@ import numpy as np
 from ..._core import expr
 from ...backends import CPU
 from . import build
-from .c import render_c
+from .c import render_c, stream_elements
 from .kernel import Kernel, Operand, broadcast_shape, coalesce, coalesce_reduce
 
 LOG = logging.getLogger("ember.compiler.codegen")
@@ -51,7 +51,8 @@ class FusedKernel:
         self.outputs = outputs
         self.dtype = dtype
         self.comment = comment
-        self._compiled: dict[tuple, object] = {}  # broadcast pattern -> C function or None (NumPy)
+        self._compiled: dict[tuple, object] = {}  # (pattern, streams) -> C function or None (NumPy)
+        self._stream_from: dict[tuple, int | None] = {}  # pattern -> elements from which it streams
         self._numpy: list | None = None
         self._plans: dict[tuple, tuple] = {}  # input shapes -> (broadcast shape, loops)
 
@@ -72,7 +73,9 @@ class FusedKernel:
     def source(self, shapes: list[tuple[int, ...]]) -> str:
         """The C source used for inputs of these shapes."""
         dims, masks = self.loops(shapes)
-        return render_c(self.kernel_ir(len(dims), masks))
+        k = self.kernel_ir(len(dims), masks)
+        start = stream_elements(k)
+        return render_c(k, start is not None and int(np.prod(dims, dtype=np.int64)) >= start)
 
     def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The result's shape for inputs broadcasting to `shape`."""
@@ -102,26 +105,31 @@ class FusedKernel:
         if plan is None:
             plan = self._plans[shapes] = (broadcast_shape(list(shapes)), self.loops(list(shapes)))
         shape, loops = plan
-        fn = None if loops is None else self._function(len(loops[0]), loops[1])
+        size = int(np.prod(shape, dtype=np.int64))
+        fn = None if loops is None else self._function(len(loops[0]), loops[1], size)
         if fn is None:
             return self.run_numpy(*arrays)
         dims = loops[0]
         k = len(self.outputs)
         out = CPU.pool.empty(self.out_shape(shape), np.dtype(self.dtype))
-        size = int(np.prod(shape, dtype=np.int64))
         ptrs = [a.ctypes.data for a in arrays]
         ptrs += [out.ctypes.data + j * size * out.itemsize for j in range(k)]
         fn(*ptrs, np.asarray(dims, dtype=np.int64).ctypes.data)
         return out
 
-    def _function(self, ndim: int, masks: tuple) -> object:
-        key = (ndim, masks)
+    def _function(self, ndim: int, masks: tuple, size: int = 0) -> object:
+        """The C function for a rank and broadcast pattern; a flat kernel over `size` elements whose data
+        is larger than the caches gets the variant that streams its results (built on first use)."""
+        start = self._stream_from.get((ndim, masks), -1)
+        if start == -1:
+            start = self._stream_from[ndim, masks] = stream_elements(self.kernel_ir(ndim, masks))
+        key = (ndim, masks, start is not None and size >= start)
         if key not in self._compiled:
-            self._compiled[key] = self._build(ndim, masks)
+            self._compiled[key] = self._build(self.kernel_ir(ndim, masks), key[2])
         return self._compiled[key]
 
-    def _build(self, ndim: int, masks: tuple) -> object:
-        source = render_c(self.kernel_ir(ndim, masks))
+    def _build(self, k: Kernel, stream: bool) -> object:
+        source = render_c(k, stream)
         try:
             lib = build.build(source)
         except build.CompilerUnavailable as err:
