@@ -235,6 +235,22 @@ def test_every_atom_matches_its_numpy_kernel(dtype, rtol):
                                    equal_nan=True, err_msg=formula)
 
 
+@pytest.mark.parametrize("name, bound", [("exp", 2.0), ("tanh", 2.0), ("erf", 6.0)])
+def test_float32_exp_tanh_erf_stay_within_a_few_ulp(name, bound):
+    """The inline float32 exp, tanh and erf against float64 references on a dense grid (tiny to
+    saturated magnitudes), in units of the float32 spacing of the exact value."""
+    import scipy.special
+
+    x = np.concatenate([-np.geomspace(1e-30, 10, 100000), np.geomspace(1e-30, 10, 100000),
+                        np.linspace(-90, 89, 200001)]).astype(np.float32)
+    k = FusedKernel(f"ulp_{name}", ("a",), ("float32",), (expr.parse(f"{name}(a)"),), "float32")
+    got = k(x).astype(np.float64)
+    want = {"exp": np.exp, "tanh": np.tanh, "erf": scipy.special.erf}[name](x.astype(np.float64))
+    normal = (np.abs(want) > np.finfo(np.float32).tiny) & (np.abs(want) < np.finfo(np.float32).max)
+    spacing = np.spacing(np.abs(want[normal]).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got[normal] - want[normal]) / spacing) <= bound
+
+
 def test_kernels_serve_every_size_of_one_broadcast_pattern():
     k = FusedKernel("sizes", ("x", "y"), ("float64", "float64"), (expr.parse("x * y + 1"),), "float64")
     for rows in (1, 3, 70000):
