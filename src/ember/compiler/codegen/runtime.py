@@ -1,8 +1,10 @@
 """Run a fused group on NumPy arrays: lower to a kernel per broadcast pattern, build, call with ctypes.
 
 Kernels are specialised to the rank and broadcast pattern of the inputs after coalescing, not to their
-sizes (extents are passed at run time), so one build serves every batch size. Without a working C
-compiler the group runs as NumPy kernels of the composed formulas, and one log line says so.
+sizes (extents are passed at run time), so one build serves every batch size; a flat kernel gets a
+second build, which streams its results past the caches, the first time a call's data outgrows them.
+Without a working C compiler the group runs as NumPy kernels of the composed formulas, and one log line
+says so.
 """
 from __future__ import annotations
 
