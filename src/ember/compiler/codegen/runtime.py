@@ -123,11 +123,13 @@ class FusedKernel:
         """The C function for a rank and broadcast pattern; a flat kernel over `size` elements whose data
         is larger than the caches gets the variant that streams its results (built on first use)."""
         start = self._stream_from.get((ndim, masks), -1)
+        k = None
         if start == -1:
-            start = self._stream_from[ndim, masks] = stream_elements(self.kernel_ir(ndim, masks))
+            k = self.kernel_ir(ndim, masks)
+            start = self._stream_from[ndim, masks] = stream_elements(k)
         key = (ndim, masks, start is not None and size >= start)
         if key not in self._compiled:
-            self._compiled[key] = self._build(self.kernel_ir(ndim, masks), key[2])
+            self._compiled[key] = self._build(k or self.kernel_ir(ndim, masks), key[2])
         return self._compiled[key]
 
     def _build(self, k: Kernel, stream: bool) -> object:
