@@ -2,6 +2,7 @@
 build cache and the no-compiler fallback."""
 from __future__ import annotations
 
+import ctypes
 import logging
 
 import numpy as np
@@ -43,11 +44,12 @@ double *restrict out1, const int64_t *dims) {
 GOLDEN_STREAM_TAIL = """\
 #ifdef EMBER_STREAM_FENCE
 static void k_golden_stream(const double *restrict in0, const double *restrict in1, \
-double *restrict out0, double *restrict out1, const int64_t lo, const int64_t hi) {
+double *restrict out0, double *restrict out1, const int64_t lo, const int64_t hi, const int back) {
 #pragma omp parallel
   {
 #pragma omp for schedule(static)
-    for (int64_t l = lo; l < hi; l += 8) {
+    for (int64_t m = lo; m < hi; m += 8) {
+      const int64_t l = back ? lo + hi - 8 - m : m;
       _Alignas(64) double line0[8];
       _Alignas(64) double line1[8];
 #pragma omp simd
@@ -81,8 +83,11 @@ double *restrict out1, const int64_t *dims) {
   if (n >= 8 && a % 8 == 0 && ((uintptr_t)out1 & 63) == a) {
     const int64_t lo = (int64_t)((64 - a) & 63) / 8;
     const int64_t hi = lo + (n - lo) / 8 * 8;
+    const int ahead = EMBER_NEAR(out0, in0) || EMBER_NEAR(out1, in0);
+    const int behind = EMBER_NEAR(in0, out0) || EMBER_NEAR(in0, out1);
+    const int back = ahead && !behind;
     k_golden_range(in0, in1, out0, out1, 0, lo);
-    k_golden_stream(in0, in1, out0, out1, lo, hi);
+    k_golden_stream(in0, in1, out0, out1, lo, hi, back);
     k_golden_range(in0, in1, out0, out1, hi, n);
     return;
   }
@@ -172,6 +177,60 @@ def test_streamed_results_equal_the_plain_loop_for_every_misalignment(dtype):
             untouched = np.ones(results[0].size, bool)
             untouched[shift0: shift0 + n] = untouched[start1 - base: start1 - base + n] = False
             assert np.all(results[0][untouched] == 7.0)
+
+
+def _at_page_offset(rng, n: int, offset: int, dtype) -> np.ndarray:
+    """`n` random values starting `offset` bytes into a 4 KiB page."""
+    item = np.dtype(dtype).itemsize
+    raw = np.empty(n + 8192 // item, dtype)
+    start = ((offset - raw.ctypes.data) % 4096) // item
+    out = raw[start: start + n]
+    out[...] = rng.standard_normal(n)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_streamed_results_do_not_depend_on_where_outputs_sit_in_a_page(dtype):
+    """Outputs a little past an input within a page make the streaming loop run backwards, a little
+    before one forwards, both (two inputs) forwards: every placement gives the plain loop's results."""
+    formulas = (expr.parse("x * y + 1"), expr.parse("tanh(x) - y"))
+    k = FusedKernel(f"paged_{dtype}", ("x", "y"), (dtype, dtype), formulas, dtype)
+    masks = ((False,), (False,))
+    streamed, plain = k._function(1, masks, 1 << 62), k._function(1, masks, 0)
+    rng = np.random.default_rng(2)
+    n = 20011
+    for x_at, y_at, out_at in [(16, 16, 64), (16, 16, 0), (1024, 1024, 1088), (1024, 1024, 960),
+                               (1024, 960, 1088), (4080, 4080, 64), (64, 4032, 0), (512, 512, 512)]:
+        x, y = _at_page_offset(rng, n, x_at, dtype), _at_page_offset(rng, n, y_at, dtype)
+        results = []
+        for fn in (streamed, plain):
+            o0, o1 = _at_page_offset(rng, n, out_at, dtype), _at_page_offset(rng, n, out_at, dtype)
+            _raw_call(fn, [x, y], [o0, o1])
+            results.append((o0, o1))
+        for a, b in zip(*results):
+            np.testing.assert_array_equal(a, b, err_msg=f"x at {x_at}, y at {y_at}, outputs at {out_at}")
+
+
+def test_near_macro_marks_addresses_just_past_another_within_a_page():
+    """EMBER_NEAR(a, b): a lies 1 to 255 bytes past b modulo 4 KiB (what decides the loop's direction)."""
+    lib = build.try_build("#include <stdint.h>\n" + c_renderer._HELPERS["stream"] + """
+int near_test(const char *a, const char *b) {
+#ifdef EMBER_NEAR
+  return EMBER_NEAR(a, b);
+#else
+  return -1;
+#endif
+}
+""")
+    if lib is None:
+        pytest.skip("no C compiler")
+    lib.near_test.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    if lib.near_test(0, 0) == -1:
+        pytest.skip("no streaming stores on this target")
+    base = 1 << 20
+    for past, want in [(0, 0), (1, 1), (64, 1), (255, 1), (256, 0), (2048, 0), (4095, 0), (4096, 0),
+                       (4096 + 64, 1), (-64, 0), (-4096 + 64, 1)]:
+        assert lib.near_test(base + past, base) == want, past
 
 
 def test_fused_kernels_stream_from_the_threshold_on(monkeypatch):

@@ -97,6 +97,10 @@ static inline float ember_expf(float x) {
   _mm_stream_pd((p) + q_, _mm_load_pd((b) + q_)); } while (0)
 #endif
 #define EMBER_STREAM_FENCE() _mm_sfence()
+/* whether a sits less than 256 bytes past b within a 4 KiB page: loads whose address matches a store
+   still in flight in its low 12 bits wait for that store, so a loop that stores lines a little past
+   where it loads next stalls on every line (run the other way round, the same placement is harmless) */
+#define EMBER_NEAR(a, b) (((((uintptr_t)(a) - (uintptr_t)(b)) & 4095) - 1) < 255)
 #endif""",
     "tanhf": """\
 static inline float ember_tanhf(float x) {
@@ -277,11 +281,12 @@ def _flat_streaming(k: Kernel, body: list[str], args: list[str]) -> list[str]:
              "  for (int64_t i = lo; i < hi; i++) {"]
     lines += _element(k, body, "    ", "i", "out{j}[i]")
     lines += ["  }", "}", "", "#ifdef EMBER_STREAM_FENCE",
-              f"static void {k.name}_stream({ranged}) {{",
+              f"static void {k.name}_stream({ranged}, const int back) {{",
               "#pragma omp parallel",
               "  {",
               "#pragma omp for schedule(static)",
-              f"    for (int64_t l = lo; l < hi; l += {line}) {{"]
+              f"    for (int64_t m = lo; m < hi; m += {line}) {{",
+              f"      const int64_t l = back ? lo + hi - {line} - m : m;"]
     lines += [f"      _Alignas(64) {ctype} line{j}[{line}];" for j in range(len(k.outputs))]
     lines += ["#pragma omp simd", f"      for (int64_t e = 0; e < {line}; e++) {{"]
     lines += _element(k, body, "        ", "l + e", "line{j}[e]")
@@ -297,9 +302,10 @@ def _flat_streaming(k: Kernel, body: list[str], args: list[str]) -> list[str]:
                        [f"((uintptr_t)out{j} & 63) == a" for j in range(1, len(k.outputs))])
     lines += [f"  if ({same}) {{",
               f"    const int64_t lo = (int64_t)((64 - a) & 63) / {size};",
-              f"    const int64_t hi = lo + (n - lo) / {line} * {line};",
-              f"    {k.name}_range({call}, 0, lo);",
-              f"    {k.name}_stream({call}, lo, hi);",
+              f"    const int64_t hi = lo + (n - lo) / {line} * {line};"]
+    lines += _backwards(k)
+    lines += [f"    {k.name}_range({call}, 0, lo);",
+              f"    {k.name}_stream({call}, lo, hi, back);",
               f"    {k.name}_range({call}, hi, n);",
               "    return;",
               "  }",
@@ -307,6 +313,20 @@ def _flat_streaming(k: Kernel, body: list[str], args: list[str]) -> list[str]:
               f"  {k.name}_range({call}, 0, n);",
               "}"]
     return lines
+
+
+def _backwards(k: Kernel) -> list[str]:
+    """Statements choosing the streaming loop's direction: from the last line to the first when some
+    output sits just past a full-size input within a page and none just before one (``EMBER_NEAR``: a
+    forward loop would have its loads wait on the stores of the lines before)."""
+    full = [op.name for op in k.inputs if not any(op.broadcast)]
+    if not full:
+        return ["    const int back = 0;"]
+    pairs = [(f"out{j}", name) for j in range(len(k.outputs)) for name in full]
+    ahead = " || ".join(f"EMBER_NEAR({o}, {i})" for o, i in pairs)
+    behind = " || ".join(f"EMBER_NEAR({i}, {o})" for o, i in pairs)
+    return [f"    const int ahead = {ahead};", f"    const int behind = {behind};",
+            "    const int back = ahead && !behind;"]
 
 
 def _stride(k: Kernel, mask: tuple[bool, ...], d: int) -> str:
