@@ -15,6 +15,10 @@ Under a causal mask neither pass computes what the mask zeroes: the forward scor
 block's last key, and the backward's five products skip the blocks above the diagonal (backward of
 GPT's 16 x 4 heads of 128 x 64: 7.8 -> 6.0 ms; PyTorch's SDPA backward takes about 8.4). The backward
 reads the transposes of P and dS in place (column by column) rather than copying them (6.0 -> 4.3 ms).
+Products store whole register blocks (element by element only at a ragged edge), ``k`` and ``v`` are
+transposed a block of W rows at a time (the block stays in L1), and the backward's row sums and
+softmax loops are vectorised (same shapes, old and new alternated: backward 4.6 -> 3.0 ms, forward
+1.84 -> 1.57 ms).
 """
 from __future__ import annotations
 
@@ -100,9 +104,12 @@ int attention_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k, con
       {t} *vp = kt + E * Sp, *qs = vp + S * Evp, *s = qs + RB * E;
       const {t} *qb = q + qoff[b], *kb = k + koff[b], *vb = v + voff[b];
       {t} *ob = out + ooff[b];
-      for (long e = 0; e < E; e++) {{
-        for (long j = 0; j < S; j++) kt[e * Sp + j] = kb[j * krs + e];
-        for (long j = S; j < Sp; j++) kt[e * Sp + j] = 0;
+      for (long j0 = 0; j0 < Sp; j0 += W) {{ /* W keys at a time: see the backward's transposes */
+        const long j1 = j0 + W < S ? j0 + W : S;
+        for (long e = 0; e < E; e++) {{
+          for (long j = j0; j < j1; j++) kt[e * Sp + j] = kb[j * krs + e];
+          for (long j = j1; j < j0 + W; j++) kt[e * Sp + j] = 0;
+        }}
       }}
       for (long j = 0; j < S; j++) {{
         memcpy(vp + j * Evp, vb + j * vrs, sizeof({t}) * (size_t)Ev);
@@ -160,8 +167,14 @@ int attention_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k, con
         for (long d0 = 0; d0 < Evp; d0 += W) {{
           vec acc[RB];
           block_product(s, Sp, 1, vp + d0, Evp, nmax, acc);
-          for (long r = 0; r < nb; r++)
-            for (long d = d0; d < Ev && d < d0 + W; d++) ob[(i0 + r) * ors + d] = acc[r][d - d0] * inv[r];
+          for (long r = 0; r < nb; r++) {{
+            const vec x = acc[r] * inv[r];
+            if (d0 + W <= Ev) {{
+              memcpy(ob + (i0 + r) * ors + d0, &x, sizeof x);
+            }} else {{
+              for (long d = d0; d < Ev; d++) ob[(i0 + r) * ors + d] = x[d - d0];
+            }}
+          }}
         }}
       }}
     }}
@@ -186,8 +199,14 @@ static void rows_times({t} *dst, long ldd, long rows, long cols, const {t} *a, l
     for (long j0 = 0; j0 < jend; j0 += W) {{
       vec acc[RB];
       block_product(a + i0 * ars + lo * aes, ars, aes, b + lo * ldb + j0, ldb, hi - lo, acc);
-      for (long r = 0; r < RB && i0 + r < rows; r++)
-        for (long j = j0; j < cols && j < j0 + W; j++) dst[(i0 + r) * ldd + j] = acc[r][j - j0] * factor;
+      for (long r = 0; r < RB && i0 + r < rows; r++) {{
+        const vec x = acc[r] * factor;
+        if (j0 + W <= cols) {{
+          memcpy(dst + (i0 + r) * ldd + j0, &x, sizeof x);
+        }} else {{
+          for (long j = j0; j < cols; j++) dst[(i0 + r) * ldd + j] = x[j - j0];
+        }}
+      }}
     }}
   }}
 }}
@@ -218,20 +237,27 @@ int attention_grad_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k
       {t} *P = gp + Lp * Evp, *dS = P + Lp * Sp, *D = dS + Lp * Sp;
       const {t} *qb = q + qoff[b], *kb = k + koff[b], *vb = v + voff[b], *gb = g + goff[b], *ob = o + ooff[b];
       for (long i = 0; i < L; i++) {{
-        D[i] = 0;
-        for (long e = 0; e < E; e++) qs[i * Ep + e] = qb[i * qrs + e] * scale;
+        const {t} *qi = qb + i * qrs, *gi = gb + i * grs, *oi = ob + i * ors;
+        {t} *qsi = qs + i * Ep, *gpi = gp + i * Evp, dot = 0;
+#pragma omp simd
+        for (long e = 0; e < E; e++) qsi[e] = qi[e] * scale;
+#pragma omp simd reduction(+:dot)
         for (long d = 0; d < Ev; d++) {{
-          gp[i * Evp + d] = gb[i * grs + d];
-          D[i] += gb[i * grs + d] * ob[i * ors + d];
+          gpi[d] = gi[d];
+          dot += gi[d] * oi[d];
         }}
+        D[i] = dot;
       }}
-      for (long j = 0; j < S; j++) {{
-        for (long e = 0; e < E; e++) {{
-          kt[e * Sp + j] = kb[j * krs + e];
-          kp[j * Ep + e] = kb[j * krs + e];
-        }}
-        for (long d = 0; d < Ev; d++) vt[d * Sp + j] = vb[j * vrs + d];
+      /* k and v transposed a block of W rows at a time (the block stays in L1; each column's W
+         values land in one line of the transpose) */
+      for (long j0 = 0; j0 < S; j0 += W) {{
+        const long j1 = j0 + W < S ? j0 + W : S;
+        for (long e = 0; e < E; e++)
+          for (long j = j0; j < j1; j++) kt[e * Sp + j] = kb[j * krs + e];
+        for (long d = 0; d < Ev; d++)
+          for (long j = j0; j < j1; j++) vt[d * Sp + j] = vb[j * vrs + d];
       }}
+      for (long j = 0; j < S; j++) memcpy(kp + j * Ep, kb + j * krs, sizeof({t}) * (size_t)E);
       rows_times(P, Sp, Lp, Sp, qs, Ep, 1, kt, Sp, E, Sp, 1, causal);
       rows_times(dS, Sp, Lp, Sp, gp, Evp, 1, vt, Sp, Ev, Sp, 1, causal);
       for (long i = 0; i < Lp; i++) {{
@@ -239,20 +265,25 @@ int attention_grad_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k
         const long n = i >= L ? 0 : (causal ? (i + 1 < S ? i + 1 : S) : S);
         if (n > 0 && mask) {{
           const {t} *mr = mask + moff[b] + i * mrs;
-          for (long j = 0; j < n; j++) pr[j] += mcs ? mr[j] : mr[0];
+          const long mstep = mcs ? 1 : 0;
+#pragma omp simd
+          for (long j = 0; j < n; j++) pr[j] += mr[j * mstep];
         }}
         {t} top = -INFINITY;
+#pragma omp simd reduction(max:top)
         for (long j = 0; j < n; j++) top = pr[j] > top ? pr[j] : top;
         long used = top == -INFINITY ? 0 : n;
         if (used) {{
           const {t} shift = isfinite(top) ? top : 0;
           {t} total = 0;
+#pragma omp simd reduction(+:total)
           for (long j = 0; j < n; j++) {{
             const {t} x = pr[j] == -INFINITY ? ({t})0 : {exp}(pr[j] - shift);
             pr[j] = x;
             total += x;
           }}
           const {t} inv = ({t})1 / total;
+#pragma omp simd
           for (long j = 0; j < n; j++) {{
             pr[j] *= inv;
             sr[j] = pr[j] * (sr[j] - D[i]);
