@@ -536,13 +536,15 @@ def test_data_dependent_ops_refuse_vmap():
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 9), st.integers(1, 40), st.sampled_from([(), (3,), (2, 2)]), st.integers(0, 2**16))
+@given(st.integers(1, 9), st.sampled_from([(1,), (40,), (3, 5), (2, 3, 4)]), st.sampled_from([(), (3,), (2, 2)]),
+       st.integers(0, 2**16))
 def test_index_put_accumulate_over_rows_matches_torch(rows, n, tail, seed):
-    """One index over the first axis (an embedding's gradient): repeated and negative rows accumulate."""
+    """One index over the first axis (an embedding's gradient, the index a batch of sequences too):
+    repeated and negative rows accumulate."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((rows,) + tail)
     idx = rng.integers(-rows, rows, n)
-    vals = rng.standard_normal((n,) + tail)
+    vals = rng.standard_normal(n + tail)
     got = ember.index_put(t64(x), (i64(idx),), t64(vals), accumulate=True)
     want = torch.index_put(tt(x), (tt(idx),), tt(vals), accumulate=True).numpy()
     assert_close(got, want, rtol=1e-12, atol=1e-12)

@@ -163,13 +163,15 @@ def _index_impl(xp, x, *idx):
 
 
 def _accumulate_rows(out, values, rows) -> bool:
-    """``out[rows] += values`` for one 1-D index of the first axis (an embedding's gradient), summing
-    the values of repeated rows in one sorted pass rather than with ``np.add.at`` (an order of magnitude
-    slower); False where this does not apply (other layouts, indices out of range: ``add.at`` reports)."""
+    """``out[rows] += values`` for one integer index array of the first axis (an embedding's gradient,
+    the index of any rank: a batch of token sequences), summing the values of repeated rows in one
+    sorted pass rather than with ``np.add.at`` (an order of magnitude slower); False where this does not
+    apply (other layouts, indices out of range: ``add.at`` reports)."""
     n = out.shape[0] if out.ndim else 0
-    if rows.ndim != 1 or out.ndim < 1 or values.shape != rows.shape + out.shape[1:] or not rows.size \
+    if rows.ndim < 1 or out.ndim < 1 or values.shape != rows.shape + out.shape[1:] or not rows.size \
             or rows.dtype.kind not in "iu" or rows.min() < -n or rows.max() >= n:
         return False
+    rows = rows.reshape(-1)
     order = np.argsort(rows % n, kind="stable")
     keys = (rows % n)[order]
     starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
