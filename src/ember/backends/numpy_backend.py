@@ -241,6 +241,9 @@ class NumpyBackend(Backend):
     # out_dtype)`` returns a generated kernel for a formula, or None. Composite elementwise ops on large
     # inputs then run as one C loop instead of a chain of NumPy passes.
     formula_compiler: Callable | None = None
+    # Set by the compiler package too: ``column_sum(x, axes)`` sums a row-major float array over its
+    # first `axes` axes on all cores (the result NumPy's, bit for bit), or returns None.
+    column_sum: Callable | None = None
 
     def formula_kernel(self, name: str, formula: Any, params: tuple, fallback: Callable) -> Callable:
         """A kernel for large inputs: generated code for float inputs when a compiler is registered,

@@ -13,6 +13,9 @@ import warnings
 from collections import namedtuple
 from typing import Sequence
 
+import numpy as np
+
+from ...backends import CPU
 from .. import dtypes
 from ..creation import arange
 from ..dispatch import bind
@@ -157,6 +160,20 @@ def _sum_jvp(primals, tangents, axis, keepdims, dtype=None):
 
 
 sum_p = _reduction("reduce_sum", _accumulating_impl("sum"), _sum_vjp, _sum_jvp)
+
+
+def _sum_cpu(x, axis, keepdims, dtype=None):
+    """The CPU kernel of ``reduce_sum``: large float arrays summed over their leading axes (a bias's
+    gradient) go to the backend's column-sum kernel when one is registered (same results as NumPy's,
+    on all cores)."""
+    if dtype is None and CPU.column_sum is not None and axis and tuple(axis) == tuple(range(len(axis))):
+        out = CPU.column_sum(x, len(axis))
+        if out is not None:
+            return out.reshape((1,) * len(axis) + out.shape) if keepdims else out
+    return sum_p.impl(np, x, axis=axis, keepdims=keepdims, dtype=dtype)
+
+
+sum_p.kernels["cpu"] = _sum_cpu
 
 
 def _others_product(x: Tensor, axis: tuple[int, ...]) -> Tensor:

@@ -5,7 +5,7 @@ and caches the libraries, and ``runtime`` runs a fused group on arrays (or with 
 compiler is available). ``layout`` holds the blocked transpose behind ``contiguous`` on transposed
 matrices; ``window`` the pooling kernels and the im2col/col2im of convolutions.
 """
-from . import build, c, kernel, layout, runtime, window
+from . import build, c, columns, kernel, layout, runtime, window
 from .build import STATS, CompilerUnavailable, cache_dir, clear_memory_cache
 from .c import render_c
 from .kernel import Kernel, Operand, coalesce
