@@ -242,7 +242,7 @@ class NumpyBackend(Backend):
     # inputs then run as one C loop instead of a chain of NumPy passes.
     formula_compiler: Callable | None = None
     # Set by the compiler package too: ``column_sum(x, axes)`` sums a row-major float array over its
-    # first `axes` axes on all cores (the result NumPy's, bit for bit), or returns None.
+    # first `axes` axes on all cores (a block of rows per thread), or returns None.
     column_sum: Callable | None = None
 
     def formula_kernel(self, name: str, formula: Any, params: tuple, fallback: Callable) -> Callable:

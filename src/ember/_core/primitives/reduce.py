@@ -164,8 +164,8 @@ sum_p = _reduction("reduce_sum", _accumulating_impl("sum"), _sum_vjp, _sum_jvp)
 
 def _sum_cpu(x, axis, keepdims, dtype=None):
     """The CPU kernel of ``reduce_sum``: large float arrays summed over their leading axes (a bias's
-    gradient) go to the backend's column-sum kernel when one is registered (same results as NumPy's,
-    on all cores)."""
+    gradient) go to the backend's column-sum kernel when one is registered (all cores, each summing a
+    block of rows; as accurate as NumPy's row-after-row order)."""
     if dtype is None and CPU.column_sum is not None and axis and tuple(axis) == tuple(range(len(axis))):
         out = CPU.column_sum(x, len(axis))
         if out is not None:
