@@ -37,6 +37,7 @@ class Expr:
     """A node of a formula. Built with Python operators; constants fold and 0/1 simplify."""
 
     __slots__ = ("key", "__weakref__")
+    key: tuple  # structural identity: equal keys, equal formulas (set by each subclass)
 
     def __add__(self, o):
         return call("add", self, lift(o))

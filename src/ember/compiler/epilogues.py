@@ -134,7 +134,9 @@ def fuse_epilogues(g: Graph) -> Graph:
         group, operands = found
         positions = [j for j, o in enumerate(operands) if isinstance(o, Value) and o.id == c.id]
         out = g.nodes[k].outputs[0]
-        shape = tuple(out.shape[1:]) if len(group.kernels["cpu"].outputs) > 1 else tuple(out.shape)
+        kernel = group.kernels["cpu"]
+        assert isinstance(kernel, FusedKernel)
+        shape = tuple(out.shape[1:]) if len(kernel.outputs) > 1 else tuple(out.shape)
         if len(positions) != 1 or shape != tuple(c.shape):
             continue
         acc = positions[0]

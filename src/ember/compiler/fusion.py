@@ -195,6 +195,7 @@ class GroupSpec:
                 values.append(values[refs[0][1]])
                 continue
             env = {p: _ref_expr(r, values) for p, r in zip(prim.params, refs)}
+            assert prim.formula is not None  # group members are formula primitives
             values.append(_substitute(prim.formula, env, {}))
         return tuple(values[m] for m in self.outputs)
 
@@ -214,6 +215,7 @@ def _substitute(e: expr.Expr, env: dict, memo: dict) -> expr.Expr:
         return env[e.name]
     if isinstance(e, expr.Const):
         return e
+    assert isinstance(e, expr.Call)
     if id(e) not in memo:
         memo[id(e)] = expr.Call(e.atom, tuple(_substitute(a, env, memo) for a in e.args))
     return memo[id(e)]

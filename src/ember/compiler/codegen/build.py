@@ -65,7 +65,7 @@ def flags(cc: str | None = None) -> tuple[str, ...]:
             raise CompilerUnavailable(f"C compiler {cc!r} not found")
         probe = "#include <math.h>\nint f(double *x) {\n#pragma omp parallel for\n" \
                 "  for (int i = 0; i < 4; i++) x[i] = exp(x[i]);\n  return 0;\n}\n"
-        chosen = BASE_FLAGS
+        chosen: tuple[str, ...] = BASE_FLAGS
         if not _compiles(cc, probe, BASE_FLAGS):
             raise CompilerUnavailable(f"C compiler {cc!r} cannot build a shared library")
         for flag in OPTIONAL_FLAGS:

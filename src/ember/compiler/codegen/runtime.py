@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class FusedKernel:
         self.outputs = outputs
         self.dtype = dtype
         self.comment = comment
-        self._compiled: dict[tuple, object] = {}  # (pattern, streams) -> C function or None (NumPy)
+        self._compiled: dict[tuple, Any] = {}  # (pattern, streams) -> C function or None (NumPy)
         self._stream_from: dict[tuple, int | None] = {}  # pattern -> elements from which it streams
         self._numpy: list | None = None
         self._plans: dict[tuple, tuple] = {}  # input shapes -> (broadcast shape, loops)
@@ -74,7 +75,10 @@ class FusedKernel:
 
     def source(self, shapes: list[tuple[int, ...]]) -> str:
         """The C source used for inputs of these shapes."""
-        dims, masks = self.loops(shapes)
+        loops = self.loops(shapes)
+        if loops is None:
+            raise ValueError(f"{self.name}: no loop nest for operand shapes {shapes}")
+        dims, masks = loops
         k = self.kernel_ir(len(dims), masks)
         start = stream_elements(k)
         return render_c(k, start is not None and int(np.prod(dims, dtype=np.int64)) >= start)
@@ -119,7 +123,7 @@ class FusedKernel:
         fn(*ptrs, np.asarray(dims, dtype=np.int64).ctypes.data)
         return out
 
-    def _function(self, ndim: int, masks: tuple, size: int = 0) -> object:
+    def _function(self, ndim: int, masks: tuple, size: int = 0) -> Any:
         """The C function for a rank and broadcast pattern; a flat kernel over `size` elements whose data
         is larger than the caches gets the variant that streams its results (built on first use)."""
         start = self._stream_from.get((ndim, masks), -1)
@@ -132,7 +136,7 @@ class FusedKernel:
             self._compiled[key] = self._build(k or self.kernel_ir(ndim, masks), key[2])
         return self._compiled[key]
 
-    def _build(self, k: Kernel, stream: bool) -> object:
+    def _build(self, k: Kernel, stream: bool) -> Any:
         source = render_c(k, stream)
         try:
             lib = build.build(source)

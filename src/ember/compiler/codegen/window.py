@@ -310,7 +310,7 @@ class _Window:
         self.ok = (1 <= nd <= 3 and strides is not None and src.dtype in _TYPES and src.ndim > nd
                    and max(src.size, math.prod(in_sp)) >= MIN_ELEMENTS and 0 not in src.shape
                    and 0 not in out_sp)
-        if not self.ok:
+        if not self.ok or strides is None:
             return
         self.lib = _library((tuple(_pad3(kernel, 1)), tuple(_pad3(stride, 1)), tuple(_pad3(dilation, 1))))
         if self.lib is None:
