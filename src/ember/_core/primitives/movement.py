@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ...backends import CPU
 from .. import dtypes
 from ..creation import _note_created, arange, tensor, zeros_like
 from ..dispatch import bind
@@ -610,10 +611,11 @@ def _cat_batch(values, bdims, dim):
 def _cat_impl(xp, *arrays, dim):
     if xp is not np:
         return xp.concatenate(arrays, axis=dim)
-    # NumPy lays the result out like its inputs; a row-major result keeps later reshapes views
+    # NumPy lays the result out like its inputs; a row-major result keeps later reshapes views, and a
+    # pooled one reuses memory already mapped (a large fresh array costs page faults on every call)
     shape = list(arrays[0].shape)
     shape[dim] = sum(a.shape[dim] for a in arrays)
-    return np.concatenate(arrays, axis=dim, out=np.empty(shape, np.result_type(*arrays)))
+    return np.concatenate(arrays, axis=dim, out=CPU.pool.empty(tuple(shape), np.result_type(*arrays)))
 
 
 cat_p = Primitive("cat", _cat_impl, vjp=_cat_vjp, jvp=_cat_jvp, batch=_cat_batch, reads=())
