@@ -18,6 +18,7 @@ float32/float64 arrays reduced over their leading axes (eager and compiled).
 from __future__ import annotations
 
 import ctypes
+import math
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,7 @@ def column_sum(x: np.ndarray, axes: int) -> np.ndarray | None:
     if t is None or not 0 < axes < x.ndim or x.size < MIN_ELEMENTS or not x.flags.c_contiguous:
         return None
     shape = x.shape[axes:]
-    cols = int(np.prod(shape, dtype=np.int64))
+    cols = math.prod(shape)
     if cols < MIN_COLUMNS:
         return None
     lib = _library()
