@@ -310,6 +310,25 @@ def test_float32_exp_tanh_erf_stay_within_a_few_ulp(name, bound):
     assert np.max(np.abs(got[normal] - want[normal]) / spacing) <= bound
 
 
+def test_float32_exp_keeps_special_values_and_subnormal_results():
+    """NaNs of either sign pass through (the clamps let them reach the result), infinities and
+    saturated inputs give inf and 0, and results in the subnormal range are within one subnormal step
+    of the exact value."""
+    k = FusedKernel("exp_special", ("a",), ("float32",), (expr.parse("exp(a)"),), "float32")
+    special = np.array([np.nan, -np.nan, np.inf, -np.inf, 88.72, 88.73, 1e30, -1e30, -103.9, -104.5, -200.0,
+                        0.0, -0.0], np.float32)
+    small = np.linspace(-103.9, -87.0, 40001).astype(np.float32)
+    for x in (special, small, np.tile(special, 9)):  # also through the vectorised loop body
+        got = k(x)
+        with np.errstate(over="ignore", under="ignore"):
+            want = np.exp(x.astype(np.float64))
+        finite = np.isfinite(want) & (want < np.finfo(np.float32).max)
+        assert np.array_equal(np.isnan(got), np.isnan(x))
+        assert np.all(got[~finite & ~np.isnan(x)] == np.inf)
+        assert np.max(np.abs(got[finite] - want[finite]) / np.maximum(
+            np.spacing(want[finite].astype(np.float32)), np.float32(2.0 ** -149))) <= 2.0
+
+
 def test_kernels_serve_every_size_of_one_broadcast_pattern():
     k = FusedKernel("sizes", ("x", "y"), ("float64", "float64"), (expr.parse("x * y + 1"),), "float64")
     for rows in (1, 3, 70000):

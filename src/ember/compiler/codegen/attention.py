@@ -155,7 +155,7 @@ int attention_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k, con
             {t} total = 0;
 #pragma omp simd reduction(+:total)
             for (long j = 0; j < n; j++) {{
-              const {t} x = sr[j] == -INFINITY ? ({t})0 : {exp}(sr[j] - shift);
+              const {t} x = {exp}(sr[j] - shift); /* masked: exp(-inf - finite shift) = 0 */
               sr[j] = x;
               total += x;
             }}
@@ -278,7 +278,7 @@ int attention_grad_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k
           {t} total = 0;
 #pragma omp simd reduction(+:total)
           for (long j = 0; j < n; j++) {{
-            const {t} x = pr[j] == -INFINITY ? ({t})0 : {exp}(pr[j] - shift);
+            const {t} x = {exp}(pr[j] - shift); /* masked: exp(-inf - finite shift) = 0 */
             pr[j] = x;
             total += x;
           }}

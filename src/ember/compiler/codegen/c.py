@@ -58,25 +58,36 @@ _FMA = """\
 _HELPERS = {
     "expf": _FMA + """\
 static inline float ember_expf(float x) {
-  /* 2^k exp(r), r = x - k ln2 (two-part ln2), Taylor polynomial of degree 7 by Horner's rule (fused
-     multiply-adds where the machine has them), 2^k in two halves; the clamps are max/min */
-  const float lo = x > -104.0f ? x : -104.0f;
-  const float c = lo < 89.0f ? lo : 89.0f;
-  const float kf = EMBER_FMAF(c, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
+  /* 2^k exp(r): k = round(x / ln2), read from the low bits of x / ln2 + 1.5 * 2^23 and capped at 128
+     (an integer min), r = x - k ln2 (two-part ln2), exp(r) by a degree-6 polynomial fitted on
+     [-ln2/2, ln2/2] for least relative error (Horner's rule, fused multiply-adds where the machine has
+     them), 2^k in two halves so that results in the subnormal range stay right. Above the cap r grows
+     and the result overflows to inf as it should; below -104 (results under half the least subnormal)
+     the one float clamp holds x, and it lets a NaN through to the result, so NaNs need no test. */
+  const float c = x < -104.0f ? -104.0f : x;
+  const float t = EMBER_FMAF(c, 1.44269504088896341f, 12582912.0f);
+  int32_t tb;
+  memcpy(&tb, &t, sizeof tb);
+  const int32_t k0 = tb - 0x4b400000; /* the integer in t's low mantissa bits */
+  const int32_t k = k0 < 128 ? k0 : 128;
+  const int32_t kb = k + 0x4b400000;
+  float kt;
+  memcpy(&kt, &kb, sizeof kt);
+  /* k as a float, exactly: an int-to-float conversion may raise inexact, and the compiler would not
+     then vectorise an exp that only some branch of a loop body uses */
+  const float kf = kt - 12582912.0f;
   const float r = EMBER_FMAF(kf, -1.428606765330187e-06f, EMBER_FMAF(kf, -0.693145751953125f, c));
-  float p = EMBER_FMAF(r, 0.0001984127f, 0.0013888889f);
-  p = EMBER_FMAF(p, r, 0.008333334f);
-  p = EMBER_FMAF(p, r, 0.041666668f);
-  p = EMBER_FMAF(p, r, 0.16666667f);
-  p = EMBER_FMAF(p, r, 0.5f);
+  float p = EMBER_FMAF(r, 0.0013843654887750745f, 0.00837415549904108f);
+  p = EMBER_FMAF(p, r, 0.04166800156235695f);
+  p = EMBER_FMAF(p, r, 0.16666431725025177f);
+  p = EMBER_FMAF(p, r, 0.4999999403953552f);
   p = EMBER_FMAF(p, r, 1.0f);
   p = EMBER_FMAF(p, r, 1.0f);
-  const int32_t k = (int32_t)kf;
-  const int32_t b1 = ((k >> 1) + 127) << 23, b2 = (k - (k >> 1) + 127) << 23;
+  const uint32_t b1 = (uint32_t)((k >> 1) + 127) << 23, b2 = (uint32_t)(k - (k >> 1) + 127) << 23;
   float s1, s2;
   memcpy(&s1, &b1, sizeof s1);
   memcpy(&s2, &b2, sizeof s2);
-  return x != x ? x : p * s1 * s2;
+  return p * s1 * s2;
 }""",
     "stream": """\
 #if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))

@@ -67,7 +67,7 @@ void softmax_{t}(const {t} *x, {t} *out, long rows, long n, int safe) {{
     {t} s = 0;
 #pragma omp simd reduction(+:s)
     for (long i = 0; i < n; i++) {{
-      const {t} e = xr[i] == -INFINITY ? ({t})0 : {exp}(xr[i] - shift);
+      const {t} e = {exp}(xr[i] - shift); /* shift is finite, so a -inf entry gives exp(-inf) = 0 */
       o[i] = e;
       s += e;
     }}
@@ -87,7 +87,7 @@ void log_softmax_{t}(const {t} *x, {t} *out, long rows, long n) {{
     const {t} shift = isfinite(m) ? m : 0;
     {t} s = 0;
 #pragma omp simd reduction(+:s)
-    for (long i = 0; i < n; i++) s += xr[i] == -INFINITY ? ({t})0 : {exp}(xr[i] - shift);
+    for (long i = 0; i < n; i++) s += {exp}(xr[i] - shift);
     const {t} lse = shift + {log}(s);
 #pragma omp simd
     for (long i = 0; i < n; i++) o[i] = xr[i] - lse;
