@@ -47,7 +47,7 @@ static void k_golden_stream(const double *restrict in0, const double *restrict i
 double *restrict out0, double *restrict out1, const int64_t lo, const int64_t hi, const int back) {
 #pragma omp parallel
   {
-#pragma omp for schedule(static)
+#pragma omp for schedule(guided, 64)
     for (int64_t m = lo; m < hi; m += 8) {
       const int64_t l = back ? lo + hi - 8 - m : m;
       _Alignas(64) double line0[8];

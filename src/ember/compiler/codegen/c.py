@@ -295,7 +295,10 @@ def _flat_streaming(k: Kernel, body: list[str], args: list[str]) -> list[str]:
               f"static void {k.name}_stream({ranged}, const int back) {{",
               "#pragma omp parallel",
               "  {",
-              "#pragma omp for schedule(static)",
+              # guided: the threads share out what is left as they finish, so one held up (a busy core,
+              # a slower stretch of memory) does not leave the other waiting at the end; nothing here is
+              # in cache for a thread to keep, as a static split's fixed halves would be
+              "#pragma omp for schedule(guided, 64)",
               f"    for (int64_t m = lo; m < hi; m += {line}) {{",
               f"      const int64_t l = back ? lo + hi - {line} - m : m;"]
     lines += [f"      _Alignas(64) {ctype} line{j}[{line}];" for j in range(len(k.outputs))]
