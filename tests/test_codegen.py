@@ -23,7 +23,7 @@ GOLDEN_FLAT = """\
 void k_golden(const double *restrict in0, const double *restrict in1, double *restrict out0, \
 double *restrict out1, const int64_t *dims) {
   const int64_t n = dims[0];
-#pragma omp parallel for simd schedule(static) if (n >= 32768)
+#pragma omp parallel for simd schedule(static) if (parallel: n >= 32768)
   for (int64_t i = 0; i < n; i++) {
     const double in0_v = in0[i];
     const double in1_v = in1[0];
@@ -311,14 +311,14 @@ def test_float32_exp_tanh_erf_stay_within_a_few_ulp(name, bound):
 
 
 def test_float32_exp_keeps_special_values_and_subnormal_results():
-    """NaNs of either sign pass through (the clamps let them reach the result), infinities and
+    """NaNs of either sign pass through (the clamp lets them reach the result), infinities and
     saturated inputs give inf and 0, and results in the subnormal range are within one subnormal step
-    of the exact value."""
+    of the exact value; short arrays and long ones (the vectorised, multi-threaded loop)."""
     k = FusedKernel("exp_special", ("a",), ("float32",), (expr.parse("exp(a)"),), "float32")
     special = np.array([np.nan, -np.nan, np.inf, -np.inf, 88.72, 88.73, 1e30, -1e30, -103.9, -104.5, -200.0,
                         0.0, -0.0], np.float32)
     small = np.linspace(-103.9, -87.0, 40001).astype(np.float32)
-    for x in (special, small, np.tile(special, 9)):  # also through the vectorised loop body
+    for x in (special, small, np.tile(special, 3000)):
         got = k(x)
         with np.errstate(over="ignore", under="ignore"):
             want = np.exp(x.astype(np.float64))
@@ -327,6 +327,16 @@ def test_float32_exp_keeps_special_values_and_subnormal_results():
         assert np.all(got[~finite & ~np.isnan(x)] == np.inf)
         assert np.max(np.abs(got[finite] - want[finite]) / np.maximum(
             np.spacing(want[finite].astype(np.float32)), np.float32(2.0 ** -149))) <= 2.0
+
+
+def test_flat_loops_below_the_thread_threshold_stay_vectorised():
+    """The `if` of `parallel for simd` names `parallel`: unqualified it would also switch the `simd`
+    off, and arrays under 32768 elements would run scalar code."""
+    k = FusedKernel("flat_if", ("a",), ("float32",), (expr.parse("exp(a)"),), "float32")
+    for stream in (False, True):
+        source = render_c(k.kernel_ir(1, ((False,),)), stream)
+        pragmas = [ln for ln in source.splitlines() if ln.startswith("#pragma omp parallel for simd")]
+        assert pragmas and all("if (parallel: " in ln for ln in pragmas)
 
 
 def test_kernels_serve_every_size_of_one_broadcast_pattern():

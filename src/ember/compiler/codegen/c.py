@@ -270,7 +270,7 @@ def _element(k: Kernel, body: list[str], indent: str, index: str, store: str) ->
 
 def _loop_flat(k: Kernel, body: list[str]) -> list[str]:
     lines = ["  const int64_t n = dims[0];",
-             "#pragma omp parallel for simd schedule(static) if (n >= 32768)",
+             "#pragma omp parallel for simd schedule(static) if (parallel: n >= 32768)",
              "  for (int64_t i = 0; i < n; i++) {"]
     return lines + _element(k, body, "    ", "i", "out{j}[i]") + ["  }"]
 
@@ -288,7 +288,7 @@ def _flat_streaming(k: Kernel, body: list[str], args: list[str]) -> list[str]:
     call = ", ".join(names)
     ranged = ", ".join(args + ["const int64_t lo", "const int64_t hi"])
     lines = [f"static void {k.name}_range({ranged}) {{",
-             "#pragma omp parallel for simd schedule(static) if (hi - lo >= 32768)",
+             "#pragma omp parallel for simd schedule(static) if (parallel: hi - lo >= 32768)",
              "  for (int64_t i = lo; i < hi; i++) {"]
     lines += _element(k, body, "    ", "i", "out{j}[i]")
     lines += ["  }", "}", "", "#ifdef EMBER_STREAM_FENCE",
