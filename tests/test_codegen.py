@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import textwrap
 
 import numpy as np
 import pytest
@@ -13,6 +14,25 @@ from ember._core import expr
 from ember.compiler import codegen
 from ember.compiler.codegen import FusedKernel, Kernel, Operand, build, coalesce, render_c, runtime
 from ember.compiler.codegen import c as c_renderer
+
+# The statements of one element of the golden kernel after its first load (the plain loop and the
+# streaming loop's line buffer both contain them, at different indents).
+GOLDEN_ELEMENT = """\
+const double in1_v = in1[0];
+const double t0 = (in0_v * in1_v);
+const double t1 = tanh(t0);
+const double t2 = (t1 + 1.0);
+const int t3 = (in0_v > in1_v);
+const double t4 = (-in1_v);
+const double t5 = (t3 ? in0_v : t4);
+const double r0 = t2;
+const double r1 = t5;
+"""
+
+
+def _indent(text: str, spaces: int) -> str:
+    return textwrap.indent(text, " " * spaces)
+
 
 GOLDEN_FLAT = """\
 /* fused: mul, tanh, add */
@@ -26,15 +46,7 @@ double *restrict out1, const int64_t *dims) {
 #pragma omp parallel for simd schedule(static) if (parallel: n >= 32768)
   for (int64_t i = 0; i < n; i++) {
     const double in0_v = in0[i];
-    const double in1_v = in1[0];
-    const double t0 = (in0_v * in1_v);
-    const double t1 = tanh(t0);
-    const double t2 = (t1 + 1.0);
-    const int t3 = (in0_v > in1_v);
-    const double t4 = (-in1_v);
-    const double t5 = (t3 ? in0_v : t4);
-    const double r0 = t2;
-    const double r1 = t5;
+""" + _indent(GOLDEN_ELEMENT, 4) + """\
     out0[i] = r0;
     out1[i] = r1;
   }
@@ -55,15 +67,7 @@ double *restrict out0, double *restrict out1, const int64_t lo, const int64_t hi
 #pragma omp simd
       for (int64_t e = 0; e < 8; e++) {
         const double in0_v = in0[l + e];
-        const double in1_v = in1[0];
-        const double t0 = (in0_v * in1_v);
-        const double t1 = tanh(t0);
-        const double t2 = (t1 + 1.0);
-        const int t3 = (in0_v > in1_v);
-        const double t4 = (-in1_v);
-        const double t5 = (t3 ? in0_v : t4);
-        const double r0 = t2;
-        const double r1 = t5;
+""" + _indent(GOLDEN_ELEMENT, 8) + """\
         line0[e] = r0;
         line1[e] = r1;
       }
