@@ -244,6 +244,9 @@ class NumpyBackend(Backend):
     # Set by the compiler package too: ``column_sum(x, axes)`` sums a row-major float array over its
     # first `axes` axes on all cores (a block of rows per thread), or returns None.
     column_sum: Callable | None = None
+    # And ``row_reduce(kind, x, axes, correction)``: "sum", "max", "min" or "var" of a row-major float
+    # array over its last `axes` axes on all cores, or None.
+    row_reduce: Callable | None = None
 
     def formula_kernel(self, name: str, formula: Any, params: tuple, fallback: Callable) -> Callable:
         """A kernel for large inputs: generated code for float inputs when a compiler is registered,

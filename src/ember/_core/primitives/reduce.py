@@ -162,14 +162,33 @@ def _sum_jvp(primals, tangents, axis, keepdims, dtype=None):
 sum_p = _reduction("reduce_sum", _accumulating_impl("sum"), _sum_vjp, _sum_jvp)
 
 
+def _row_reduce(kind: str, x, axis, keepdims, correction: float = 0.0):
+    """`kind` of `x` over `axis` by the backend's generated row-reduction kernel, when one is registered
+    and applies (the axes are the trailing ones, or all of them); else None."""
+    if CPU.row_reduce is None or not axis or axis != tuple(range(x.ndim - len(axis), x.ndim)):
+        return None
+    if len(axis) == x.ndim and not x.flags.c_contiguous and x.flags.f_contiguous:
+        x = x.ravel(order="K")  # every element: the order of memory serves as well (a view)
+    out = CPU.row_reduce(kind, x, builtins.min(len(axis), x.ndim), correction)
+    if out is not None and keepdims:
+        out = out.reshape(out.shape + (1,) * len(axis))
+    return out
+
+
 def _sum_cpu(x, axis, keepdims, dtype=None):
     """The CPU kernel of ``reduce_sum``: large float arrays summed over their leading axes (a bias's
     gradient) go to the backend's column-sum kernel when one is registered (all cores, each summing a
-    block of rows; as accurate as NumPy's row-after-row order)."""
-    if dtype is None and CPU.column_sum is not None and axis and tuple(axis) == tuple(range(len(axis))):
+    block of rows; as accurate as NumPy's row-after-row order), over their trailing axes (or all) to its
+    row-reduction kernel (all cores, float32 added in double)."""
+    if dtype is None and CPU.column_sum is not None and axis and tuple(axis) == tuple(range(len(axis))) \
+            and len(axis) < x.ndim:
         out = CPU.column_sum(x, len(axis))
         if out is not None:
             return out.reshape((1,) * len(axis) + out.shape) if keepdims else out
+    if dtype is None:
+        out = _row_reduce("sum", x, tuple(axis), keepdims)
+        if out is not None:
+            return out
     return sum_p.impl(np, x, axis=axis, keepdims=keepdims, dtype=dtype)
 
 
@@ -313,6 +332,20 @@ amax_p = _reduction("reduce_max", _extreme_impl("amax"), _extreme_vjp, None)
 amin_p = _reduction("reduce_min", _extreme_impl("amin"), _extreme_vjp, None)
 amax_p.jvp = _extreme_jvp(amax_p)
 amin_p.jvp = _extreme_jvp(amin_p)
+
+
+def _extreme_cpu(kind: str, prim: Primitive):
+    """The CPU kernel of ``reduce_max``/``reduce_min``: the generated row-reduction kernel for large float
+    arrays reduced over trailing axes (or all), else NumPy."""
+    def kernel(x, axis, keepdims):
+        out = _row_reduce(kind, x, tuple(axis), keepdims)
+        return out if out is not None else prim.impl(np, x, axis=axis, keepdims=keepdims)
+
+    return kernel
+
+
+amax_p.kernels["cpu"] = _extreme_cpu("max", amax_p)
+amin_p.kernels["cpu"] = _extreme_cpu("min", amin_p)
 
 
 def _extreme(prim: Primitive, x: Tensor, dim, keepdim: bool, op: str) -> Tensor:
@@ -553,6 +586,16 @@ def _var_jvp(primals, tangents, axis, keepdims, correction):
 
 
 var_p = _reduction("reduce_var", _var_impl, _var_vjp, _var_jvp)
+
+
+def _var_cpu(x, axis, keepdims, correction):
+    """The CPU kernel of ``reduce_var``: the generated row-reduction kernel (one read of the input, blocks
+    merged by Chan's update) for large float arrays reduced over trailing axes (or all), else NumPy."""
+    out = _row_reduce("var", x, tuple(axis), keepdims, correction)
+    return out if out is not None else _var_impl(np, x, axis=axis, keepdims=keepdims, correction=correction)
+
+
+var_p.kernels["cpu"] = _var_cpu
 
 
 def _variance(x: Tensor, dim, unbiased, keepdim: bool, correction, op: str) -> Tensor:
