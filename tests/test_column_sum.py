@@ -1,6 +1,7 @@
-"""The generated column-sum kernel behind ``reduce_sum`` over leading axes: within float rounding of
-the exact sums (no worse than NumPy's order), NumPy's special values, through eager sums, keepdim,
-gradients of broadcast biases and compiled steps; the cases it leaves to NumPy."""
+"""The generated column kernels behind ``reduce_sum`` (and ``reduce_max``/``reduce_min``/``reduce_var``)
+over leading axes: within float rounding of the exact results (no worse than NumPy's), NumPy's special
+values, through eager ops, keepdim, gradients of broadcast biases and compiled steps; the cases they
+leave to NumPy."""
 from __future__ import annotations
 
 import numpy as np
@@ -101,3 +102,62 @@ def test_bias_gradients_in_eager_and_compiled_steps_match_torch(monkeypatch):
         (peer(torch.from_numpy(xn)).tanh() ** 2).sum().backward()
         np.testing.assert_allclose(lin.bias.grad.numpy(), peer.bias.grad.numpy(), rtol=1e-4, atol=1e-3)
         assert 1 in calls  # the bias gradient: the output gradient summed over its rows
+
+
+@needs_cc
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 70), min_size=1, max_size=2), st.integers(16, 700),
+       st.sampled_from([np.float32, np.float64]), st.sampled_from(["max", "min", "var"]), st.integers(0, 2**16))
+def test_column_extremes_and_variances_match_the_exact_results(lead, cols, dtype, kind, seed):
+    rows = int(np.prod(lead))
+    lead = [max(lead[0], -(-columns.MIN_ELEMENTS // (cols * rows // lead[0])))] + lead[1:]  # large enough
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(tuple(lead) + (cols,)) * rng.uniform(0.1, 10) + rng.uniform(-50, 50)).astype(dtype)
+    axes = tuple(range(len(lead)))
+    got = columns.column_reduce(kind, x, len(lead), 1.0)
+    assert got is not None and got.dtype == x.dtype and got.shape == (cols,)
+    if kind != "var":
+        np.testing.assert_array_equal(got, getattr(x, kind)(axes))  # exact
+        return
+    exact = x.astype(np.longdouble).var(axes, ddof=1)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(got, exact.astype(np.float64), rtol=64 * eps if dtype == np.float64 else 8 * eps)
+    # no worse than NumPy's float32 variance (float64 inputs: Welford in double, within 64 eps)
+    if dtype == np.float32:
+        assert np.abs(got - exact).max() <= max(np.abs(x.var(axes, ddof=1) - exact).max(),
+                                                8 * eps * float(np.abs(exact).max()))
+
+
+@needs_cc
+def test_column_extremes_and_variances_of_special_values_follow_numpy():
+    x = np.random.default_rng(7).standard_normal((3000, 40)).astype(np.float32)
+    x[5, 3] = np.nan
+    x[2999, 4] = np.nan  # the last row: a NaN in the last thread's block
+    x[7, 5], x[1500, 6], x[20, 6] = np.inf, -np.inf, np.inf
+    x[:, 7] = 1.25  # a constant column: variance exactly 0
+    with np.errstate(invalid="ignore"):
+        for kind in ("max", "min"):
+            np.testing.assert_array_equal(columns.column_reduce(kind, x, 1), getattr(x, kind)(0))
+        var, ref = columns.column_reduce("var", x, 1, 0.0), x.var(0)
+    np.testing.assert_array_equal(np.isnan(var), np.isnan(ref))
+    assert var[7] == 0.0
+    np.testing.assert_allclose(var[8:], ref[8:], rtol=1e-5)
+    assert columns.column_reduce("var", np.ones((1, 40000), np.float32), 1, 1.0) is None  # rows - 1 = 0
+    assert columns.column_reduce("prod", x, 1) is None
+
+
+@needs_cc
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_eager_extremes_and_variances_over_leading_dims_use_the_kernel(monkeypatch, keepdim):
+    calls = []
+    kernel = CPU.column_reduce
+    monkeypatch.setattr(CPU, "column_reduce", lambda kind, x, axes, c=0.0: calls.append(kind) or kernel(kind, x, axes, c))
+    xn = np.random.default_rng(8).standard_normal((16, 64, 256)).astype(np.float32)
+    x, t = ember.tensor(xn), torch.from_numpy(xn)
+    for got, want in ((x.amax((0, 1), keepdim=keepdim), t.amax((0, 1), keepdim=keepdim)),
+                      (x.amin(0, keepdim=keepdim), t.amin(0, keepdim=keepdim)),
+                      (x.var((0, 1), keepdim=keepdim), t.var((0, 1), keepdim=keepdim)),
+                      (x.std(0, keepdim=keepdim), t.std(0, keepdim=keepdim))):
+        assert tuple(got.shape) == tuple(want.shape)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    assert calls == ["max", "min", "var", "var"]

@@ -244,6 +244,9 @@ class NumpyBackend(Backend):
     # Set by the compiler package too: ``column_sum(x, axes)`` sums a row-major float array over its
     # first `axes` axes on all cores (a block of rows per thread), or returns None.
     column_sum: Callable | None = None
+    # ``column_reduce(kind, x, axes, correction)``: "sum", "max", "min" or "var" over the first `axes`
+    # axes in the same way, or None.
+    column_reduce: Callable | None = None
     # And ``row_reduce(kind, x, axes, correction)``: "sum", "max", "min" or "var" of a row-major float
     # array over its last `axes` axes on all cores, or None.
     row_reduce: Callable | None = None

@@ -163,15 +163,22 @@ sum_p = _reduction("reduce_sum", _accumulating_impl("sum"), _sum_vjp, _sum_jvp)
 
 
 def _row_reduce(kind: str, x, axis, keepdims, correction: float = 0.0):
-    """`kind` of `x` over `axis` by the backend's generated row-reduction kernel, when one is registered
-    and applies (the axes are the trailing ones, or all of them); else None."""
-    if CPU.row_reduce is None or not axis or axis != tuple(range(x.ndim - len(axis), x.ndim)):
+    """`kind` of `x` over `axis` by the backend's generated reduction kernels, when they are registered
+    and apply: the row kernel for the trailing axes (or all of them), the column kernel for leading
+    ones; else None."""
+    if not axis:
         return None
-    if len(axis) == x.ndim and not x.flags.c_contiguous and x.flags.f_contiguous:
+    k = len(axis)
+    if k < x.ndim and axis == tuple(range(k)):
+        out = CPU.column_reduce(kind, x, k, correction) if CPU.column_reduce is not None else None
+        return out.reshape((1,) * k + out.shape) if out is not None and keepdims else out
+    if CPU.row_reduce is None or axis != tuple(range(x.ndim - k, x.ndim)):
+        return None
+    if k == x.ndim and not x.flags.c_contiguous and x.flags.f_contiguous:
         x = x.ravel(order="K")  # every element: the order of memory serves as well (a view)
-    out = CPU.row_reduce(kind, x, builtins.min(len(axis), x.ndim), correction)
+    out = CPU.row_reduce(kind, x, builtins.min(k, x.ndim), correction)
     if out is not None and keepdims:
-        out = out.reshape(out.shape + (1,) * len(axis))
+        out = out.reshape(out.shape + (1,) * k)
     return out
 
 
@@ -180,15 +187,17 @@ def _sum_cpu(x, axis, keepdims, dtype=None):
     gradient) go to the backend's column-sum kernel when one is registered (all cores, each summing a
     block of rows; as accurate as NumPy's row-after-row order), over their trailing axes (or all) to its
     row-reduction kernel (all cores, float32 added in double)."""
-    if dtype is None and CPU.column_sum is not None and axis and tuple(axis) == tuple(range(len(axis))) \
-            and len(axis) < x.ndim:
+    axis = tuple(axis)
+    leading = 0 < len(axis) < x.ndim and axis == tuple(range(len(axis)))
+    out = None
+    if dtype is None and leading and CPU.column_sum is not None:
         out = CPU.column_sum(x, len(axis))
-        if out is not None:
-            return out.reshape((1,) * len(axis) + out.shape) if keepdims else out
-    if dtype is None:
-        out = _row_reduce("sum", x, tuple(axis), keepdims)
-        if out is not None:
-            return out
+        if out is not None and keepdims:
+            out = out.reshape((1,) * len(axis) + out.shape)
+    elif dtype is None and not leading:
+        out = _row_reduce("sum", x, axis, keepdims)
+    if out is not None:
+        return out
     return sum_p.impl(np, x, axis=axis, keepdims=keepdims, dtype=dtype)
 
 
@@ -335,8 +344,8 @@ amin_p.jvp = _extreme_jvp(amin_p)
 
 
 def _extreme_cpu(kind: str, prim: Primitive):
-    """The CPU kernel of ``reduce_max``/``reduce_min``: the generated row-reduction kernel for large float
-    arrays reduced over trailing axes (or all), else NumPy."""
+    """The CPU kernel of ``reduce_max``/``reduce_min``: the generated row- or column-reduction kernel for
+    large float arrays reduced over trailing axes (or all) or leading ones, else NumPy."""
     def kernel(x, axis, keepdims):
         out = _row_reduce(kind, x, tuple(axis), keepdims)
         return out if out is not None else prim.impl(np, x, axis=axis, keepdims=keepdims)
@@ -589,8 +598,8 @@ var_p = _reduction("reduce_var", _var_impl, _var_vjp, _var_jvp)
 
 
 def _var_cpu(x, axis, keepdims, correction):
-    """The CPU kernel of ``reduce_var``: the generated row-reduction kernel (one read of the input, blocks
-    merged by Chan's update) for large float arrays reduced over trailing axes (or all), else NumPy."""
+    """The CPU kernel of ``reduce_var``: the generated row- or column-reduction kernel (one read of the
+    input) for large float arrays reduced over trailing axes (or all) or leading ones, else NumPy."""
     out = _row_reduce("var", x, tuple(axis), keepdims, correction)
     return out if out is not None else _var_impl(np, x, axis=axis, keepdims=keepdims, correction=correction)
 
