@@ -351,6 +351,36 @@ def test_kernels_serve_every_size_of_one_broadcast_pattern():
     assert len(k._compiled) == 2  # (rows > 1: one 2-d pattern) and (rows == 1: one flat pattern)
 
 
+def test_squares_render_as_one_product_with_numpys_results():
+    k = FusedKernel("square", ("x",), ("float32",), (expr.parse("pow(x, 2) + pow(x, 3)"),), "float32")
+    source = k.source([(5000,)])
+    assert "(x_v * x_v)" in source and source.count("powf(") == 1  # the cube stays a pow
+    x = np.concatenate([np.random.default_rng(1).standard_normal(4990) * 1e19,
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -3.0, 2.0, 1e20, -1e20]]).astype(np.float32)
+    with np.errstate(all="ignore"):
+        square = FusedKernel("sq", ("x",), ("float32",), (expr.parse("pow(x, 2)"),), "float32")
+        np.testing.assert_array_equal(square(x), np.power(x, np.float32(2)))  # bit for bit, inf/NaN too
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reducing_kernels_give_the_same_bits_whether_threads_share_rows_or_blocks(dtype):
+    """One long row (its blocks spread over the threads) and the same row among 64 (whole rows per
+    thread) add the same block sums in the same order; a broadcast operand is read at the row's offset."""
+    n = 17 * c_renderer.REDUCE_BLOCK + 77  # over 32768 elements: a single row is shared out
+    k = FusedKernel("rowsum", ("x", "w"), (np.dtype(dtype).name,) * 2, (expr.parse("x * x * w"),),
+                    np.dtype(dtype).name, reduce_dims=1)
+    rng = np.random.default_rng(2)
+    row, w = rng.standard_normal(n).astype(dtype), rng.uniform(0.5, 2, n).astype(dtype)
+    alone = k(row[None], w)
+    many = k(np.tile(row, (64, 1)), w)
+    three = k(np.stack([row, 2 * row, row]), w)
+    assert alone.shape == (1,) and many.shape == (64,)
+    assert np.all(many == alone[0]) and three[0] == alone[0] == three[2]
+    exact = (row.astype(np.longdouble) ** 2 * w).sum()
+    assert abs(alone[0] - exact) <= 4 * np.finfo(dtype).eps * exact
+    np.testing.assert_allclose(three[1], 4 * exact, rtol=4 * np.finfo(dtype).eps)
+
+
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBER_CACHE_DIR", str(tmp_path))

@@ -204,6 +204,9 @@ def render_c(k: Kernel, stream: bool = False) -> str:
     body, helpers = _body(k)
     lines = [f"/* {line} */" for line in k.comment]
     lines += ["#include <math.h>", "#include <stdint.h>", "#include <string.h>", ""]
+    if k.reduce:  # the blocked row sums (see _loop_rows)
+        lines[-1:] = ["#include <stdlib.h>", "#ifdef _OPENMP", "#include <omp.h>", "#else",
+                      "#define omp_get_max_threads() 1", "#endif", ""]
     if stream:
         helpers.add("stream")
     for name in _HELPERS:
@@ -348,15 +351,36 @@ def _stride(k: Kernel, mask: tuple[bool, ...], d: int) -> str:
     return " * ".join(terms) if terms else "1"
 
 
+# reducing kernels sum a row in blocks of this many elements (each into a double, then the blocks in
+# order), so that a few long rows can be shared among the threads block by block
+REDUCE_BLOCK = 2048
+
+
 def _loop_rows(k: Kernel, body: list[str]) -> list[str]:
-    """Rows (all but the last loop dimension) in parallel, a vectorisable loop along the last one
-    (a sum into a float64 accumulator for reducing kernels)."""
+    """Rows (all but the last loop dimension) in parallel, a vectorisable loop along the last one.
+
+    A reducing kernel sums each row in blocks of :data:`REDUCE_BLOCK` elements, each into a float64
+    accumulator, and adds the blocks' sums in order. With fewer than two rows per thread (a sum over
+    every element, say) the threads take blocks instead of rows, their sums are kept, and the rows are
+    then totalled in the same order: the same result either way, whatever the thread count.
+    """
     last = k.ndim - 1
     rows = " * ".join(f"dims[{d}]" for d in range(last))
-    lines = [f"  const int64_t rows = {rows}, n = dims[{last}];",
-             "#pragma omp parallel for schedule(static) if (rows * n >= 32768)",
-             "  for (int64_t r = 0; r < rows; r++) {",
-             "    int64_t rest = r;"]
+    lines = [f"  const int64_t rows = {rows}, n = dims[{last}];"]
+    if k.reduce:
+        lines += [f"  const int64_t blocks = (n + {REDUCE_BLOCK - 1}) / {REDUCE_BLOCK};",
+                  "  double *parts = NULL; /* per block sums, when the threads share out blocks */",
+                  "  if (rows < 2 * (int64_t)omp_get_max_threads() && blocks > 1 && rows * n >= 32768)",
+                  "    parts = (double *)malloc(sizeof(double) * (size_t)(rows * blocks));",
+                  "  const int64_t tasks = parts ? rows * blocks : rows;",
+                  "#pragma omp parallel for schedule(static) if (rows * n >= 32768)",
+                  "  for (int64_t task = 0; task < tasks; task++) {",
+                  "    const int64_t r = parts ? task / blocks : task;",
+                  "    int64_t rest = r;"]
+    else:
+        lines += ["#pragma omp parallel for schedule(static) if (rows * n >= 32768)",
+                  "  for (int64_t r = 0; r < rows; r++) {",
+                  "    int64_t rest = r;"]
     for op in k.inputs:
         lines.append(f"    int64_t {op.name}_off = 0;")
     for d in range(last - 1, -1, -1):
@@ -365,18 +389,33 @@ def _loop_rows(k: Kernel, body: list[str]) -> list[str]:
         for op in k.inputs:
             if not op.broadcast[d]:
                 lines.append(f"    {op.name}_off += i{d} * ({_stride(k, op.broadcast, d)});")
+    pad = "    "
     if k.reduce:
-        lines += ["    double acc = 0.0;", "#pragma omp simd reduction(+:acc)"]
+        lines += ["    const int64_t b0 = parts ? task % blocks : 0, b1 = parts ? b0 + 1 : blocks;",
+                  "    double total = 0.0;",
+                  "    for (int64_t b = b0; b < b1; b++) {",
+                  f"      const int64_t lo = b * {REDUCE_BLOCK}, hi = n - lo < {REDUCE_BLOCK} ? n : lo + "
+                  f"{REDUCE_BLOCK};",
+                  "      double acc = 0.0;",
+                  "#pragma omp simd reduction(+:acc)",
+                  "      for (int64_t i = lo; i < hi; i++) {"]
+        pad = "      "
     else:
-        lines.append("#pragma omp simd")
-    lines.append("    for (int64_t i = 0; i < n; i++) {")
+        lines += ["#pragma omp simd", "    for (int64_t i = 0; i < n; i++) {"]
     for op in k.inputs:
         index = f"{op.name}_off" if op.broadcast[last] else f"{op.name}_off + i"
-        lines.append(f"      const {CTYPES[op.dtype]} {op.name}_v = {op.name}[{index}];")
-    lines += ["      " + s for s in body]
+        lines.append(f"{pad}  const {CTYPES[op.dtype]} {op.name}_v = {op.name}[{index}];")
+    lines += [pad + "  " + s for s in body]
     if k.reduce:
-        lines.append("      acc += (double)r0;")
-        return lines + ["    }", f"    out0[r] = ({CTYPES[k.dtype]})acc;", "  }"]
+        ctype = CTYPES[k.dtype]
+        return lines + ["        acc += (double)r0;", "      }", "      total += acc;", "    }",
+                        "    if (parts)", "      parts[task] = total;", "    else",
+                        f"      out0[r] = ({ctype})total;", "  }",
+                        "  if (parts) { /* each row's blocks, in order */",
+                        "    for (int64_t r = 0; r < rows; r++) {",
+                        "      double total = 0.0;",
+                        "      for (int64_t b = 0; b < blocks; b++) total += parts[r * blocks + b];",
+                        f"      out0[r] = ({ctype})total;", "    }", "    free(parts);", "  }"]
     lines += [f"      out{j}[r * n + i] = r{j};" for j in range(len(k.outputs))]
     return lines + ["    }", "  }"]
 
@@ -388,7 +427,12 @@ def _body(k: Kernel) -> tuple[list[str], set[str]]:
     helpers: set[str] = set()
     lines: list[str] = []
     for n in _all_nodes(k.outputs):
-        code, used = render_atom(n.atom.name, [_operand(a, names, k.dtype) for a in n.args], k.dtype)
+        args = [_operand(a, names, k.dtype) for a in n.args]
+        used: tuple[str, ...]
+        if n.atom.name == "pow" and expr.is_const(n.args[1], 2):  # a square: exact as one product
+            code, used = f"({args[0]} * {args[0]})", ()
+        else:
+            code, used = render_atom(n.atom.name, args, k.dtype)
         helpers.update(used)
         names[n.key] = f"t{len(names)}"
         lines.append(f"const {'int' if n.atom.bool_out else ctype} {names[n.key]} = {code};")
