@@ -162,7 +162,7 @@ def _sum_jvp(primals, tangents, axis, keepdims, dtype=None):
 sum_p = _reduction("reduce_sum", _accumulating_impl("sum"), _sum_vjp, _sum_jvp)
 
 
-def _row_reduce(kind: str, x, axis, keepdims, correction: float = 0.0):
+def _generated_reduce(kind: str, x, axis, keepdims, correction: float = 0.0):
     """`kind` of `x` over `axis` by the backend's generated reduction kernels, when they are registered
     and apply: the row kernel for the trailing axes (or all of them), the column kernel for leading
     ones; else None."""
@@ -195,7 +195,7 @@ def _sum_cpu(x, axis, keepdims, dtype=None):
         if out is not None and keepdims:
             out = out.reshape((1,) * len(axis) + out.shape)
     elif dtype is None and not leading:
-        out = _row_reduce("sum", x, axis, keepdims)
+        out = _generated_reduce("sum", x, axis, keepdims)
     if out is not None:
         return out
     return sum_p.impl(np, x, axis=axis, keepdims=keepdims, dtype=dtype)
@@ -347,7 +347,7 @@ def _extreme_cpu(kind: str, prim: Primitive):
     """The CPU kernel of ``reduce_max``/``reduce_min``: the generated row- or column-reduction kernel for
     large float arrays reduced over trailing axes (or all) or leading ones, else NumPy."""
     def kernel(x, axis, keepdims):
-        out = _row_reduce(kind, x, tuple(axis), keepdims)
+        out = _generated_reduce(kind, x, tuple(axis), keepdims)
         return out if out is not None else prim.impl(np, x, axis=axis, keepdims=keepdims)
 
     return kernel
@@ -600,7 +600,7 @@ var_p = _reduction("reduce_var", _var_impl, _var_vjp, _var_jvp)
 def _var_cpu(x, axis, keepdims, correction):
     """The CPU kernel of ``reduce_var``: the generated row- or column-reduction kernel (one read of the
     input) for large float arrays reduced over trailing axes (or all) or leading ones, else NumPy."""
-    out = _row_reduce("var", x, tuple(axis), keepdims, correction)
+    out = _generated_reduce("var", x, tuple(axis), keepdims, correction)
     return out if out is not None else _var_impl(np, x, axis=axis, keepdims=keepdims, correction=correction)
 
 
