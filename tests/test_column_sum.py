@@ -59,14 +59,14 @@ def test_the_kernel_leaves_other_cases_to_numpy():
 @pytest.mark.parametrize("keepdim", [False, True])
 def test_reduce_sum_over_leading_dims_uses_the_kernel(monkeypatch, keepdim):
     calls = []
-    kernel = CPU.column_sum
+    kernel = CPU.column_reduce
 
-    def counted(x, axes):
-        out = kernel(x, axes)
-        calls.append(out is not None)
+    def counted(kind, x, axes, correction=0.0):
+        out = kernel(kind, x, axes, correction)
+        calls.append(kind == "sum" and out is not None)
         return out
 
-    monkeypatch.setattr(CPU, "column_sum", counted)
+    monkeypatch.setattr(CPU, "column_reduce", counted)
     xn = np.random.default_rng(3).standard_normal((16, 64, 256)).astype(np.float32)
     got = ember.tensor(xn).sum((0, 1), keepdim=keepdim)
     want = torch.from_numpy(xn).sum((0, 1), keepdim=keepdim).numpy()
@@ -80,8 +80,9 @@ def test_reduce_sum_over_leading_dims_uses_the_kernel(monkeypatch, keepdim):
 @needs_cc
 def test_bias_gradients_in_eager_and_compiled_steps_match_torch(monkeypatch):
     calls = []
-    kernel = CPU.column_sum
-    monkeypatch.setattr(CPU, "column_sum", lambda x, axes: calls.append(axes) or kernel(x, axes))
+    kernel = CPU.column_reduce
+    monkeypatch.setattr(CPU, "column_reduce",
+                        lambda kind, x, axes, c=0.0: calls.append((kind, axes)) or kernel(kind, x, axes, c))
     rng = np.random.default_rng(4)
     xn = rng.standard_normal((512, 96)).astype(np.float32)
     ember.manual_seed(0)
@@ -101,7 +102,7 @@ def test_bias_gradients_in_eager_and_compiled_steps_match_torch(monkeypatch):
         peer.zero_grad()
         (peer(torch.from_numpy(xn)).tanh() ** 2).sum().backward()
         np.testing.assert_allclose(lin.bias.grad.numpy(), peer.bias.grad.numpy(), rtol=1e-4, atol=1e-3)
-        assert 1 in calls  # the bias gradient: the output gradient summed over its rows
+        assert ("sum", 1) in calls  # the bias gradient: the output gradient summed over its rows
 
 
 @needs_cc

@@ -241,11 +241,9 @@ class NumpyBackend(Backend):
     # out_dtype)`` returns a generated kernel for a formula, or None. Composite elementwise ops on large
     # inputs then run as one C loop instead of a chain of NumPy passes.
     formula_compiler: Callable | None = None
-    # Set by the compiler package too: ``column_sum(x, axes)`` sums a row-major float array over its
-    # first `axes` axes on all cores (a block of rows per thread), or returns None.
-    column_sum: Callable | None = None
-    # ``column_reduce(kind, x, axes, correction)``: "sum", "max", "min" or "var" over the first `axes`
-    # axes in the same way, or None.
+    # Set by the compiler package too: ``column_reduce(kind, x, axes, correction)`` reduces a row-major
+    # float array over its first `axes` axes ("sum", "max", "min" or "var") on all cores (a block of
+    # rows per thread), or returns None.
     column_reduce: Callable | None = None
     # And ``row_reduce(kind, x, axes, correction)``: "sum", "max", "min" or "var" of a row-major float
     # array over its last `axes` axes on all cores, or None.

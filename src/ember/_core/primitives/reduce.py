@@ -184,21 +184,10 @@ def _generated_reduce(kind: str, x, axis, keepdims, correction: float = 0.0):
 
 def _sum_cpu(x, axis, keepdims, dtype=None):
     """The CPU kernel of ``reduce_sum``: large float arrays summed over their leading axes (a bias's
-    gradient) go to the backend's column-sum kernel when one is registered (all cores, each summing a
-    block of rows; as accurate as NumPy's row-after-row order), over their trailing axes (or all) to its
-    row-reduction kernel (all cores, float32 added in double)."""
-    axis = tuple(axis)
-    leading = 0 < len(axis) < x.ndim and axis == tuple(range(len(axis)))
-    out = None
-    if dtype is None and leading and CPU.column_sum is not None:
-        out = CPU.column_sum(x, len(axis))
-        if out is not None and keepdims:
-            out = out.reshape((1,) * len(axis) + out.shape)
-    elif dtype is None and not leading:
-        out = _generated_reduce("sum", x, axis, keepdims)
-    if out is not None:
-        return out
-    return sum_p.impl(np, x, axis=axis, keepdims=keepdims, dtype=dtype)
+    gradient), their trailing axes or all of them go to the backend's generated column or row kernels
+    (all cores; as accurate as NumPy or more), the rest to NumPy."""
+    out = _generated_reduce("sum", x, tuple(axis), keepdims) if dtype is None else None
+    return out if out is not None else sum_p.impl(np, x, axis=axis, keepdims=keepdims, dtype=dtype)
 
 
 sum_p.kernels["cpu"] = _sum_cpu

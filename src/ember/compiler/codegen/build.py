@@ -94,6 +94,18 @@ def try_build(source: str) -> ctypes.CDLL | None:
         return None
 
 
+def try_build_typed(source: str, names: list[str], argtypes: list,
+                    restype=ctypes.c_int) -> ctypes.CDLL | None:
+    """:func:`try_build`, with the functions `names` given `argtypes` and `restype` (None: no compiler)."""
+    lib = try_build(source)
+    if lib is not None:
+        for name in names:
+            fn = getattr(lib, name)
+            fn.argtypes = argtypes
+            fn.restype = restype
+    return lib
+
+
 def _compiles(cc: str, source: str, flag_set: tuple[str, ...]) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "probe.c"

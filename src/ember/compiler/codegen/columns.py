@@ -18,7 +18,7 @@ keeps a running mean and sum of squared deviations per column in double (Welford
 threads' statistics then merged in row order (Chan's update): one read of the input, where NumPy
 makes several passes.
 
-Registered as ``CPU.column_sum`` and ``CPU.column_reduce``; the CPU kernels of ``reduce_sum``,
+Registered as ``CPU.column_reduce``; the CPU kernels of ``reduce_sum``,
 ``reduce_max``, ``reduce_min`` and ``reduce_var`` use them for large float32/float64 arrays reduced
 over their leading axes (eager and compiled).
 """
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ...backends import CPU
-from .build import try_build
+from .build import try_build_typed
 
 MIN_COLUMNS = 16  # narrower results stay with NumPy (too little work per row)
 MIN_ELEMENTS = 1 << 15  # smaller arrays stay with NumPy (a thread team costs microseconds)
@@ -147,15 +147,9 @@ def _source() -> str:
 
 def _library() -> Any:
     if not _LIB:
-        lib = try_build(_source())
-        if lib is not None:
-            for t in ("float", "double"):
-                for kind in _KINDS:
-                    fn = getattr(lib, f"column_{kind}_{t}")
-                    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                                   ctypes.c_double]
-                    fn.restype = ctypes.c_int
-        _LIB.append(lib)
+        names = [f"column_{kind}_{t}" for t in ("float", "double") for kind in _KINDS]
+        _LIB.append(try_build_typed(_source(), names,
+                                    [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2 + [ctypes.c_double]))
     return _LIB[0]
 
 
@@ -196,5 +190,4 @@ def column_sum(x: np.ndarray, axes: int) -> np.ndarray | None:
     return column_reduce("sum", x, axes)
 
 
-CPU.column_sum = column_sum
 CPU.column_reduce = column_reduce

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ...backends import CPU
-from .build import try_build
+from .build import try_build_typed
 
 KINDS = ("sum", "max", "min", "var")
 BLOCK = 2048  # elements per partial result (a float64 block is 16 KiB: a second pass finds it in L1)
@@ -208,15 +208,9 @@ def source() -> str:
 
 def _library() -> Any:
     if not _LIB:
-        lib = try_build(source())
-        if lib is not None:
-            for t in ("float", "double"):
-                for kind in KINDS:
-                    fn = getattr(lib, f"reduce_{kind}_{t}")
-                    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                                   ctypes.c_double]
-                    fn.restype = ctypes.c_int
-        _LIB.append(lib)
+        names = [f"reduce_{kind}_{t}" for t in ("float", "double") for kind in KINDS]
+        _LIB.append(try_build_typed(source(), names,
+                                    [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2 + [ctypes.c_double]))
     return _LIB[0]
 
 
