@@ -371,11 +371,6 @@ def test_data_dependent_control_flow_raises_trace_error_naming_the_line():
     assert "if x.sum() > 0" in str(info.value) and "ember.where" in str(info.value)
 
 
-def test_random_sampling_inside_jit_is_refused():
-    with pytest.raises(TraceError, match="random sampling"):
-        ember.jit(lambda x: x + ember.rand(2))(ember.ones(2))
-
-
 def test_static_arguments_are_part_of_the_key():
     f = ember.jit(lambda x, n: x * n)
     assert f(ember.ones(2), 2).tolist() == [2.0, 2.0] and f(ember.ones(2), 3).tolist() == [3.0, 3.0]

@@ -55,3 +55,13 @@ def defer_item(container: dict, key: Any, value: Any, before: Any = MISSING) -> 
     rec = value._trace if isinstance(value, Tracer) else recorder()
     if rec is not None and hasattr(rec, "defer_item"):
         rec.defer_item(container, key, value, before)
+
+
+def random_state(generator: Any, offset: int) -> tuple[Tensor, int] | None:
+    """Under a recorder that replays random draws (``ember.jit``): the tensor from which the graph reads
+    `generator`'s ``[seed, offset]`` when it runs, and how many blocks past that offset a draw starting
+    at block `offset` begins. None otherwise (the draw runs with its seed and offset as attributes)."""
+    rec = recorder()
+    if rec is None or not hasattr(rec, "random_state"):
+        return None
+    return rec.random_state(generator, offset)

@@ -20,7 +20,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, effects
 from .creation import tensor
 from .device import Device, as_device
 from .dispatch import bind
@@ -178,6 +178,22 @@ sample_p = Primitive("random_sample", _sample_impl,
                      doc="Values of a distribution from Philox blocks offset.. keyed by seed (no inputs).")
 
 
+def _read_state(state: Any, delta: int) -> tuple[int, int]:
+    """The seed and the starting block of a draw `delta` blocks past the offset held in `state`."""
+    seed, base = (int(v) for v in state.tolist())
+    return seed % 2 ** 64, base + delta
+
+
+def _sample_at_impl(xp, state, *, shape, dist, dtype, params, delta):
+    seed, offset = _read_state(state, delta)
+    return _sample_impl(xp, shape=shape, dist=dist, dtype=dtype, params=params, seed=seed, offset=offset)
+
+
+sample_at_p = Primitive("random_sample_at", _sample_at_impl, nondiff_inputs=(0,),
+                        doc="random_sample with the seed and base offset read from an int64 [seed, offset] "
+                            "operand, starting `delta` blocks past that offset (draws inside ember.jit).")
+
+
 def _multinomial_impl(xp, probs, *, num_samples, replacement, seed, offset):
     k = probs.shape[-1]
     p = probs.astype(xp.float64).reshape(-1, k)
@@ -208,6 +224,19 @@ def _inverse_cdf(xp, p, u):
 
 multinomial_p = Primitive("multinomial", _multinomial_impl, nondiff_inputs=(0,),
                           doc="Category indices drawn from rows of non-negative weights.")
+
+
+def _multinomial_at_impl(xp, probs, state, *, num_samples, replacement, delta):
+    # the weights of a compiled call are only known when it runs: checked here, as multinomial checks them
+    _check_weight_values(probs.get() if hasattr(probs, "get") else probs, num_samples, replacement)
+    seed, offset = _read_state(state, delta)
+    return _multinomial_impl(xp, probs, num_samples=num_samples, replacement=replacement, seed=seed,
+                             offset=offset)
+
+
+multinomial_at_p = Primitive("multinomial_at", _multinomial_at_impl, nondiff_inputs=(0, 1),
+                             doc="multinomial with the seed and base offset read from an int64 operand "
+                                 "(draws inside ember.jit).")
 
 
 # -- generators ------------------------------------------------------------------------------------------
@@ -247,6 +276,7 @@ class Generator:
         self.device = as_device(device)
         self._seed = _DEFAULT_SEED
         self._offset = 0
+        self._replay: Tensor | None = None
 
     def manual_seed(self, seed: int) -> "Generator":
         """Set the seed (any integer in [-2**63, 2**64)) and rewind the offset to 0; returns self."""
@@ -279,6 +309,19 @@ class Generator:
             raise EmberError("set_state", f"the offset must be non-negative, got {offset}", (state,))
         self._seed, self._offset = seed_value % 2 ** 64, offset
         return self
+
+    def _replay_state(self, offset: int | None = None) -> Tensor:
+        """The int64 tensor ``[seed, offset]`` that compiled graphs read this generator's state from,
+        set to the current state (or to `offset` in place of the current offset). It is one tensor for
+        the generator's lifetime (a graph holds it as a constant read at run time), refreshed in place
+        before each run."""
+        if self._replay is None:
+            self._replay = Tensor._make(self.device.backend.asarray([0, 0], dtypes.int64), dtypes.int64,
+                                        self.device)
+        data = self._replay._data
+        data[0] = self._seed - 2 ** 64 if self._seed >= 2 ** 63 else self._seed
+        data[1] = self._offset if offset is None else offset
+        return self._replay
 
     def _advance(self, blocks: int) -> int:
         """Reserve `blocks` counter blocks; returns the offset where they start."""
@@ -369,6 +412,10 @@ def _draw(dist: str, shape: tuple[int, ...], dtype: dtypes.DType, params: tuple,
     """Consume the blocks this draw needs from the generator and bind the sampling primitive."""
     gen, dev = _generator(generator, device, op)
     offset = gen._advance(blocks_needed(dist, shape, dtype, params))
+    replay = effects.random_state(gen, offset)
+    if replay is not None:  # under ember.jit: the graph reads the generator's state when it runs
+        state, delta = replay
+        return bind(sample_at_p, state, shape=shape, dist=dist, dtype=dtype, params=params, delta=delta)
     return bind(sample_p, shape=shape, dist=dist, dtype=dtype, params=params, seed=gen._seed, offset=offset,
                 device=dev)
 
@@ -660,6 +707,11 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
     rows = input.numel() // input.shape[-1]
     count = rows * (num_samples if replacement else input.shape[-1])
     offset = gen._advance(-(-2 * count // 4))
+    replay = effects.random_state(gen, offset)
+    if replay is not None:
+        state, delta = replay
+        return bind(multinomial_at_p, input, state, num_samples=int(num_samples),
+                    replacement=bool(replacement), delta=delta)
     return bind(multinomial_p, input, num_samples=int(num_samples), replacement=bool(replacement),
                 seed=gen._seed, offset=offset)
 
@@ -673,16 +725,22 @@ def _check_weights(input: Tensor, num_samples: int, replacement: bool) -> None:
     if num_samples <= 0:
         raise EmberError("multinomial", f"num_samples must be positive, got {num_samples}", (input,))
     if isinstance(input, Tracer):
+        if input._trace is effects.recorder():  # traced by ember.jit: the kernel checks every run's values
+            return
         raise TraceError("multinomial", "sampling from transformed weights is not supported", (input,))
-    w = np.asarray(input._device.backend.to_numpy(input._data), dtype=np.float64).reshape(-1, input.shape[-1])
+    _check_weight_values(input._device.backend.to_numpy(input._data), num_samples, replacement, (input,))
+
+
+def _check_weight_values(weights: Any, num_samples: int, replacement: bool, operands: tuple = ()) -> None:
+    w = np.asarray(weights, dtype=np.float64).reshape(-1, weights.shape[-1])
     if not np.isfinite(w).all() or (w < 0).any():
-        raise EmberError("multinomial", "weights must be finite and non-negative", (input,))
+        raise EmberError("multinomial", "weights must be finite and non-negative", operands)
     nonzero = (w > 0).sum(axis=1)
     if (nonzero == 0).any():
-        raise EmberError("multinomial", "every row of weights needs a positive sum", (input,))
+        raise EmberError("multinomial", "every row of weights needs a positive sum", operands)
     if not replacement and (nonzero < num_samples).any():
         raise EmberError("multinomial", f"cannot draw {num_samples} samples without replacement from rows "
-                         f"with only {int(nonzero.min())} non-zero weights", (input,))
+                         f"with only {int(nonzero.min())} non-zero weights", operands)
 
 
 def randperm(n: int, *, generator: Generator | None = None, dtype: Any = None, device: Any = None,
@@ -732,6 +790,8 @@ def dropout_mask(shape: Sequence[int], p: float, generator: Generator | None = N
 def _write(x: Tensor, sample: Tensor, op: str) -> Tensor:
     if isinstance(x, Tracer):
         raise TraceError(op, "cannot fill a transformed value in place with random numbers", (x,))
+    if effects.write(x, sample):  # traced by ember.jit: the fill happens after each run
+        return x
     flags = getattr(x._data, "flags", None)
     if flags is not None and not getattr(flags, "writeable", True):
         raise EmberError(op, "cannot write into this tensor: it is a read-only (broadcast) view; "
@@ -806,3 +866,5 @@ TENSOR_METHODS = {
 
 sample_p.effect = "random"
 multinomial_p.effect = "random"
+sample_at_p.effect = "random"
+multinomial_at_p.effect = "random"

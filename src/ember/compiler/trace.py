@@ -15,13 +15,15 @@ import numpy as np
 
 from .._core import pytree
 from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
-from .._core.effects import MISSING
+from .._core.effects import MISSING, recorder
 from .._core.errors import EmberError, TraceError, user_frame
 from .._core.tensor import Tensor, Tracer
 from . import cost, dynamic, executor, memory, passes, remat
 from .ir import Graph, Literal, Node, Value
 
-# Random primitives carry their seed and offset as attributes: a graph would replay the same numbers.
+# Random primitives that carry their seed and offset as attributes: a graph would replay the same numbers.
+# The sampling functions bind their ``*_at`` forms under jit instead (see JitTrace.random_state), so these
+# reach the trace only when bound directly.
 _UNTRACEABLE = {"random_sample": "random sampling", "multinomial": "random sampling"}
 
 
@@ -62,6 +64,25 @@ class JitTrace(Trace):
         self.items: dict[tuple, tuple[dict, Any, GraphTracer, Any]] = {}
         self.stateful: dict[int, tuple[Any, Any]] = {}  # id(obj) -> (obj, its signature before tracing)
         self.created: dict[int, Tensor] = {}  # tensors creation functions made during the trace
+        # id(generator) -> (generator, its state tensor, seed, offset) at the trace's first draw from it
+        self.generators: dict[int, tuple[Any, Tensor, int, int]] = {}
+
+    def random_state(self, generator: Any, offset: int) -> tuple[Tensor, int]:
+        """A draw from `generator` starting at block `offset`: the tensor the graph reads the generator's
+        ``[seed, offset]`` from at run time (a constant refreshed before each run) and the draw's start
+        relative to that offset. Runs therefore draw what eager execution would from the generator's
+        state at the call; the trace's own draws are handed back when it ends (:func:`_end_draws`)."""
+        entry = self.generators.get(id(generator))
+        if entry is None:
+            # (the draw has reserved its blocks already: the state the graph starts from is before it)
+            entry = (generator, generator._replay_state(offset), generator._seed, offset)
+            self.generators[id(generator)] = entry
+        _, state, seed, start = entry
+        if generator._seed != seed or offset < start:
+            raise TraceError("jit", "a generator was re-seeded or its state was set (manual_seed, "
+                             "set_state) inside the traced function; a compiled graph reads each "
+                             "generator's state once per call. Seed outside the compiled function")
+        return state, offset - start
 
     def note_created(self, t: Tensor) -> None:
         """`t` was made by a creation function (``zeros``, ``arange``…) inside the traced code."""
@@ -218,7 +239,7 @@ class Lowered:
 
 
 class _Compiled:
-    __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes")
+    __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes", "draws")
 
     def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
@@ -227,6 +248,18 @@ class _Compiled:
         # (kind, target, key): output n_out + i goes to target (a tensor's data or .grad, or dict[key])
         self.effects = tuple(effects)
         self.writes: dict[int, Tensor] = {}  # node index -> tensor it computes into (see plan_writes)
+        # (generator, its state tensor, blocks one run draws): see JitTrace.random_state
+        self.draws: tuple[tuple[Any, Tensor, int], ...] = ()
+
+    def load_generators(self) -> None:
+        """Put each generator's current ``[seed, offset]`` where the graph reads it (before a run)."""
+        for gen, _, _ in self.draws:
+            gen._replay_state()
+
+    def advance_generators(self) -> None:
+        """Move each generator past the blocks a run drew (after the run succeeded), as eager draws do."""
+        for gen, _, blocks in self.draws:
+            gen._advance(blocks)
 
     def plan_writes(self) -> None:
         """Find the nodes that may compute straight into the tensor (a parameter, optimiser state) their
@@ -257,6 +290,16 @@ class _Compiled:
             roots[r] = roots.get(r, 0) + 1
         return {k: t._data for k, t in self.writes.items() if isinstance(t._data, np.ndarray)
                 and t._data.flags.c_contiguous and roots.get(_root(t._data)) == 1}
+
+
+def _end_draws(trace: JitTrace) -> tuple[tuple[Any, Tensor, int], ...]:
+    """Hand back the blocks a trace drew from each generator (each run draws them instead); returns
+    (generator, state tensor, blocks per run) for each generator the traced code drew from."""
+    draws = []
+    for gen, state, _, start in trace.generators.values():
+        draws.append((gen, state, gen._offset - start))
+        gen._offset = start
+    return tuple(draws)
 
 
 def _root(a: Any) -> int:
@@ -349,10 +392,13 @@ class Jitted:
 
     def _trace(self, leaves: list, treedef) -> _Compiled:
         trace = JitTrace()
-        with new_trace(trace):
-            wrapped = [trace.lift(x) if isinstance(x, Tensor) else x for x in leaves]
-            args, kwargs = pytree.unflatten(treedef, wrapped)
-            result = self.fn(*args, **kwargs)
+        try:
+            with new_trace(trace):
+                wrapped = [trace.lift(x) if isinstance(x, Tensor) else x for x in leaves]
+                args, kwargs = pytree.unflatten(treedef, wrapped)
+                result = self.fn(*args, **kwargs)
+        finally:
+            draws = _end_draws(trace)
         out_leaves, out_tree = pytree.flatten(result)
         outputs = []
         for o in out_leaves:
@@ -376,6 +422,7 @@ class Jitted:
         self.stateful.update({k: obj for k, (obj, _) in trace.stateful.items()})
         self._state_keys[id(graph)] = tuple(sorted((k, sig) for k, (_, sig) in trace.stateful.items()))
         compiled = _Compiled(graph, out_tree, raw, dumps, len(outputs), effects)
+        compiled.draws = draws
         if effects and self.memory_budget is None:  # (a budgeted plan keeps its order)
             compiled.plan_writes()
             self._state_keys[id(compiled.graph)] = self._state_keys[id(graph)]
@@ -399,6 +446,10 @@ class Jitted:
         if compiled.effects:
             raise TraceError("jit", "dynamic_dims is not supported yet for functions that update parameters "
                              "or optimiser state; such a step recompiles for each new size")
+        if compiled.draws:
+            raise TraceError("jit", "dynamic_dims is not supported yet for functions that draw random "
+                             "numbers (their count would follow the dynamic sizes); such a function "
+                             "recompiles for each new size")
         name = getattr(self.fn, "__name__", "function")
         others = []
         for k, symbol in enumerate(_symbols(places)):
@@ -429,12 +480,17 @@ class Jitted:
             self.cache[sig] = compiled
             self.compile_count += 1
             if self.check:
+                compiled.load_generators()
                 self._check(compiled, leaves)
         self.last_signature = sig
         return compiled, [x for x in leaves if isinstance(x, Tensor)]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         compiled, tensors = self._lookup(args, kwargs)
+        if compiled.draws and recorder() is not None:
+            # traced by an enclosing ember.jit: its trace records the draws from the generators' state
+            return self.fn(*args, **kwargs)
+        compiled.load_generators()
         if compiled.rules:
             leaves = pytree.flatten((args, kwargs))[0]
             places = self._places(args, leaves)
@@ -450,6 +506,7 @@ class Jitted:
             _apply(compiled.effects, outs[compiled.n_out:])
         else:
             outs = executor.run(compiled.graph, tensors)
+        compiled.advance_generators()
         return pytree.unflatten(compiled.out_tree, outs[:compiled.n_out])
 
     def _check(self, compiled: _Compiled, leaves: list) -> None:
