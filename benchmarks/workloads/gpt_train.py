@@ -13,6 +13,7 @@ compile time of the step (first call minus a steady call) in a fresh process wit
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch.nn.functional as tF
 import ember
 from ember.models import GPT, GPTConfig
 
-from ..harness import Row, Target
+from ..harness import Row, Target, compare
 from .training import (
     compile_seconds,
     copy_weights,
@@ -36,32 +37,35 @@ from .training import (
 
 
 class TorchAttention(tnn.Module):
-    def __init__(self, d: int, heads: int) -> None:
+    def __init__(self, d: int, heads: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.c_attn, self.c_proj, self.heads = tnn.Linear(d, 3 * d), tnn.Linear(d, d), heads
+        self.resid_dropout, self.p = tnn.Dropout(dropout), dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t, c = x.shape
         q, k, v = (z.view(n, t, self.heads, c // self.heads).transpose(1, 2)
                    for z in self.c_attn(x).split(c, dim=2))
-        y = tF.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.c_proj(y.transpose(1, 2).reshape(n, t, c))
+        p = self.p if self.training else 0.0
+        y = tF.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+        return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(n, t, c)))
 
 
 class TorchMLP(tnn.Module):
-    def __init__(self, d: int) -> None:
+    def __init__(self, d: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.c_fc, self.c_proj = tnn.Linear(d, 4 * d), tnn.Linear(4 * d, d)
+        self.dropout = tnn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(tF.gelu(self.c_fc(x)))
+        return self.dropout(self.c_proj(tF.gelu(self.c_fc(x))))
 
 
 class TorchBlock(tnn.Module):
-    def __init__(self, d: int, heads: int) -> None:
+    def __init__(self, d: int, heads: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.ln_1, self.attn = tnn.LayerNorm(d), TorchAttention(d, heads)
-        self.ln_2, self.mlp = tnn.LayerNorm(d), TorchMLP(d)
+        self.ln_1, self.attn = tnn.LayerNorm(d), TorchAttention(d, heads, dropout)
+        self.ln_2, self.mlp = tnn.LayerNorm(d), TorchMLP(d, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
@@ -75,14 +79,15 @@ class TorchGPT(tnn.Module):
         super().__init__()
         self.transformer = tnn.ModuleDict(dict(
             wte=tnn.Embedding(c.vocab_size, c.n_embd), wpe=tnn.Embedding(c.block_size, c.n_embd),
-            h=tnn.ModuleList([TorchBlock(c.n_embd, c.n_head) for _ in range(c.n_layer)]),
+            h=tnn.ModuleList([TorchBlock(c.n_embd, c.n_head, c.dropout) for _ in range(c.n_layer)]),
             ln_f=tnn.LayerNorm(c.n_embd)))
+        self.drop = tnn.Dropout(c.dropout)
         self.lm_head = tnn.Linear(c.n_embd, c.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         pos = torch.arange(idx.shape[-1])
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
+        x = self.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for block in self.transformer.h:
             x = block(x)
         return self.lm_head(self.transformer.ln_f(x))
@@ -127,6 +132,26 @@ def _memory_row(model: GPT, peer: torch.nn.Module, x: np.ndarray, y: np.ndarray,
                {"torch": peak["torch"]}, Target("torch", 1.0))
 
 
+def _dropout_row(config: GPTConfig, x: np.ndarray, y: np.ndarray, case: str, quick: bool) -> Row:
+    """The compiled step of the same GPT with dropout 0.1 (embeddings, attention weights, residual
+    branches) against PyTorch eager. The masks differ between frameworks, so only the first losses are
+    compared, loosely; compiled-against-eager equality of Ember's own losses is a unit test."""
+    config = dataclasses.replace(config, dropout=0.1)
+    ember.manual_seed(0)
+    model, peer = GPT(config), TorchGPT(config)
+    copy_weights(model, peer)
+    ours = ember_trainer(model, ember.optim.AdamW(model.parameters(), lr=3e-4), ember.tensor(x),
+                         ember.tensor(y), jit=True)
+    theirs = torch_trainer(peer, torch.optim.AdamW(peer.parameters(), lr=3e-4), torch.from_numpy(x),
+                           torch.from_numpy(y))
+    first, reference = ours(), theirs()
+    if not abs(first - reference) <= 0.05 * abs(reference):
+        raise AssertionError(f"gpt_train (dropout): first loss {first!r} vs {reference!r} (torch)")
+    times = compare({"ember_jit": ours, "torch": theirs}, warmup=1 if quick else 2, repeat=1 if quick else 7)
+    return Row("gpt_train", f"{case}, dropout 0.1, ember.jit", "ms/step", times["ember_jit"] * 1e3,
+               {"torch": times["torch"] * 1e3}, Target("torch", 1.0))
+
+
 def _compile_rows(case: str) -> list[Row]:
     with tempfile.TemporaryDirectory() as cache:
         cold = compile_seconds(_COMPILE_SETUP, cache)
@@ -153,6 +178,7 @@ def run(quick: bool = False) -> list[Row]:
                          lambda m: torch.optim.AdamW(m.parameters(), lr=3e-4), x, y, quick,
                          eager_limit=1.5, jit_limit=1.0, torch_compile_limit=1.2)
     rows.append(_memory_row(*pristine, x, y, case))
+    rows.append(_dropout_row(config, x, y, case, quick))
     if not quick:
         rows += _compile_rows(case)
     return rows

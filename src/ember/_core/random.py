@@ -20,6 +20,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from ..backends import CPU
 from . import dtypes, effects
 from .creation import tensor
 from .device import Device, as_device
@@ -161,13 +162,13 @@ def blocks_needed(dist: str, shape: tuple[int, ...], dtype: dtypes.DType, params
     return -(-groups * words // 4)
 
 
-def _sample_impl(xp, *, shape, dist, dtype, params, seed, offset):
+def _sample_impl(xp, *, shape, dist, dtype, params, seed, offset, words_of=philox_words):
     part = dtypes.real_for(dtype)
     rule = DISTS[dist]
     words, per = rule.layout(part, *params)
     n = _value_count(shape, dtype)
     groups = -(-n // per)
-    w = philox_words(xp, seed, offset, groups * words).reshape(groups, words)
+    w = words_of(xp, seed, offset, groups * words).reshape(groups, words)
     values = rule.fn(xp, w, part, *params).reshape(-1)[:n].astype(part.np)
     if dtype.is_complex:
         values = values.reshape(-1, 2).view(dtype.np)
@@ -176,6 +177,23 @@ def _sample_impl(xp, *, shape, dist, dtype, params, seed, offset):
 
 sample_p = Primitive("random_sample", _sample_impl,
                      doc="Values of a distribution from Philox blocks offset.. keyed by seed (no inputs).")
+
+
+def _cpu_words(xp, seed: int, offset: int, count: int) -> Any:
+    """:func:`philox_words` on NumPy, from the backend's generated kernel when it is registered."""
+    out = CPU.random_words(seed, offset, count) if CPU.random_words is not None else None
+    return out if out is not None else philox_words(xp, seed, offset, count)
+
+
+def _sample_cpu(*, shape, dist, dtype, params, seed, offset):
+    """The CPU kernel of ``random_sample``: uniform float32/float64 values straight from the generated
+    Philox kernel, other draws from its words; the same values as the reference."""
+    if dist == "uniform" and CPU.random_uniform is not None and dtype in (dtypes.float32, dtypes.float64):
+        out = CPU.random_uniform(seed, offset, shape, dtype.np, *params)
+        if out is not None:
+            return out
+    return _sample_impl(np, shape=shape, dist=dist, dtype=dtype, params=params, seed=seed, offset=offset,
+                        words_of=_cpu_words)
 
 
 def _read_state(state: Any, delta: int) -> tuple[int, int]:
@@ -189,17 +207,22 @@ def _sample_at_impl(xp, state, *, shape, dist, dtype, params, delta):
     return _sample_impl(xp, shape=shape, dist=dist, dtype=dtype, params=params, seed=seed, offset=offset)
 
 
+def _sample_at_cpu(state, *, shape, dist, dtype, params, delta):
+    seed, offset = _read_state(state, delta)
+    return _sample_cpu(shape=shape, dist=dist, dtype=dtype, params=params, seed=seed, offset=offset)
+
+
 sample_at_p = Primitive("random_sample_at", _sample_at_impl, nondiff_inputs=(0,),
                         doc="random_sample with the seed and base offset read from an int64 [seed, offset] "
                             "operand, starting `delta` blocks past that offset (draws inside ember.jit).")
 
 
-def _multinomial_impl(xp, probs, *, num_samples, replacement, seed, offset):
+def _multinomial_impl(xp, probs, *, num_samples, replacement, seed, offset, words_of=philox_words):
     k = probs.shape[-1]
     p = probs.astype(xp.float64).reshape(-1, k)
     rows = p.shape[0]
     count = rows * (num_samples if replacement else k)
-    u = _unit(xp, philox_words(xp, seed, offset, 2 * count).reshape(count, 2), 53)
+    u = _unit(xp, words_of(xp, seed, offset, 2 * count).reshape(count, 2), 53)
     u = u.reshape(rows, num_samples if replacement else k)
     if replacement:
         out = _inverse_cdf(xp, p, u)
@@ -226,12 +249,12 @@ multinomial_p = Primitive("multinomial", _multinomial_impl, nondiff_inputs=(0,),
                           doc="Category indices drawn from rows of non-negative weights.")
 
 
-def _multinomial_at_impl(xp, probs, state, *, num_samples, replacement, delta):
+def _multinomial_at_impl(xp, probs, state, *, num_samples, replacement, delta, words_of=philox_words):
     # the weights of a compiled call are only known when it runs: checked here, as multinomial checks them
     _check_weight_values(probs.get() if hasattr(probs, "get") else probs, num_samples, replacement)
     seed, offset = _read_state(state, delta)
     return _multinomial_impl(xp, probs, num_samples=num_samples, replacement=replacement, seed=seed,
-                             offset=offset)
+                             offset=offset, words_of=words_of)
 
 
 multinomial_at_p = Primitive("multinomial_at", _multinomial_at_impl, nondiff_inputs=(0, 1),
@@ -864,6 +887,12 @@ TENSOR_METHODS = {
     "random_": random_, "bernoulli": bernoulli, "multinomial": multinomial,
 }
 
+sample_p.kernels["cpu"] = _sample_cpu
+sample_at_p.kernels["cpu"] = _sample_at_cpu
+multinomial_p.kernels["cpu"] = lambda probs, **attrs: _multinomial_impl(
+    np, probs, **attrs, words_of=_cpu_words)
+multinomial_at_p.kernels["cpu"] = lambda probs, state, **attrs: _multinomial_at_impl(
+    np, probs, state, **attrs, words_of=_cpu_words)
 sample_p.effect = "random"
 multinomial_p.effect = "random"
 sample_at_p.effect = "random"

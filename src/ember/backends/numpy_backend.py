@@ -248,6 +248,11 @@ class NumpyBackend(Backend):
     # And ``row_reduce(kind, x, axes, correction)``: "sum", "max", "min" or "var" of a row-major float
     # array over its last `axes` axes on all cores, or None.
     row_reduce: Callable | None = None
+    # And the Philox stream of ``ember._core.random`` on all cores: ``random_words(seed, offset, count)``
+    # (uint32 words) and ``random_uniform(seed, offset, shape, dtype, low, high)`` (float32/float64
+    # uniforms), each returning None where it does not apply.
+    random_words: Callable | None = None
+    random_uniform: Callable | None = None
 
     def formula_kernel(self, name: str, formula: Any, params: tuple, fallback: Callable) -> Callable:
         """A kernel for large inputs: generated code for float inputs when a compiler is registered,
