@@ -267,3 +267,43 @@ def test_compiled_multinomial_checks_each_calls_weights():
         compiled(ember.tensor([[0.0, 0.0, 0.8, 0.0]]))
     with pytest.raises(ember.errors.EmberError, match="finite and non-negative"):
         compiled(ember.tensor([[0.1, -1.0, 0.8, 0.3]]))
+
+
+def _checkpointed_step(model, compiled):
+    from ember.utils.checkpoint import checkpoint
+
+    opt = ember.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        hidden = checkpoint(lambda t: F.dropout(ember.tanh(model[0](t)), 0.4), x)
+        loss = F.cross_entropy(F.dropout(model[1](hidden), 0.2), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return ember.jit(step) if compiled else step
+
+
+def test_activation_checkpointing_replays_masks_and_leaves_the_generator_moved_on():
+    def make():
+        ember.manual_seed(0)
+        return nn.Sequential(nn.Linear(6, 16), nn.Linear(16, 3))
+
+    x, y = ember.randn(10, 6), ember.tensor(np.arange(10) % 3)
+    plain = make()
+    opt = ember.optim.SGD(plain.parameters(), lr=0.1)
+    ember.manual_seed(4)
+    expected = []
+    for _ in range(3):  # the same step without checkpointing
+        opt.zero_grad()
+        loss = F.cross_entropy(F.dropout(plain[1](F.dropout(ember.tanh(plain[0](x)), 0.4)), 0.2), y)
+        loss.backward()
+        opt.step()
+        expected.append(loss.item())
+    after = ember.get_rng_state().tolist()
+    for compiled in (False, True):
+        step = _checkpointed_step(make(), compiled)
+        ember.manual_seed(4)
+        np.testing.assert_allclose([step(x, y).item() for _ in range(3)], expected, rtol=1e-5)
+        assert ember.get_rng_state().tolist() == after  # not rewound by the recomputation

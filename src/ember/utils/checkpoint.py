@@ -57,10 +57,16 @@ def checkpoint(function: Callable, *args: Any, use_reentrant: bool = False, pres
         raise TypeError("checkpoint: the function must return a single tensor")
 
     def backward(g):
+        # the recomputation draws the forward's numbers again, then the generator goes back to where it
+        # was (as torch.utils.checkpoint forks it), so later draws do not repeat earlier ones
+        now = _rng_state() if rng is not None else None
         _set_rng_state(rng)
         fresh = [a.detach().requires_grad_(a._requires_grad) if isinstance(a, Tensor) else a for a in args]
-        with state_changed(grad=True):
-            again = function(*fresh, **kwargs)
+        try:
+            with state_changed(grad=True):
+                again = function(*fresh, **kwargs)
+        finally:
+            _set_rng_state(now)
         if not again._requires_grad:
             return tuple(None for _ in args)
         create = STATE.get().grad
