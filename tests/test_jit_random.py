@@ -1,5 +1,6 @@
-"""Random numbers inside ember.jit: a compiled function draws what eager execution would draw from the
-generators' state at each call, and moves the generators on as eager execution does."""
+"""Random numbers under transforms. Inside ember.jit a compiled function draws what eager execution would
+draw from the generators' state at each call, and moves the generators on as eager execution does;
+inside vmap, ``randomness`` chooses one draw per batch element, one shared draw, or an error."""
 from __future__ import annotations
 
 import copy
@@ -307,3 +308,51 @@ def test_activation_checkpointing_replays_masks_and_leaves_the_generator_moved_o
         ember.manual_seed(4)
         np.testing.assert_allclose([step(x, y).item() for _ in range(3)], expected, rtol=1e-5)
         assert ember.get_rng_state().tolist() == after  # not rewound by the recomputation
+
+
+def test_vmap_randomness_different_draws_one_batch_of_numbers():
+    x = ember.zeros(4, 3)
+    ember.manual_seed(0)
+    ours = vmap(lambda r: r + ember.rand(3), randomness="different")(x).numpy()
+    after = ember.get_rng_state().tolist()
+    ember.manual_seed(0)
+    np.testing.assert_array_equal(ours, ember.rand(4, 3).numpy())  # row i is element i's draw
+    assert ember.get_rng_state().tolist() == after
+    ember.manual_seed(0)
+    nested = vmap(vmap(lambda r: r + ember.randn(2), randomness="different"), randomness="different")(
+        ember.zeros(3, 4, 2))
+    ember.manual_seed(0)
+    np.testing.assert_array_equal(nested.numpy(), ember.randn(3, 4, 2).numpy())
+
+
+def test_vmap_randomness_same_shares_one_draw():
+    ember.manual_seed(0)
+    ours = vmap(lambda r: F.dropout(r, 0.5), randomness="same")(ember.ones(5, 8)).numpy()
+    assert (ours == ours[0]).all() and (ours == 0).any() and (ours == 2).any()
+    ember.manual_seed(0)
+    np.testing.assert_array_equal(ours[0], F.dropout(ember.ones(8), 0.5).numpy())
+
+
+def test_vmap_randomness_under_jit_matches_eager():
+    def f(x):
+        return vmap(lambda r: F.dropout(r, 0.5) + ember.rand(3), randomness="different")(x)
+
+    x = ember.ones(4, 3)
+    compiled = ember.jit(f)
+    for _ in range(2):
+        ember.manual_seed(1)
+        ours = compiled(x).numpy()
+        ember.manual_seed(1)
+        np.testing.assert_array_equal(ours, f(x).numpy())
+
+
+def test_vmap_randomness_refusals():
+    with pytest.raises(TraceError, match="randomness='different'"):
+        vmap(lambda r: r + ember.rand(3))(ember.zeros(2, 3))
+    with pytest.raises(ember.errors.EmberError, match="randomness must be"):
+        vmap(lambda r: r, randomness="sometimes")(ember.zeros(2, 3))
+    weights = ember.ones(3, 4)
+    with pytest.raises(TraceError, match="multinomial"):
+        vmap(lambda r: ember.multinomial(weights[0], 2), randomness="different")(ember.zeros(2, 3))
+    with pytest.raises(TraceError, match="multinomial"):  # weights that differ per element
+        vmap(lambda w: ember.multinomial(w, 2), randomness="same")(weights)

@@ -65,3 +65,18 @@ def random_state(generator: Any, offset: int) -> tuple[Tensor, int] | None:
     if rec is None or not hasattr(rec, "random_state"):
         return None
     return rec.random_state(generator, offset)
+
+
+def batch_draws() -> list:
+    """The active batching transforms (vmap), outermost first, whose batch elements each draw their own
+    random numbers (``randomness="different"``): a sampling function draws ``sizes + shape`` values and
+    hands them to :func:`batched_draw`."""
+    return [t for t in STATE.get().traces if getattr(t, "randomness", None) == "different"]
+
+
+def batched_draw(value: Tensor, traces: list) -> Any:
+    """`value`, drawn with the batch sizes of `traces` as its leading dimensions, as a batched value of
+    those transforms (each element sees its own slice)."""
+    for trace in traces:
+        value = trace.wrap(value, 0)
+    return value

@@ -434,13 +434,17 @@ def _draw(dist: str, shape: tuple[int, ...], dtype: dtypes.DType, params: tuple,
           op: str) -> Tensor:
     """Consume the blocks this draw needs from the generator and bind the sampling primitive."""
     gen, dev = _generator(generator, device, op)
+    batched = effects.batch_draws()  # under vmap(randomness="different"): one draw per batch element
+    shape = tuple(t.size for t in batched) + tuple(shape)
     offset = gen._advance(blocks_needed(dist, shape, dtype, params))
     replay = effects.random_state(gen, offset)
     if replay is not None:  # under ember.jit: the graph reads the generator's state when it runs
         state, delta = replay
-        return bind(sample_at_p, state, shape=shape, dist=dist, dtype=dtype, params=params, delta=delta)
-    return bind(sample_p, shape=shape, dist=dist, dtype=dtype, params=params, seed=gen._seed, offset=offset,
-                device=dev)
+        out = bind(sample_at_p, state, shape=shape, dist=dist, dtype=dtype, params=params, delta=delta)
+    else:
+        out = bind(sample_p, shape=shape, dist=dist, dtype=dtype, params=params, seed=gen._seed,
+                   offset=offset, device=dev)
+    return effects.batched_draw(out, batched) if batched else out
 
 
 def _float_dtype(dtype: Any, op: str, complex_ok: bool = False) -> dtypes.DType:
@@ -726,6 +730,9 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
         [1, 1]
     """
     _check_weights(input, int(num_samples), bool(replacement))
+    if effects.batch_draws():
+        raise TraceError("multinomial", "randomness='different' under vmap is not supported for "
+                         "multinomial; draw outside vmap, or use randomness='same'", (input,))
     gen, dev = _generator(generator, input.device, "multinomial")
     rows = input.numel() // input.shape[-1]
     count = rows * (num_samples if replacement else input.shape[-1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .._core import pytree
-from .._core.dispatch import Trace, new_trace
+from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.errors import EmberError, ShapeError, TraceError
 from .._core.primitives.movement import broadcast_to, moveaxis, reshape
 from .._core.primitives.reduce import normalize_axis
@@ -31,9 +31,10 @@ class BatchTrace(Trace):
 
     handles_effects = True
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, randomness: str = "error"):
         super().__init__()
         self.size = size
+        self.randomness = randomness
 
     def wrap(self, val: Tensor, bdim: int) -> BatchTracer:
         t = BatchTracer._make(None, val.dtype, val.device)
@@ -52,13 +53,27 @@ class BatchTrace(Trace):
                 vals.append(a)
                 bdims.append(None)
         if prim.effect == "random":
-            raise TraceError(prim.name, "random sampling inside vmap is not supported (every batch element "
-                             "would get the same numbers); draw a batch of numbers outside and map over it")
+            return self._draw(prim, vals, bdims, attrs)
         if prim.batch is None:
             raise TraceError(prim.name, "this primitive has no batching rule, so it cannot be used under "
                              "vmap")
         out, bdim = prim.batch(vals, bdims, **attrs)
         return out if bdim is None else self.wrap(out, bdim)
+
+    def _draw(self, prim, vals: list, bdims: list, attrs: dict) -> Any:
+        """A random primitive: drawn once, unbatched, with ``randomness="same"`` or ``"different"`` (the
+        sampling function has already widened a ``"different"`` draw by the batch sizes, see
+        ``effects.batch_draws``); refused with ``"error"`` and when an operand is batched."""
+        if self.randomness == "error":
+            raise TraceError(prim.name, "random sampling inside vmap needs randomness='different' (each "
+                             "batch element draws its own numbers) or 'same' (all share one draw); with "
+                             "the default 'error' it is refused")
+        if any(d is not None for d in bdims):
+            raise TraceError(prim.name, "sampling from batched parameters inside vmap is not supported", ())
+        traces = STATE.get().traces
+        outer = traces[:traces.index(self)] if self in traces else traces
+        with state_changed(traces=outer):
+            return bind(prim, *vals, **attrs)
 
     def unwrap(self, value: Any, out_dim: int | None) -> Any:
         if not isinstance(value, Tensor):
@@ -89,6 +104,9 @@ def vmap(func: Callable, in_dims=0, out_dims=0, randomness: str = "error", *, ch
         func: function of tensors (pytrees allowed).
         in_dims: batch dimension of each argument (int or None for unbatched), or one int for all.
         out_dims: where the batch dimension goes in each output.
+        randomness: what random sampling inside `func` does, as in ``torch.func.vmap``: ``"error"``
+            (refuse it), ``"different"`` (each batch element draws its own numbers: one draw of the
+            batch's size from the generator) or ``"same"`` (one draw shared by every element).
 
     Returns:
         A function that takes batched arguments and returns batched outputs.
@@ -116,7 +134,9 @@ def vmap(func: Callable, in_dims=0, out_dims=0, randomness: str = "error", *, ch
                 size = n
         if size is None:
             raise ShapeError("vmap", "at least one argument must be mapped (in_dims are all None)")
-        trace = BatchTrace(size)
+        if randomness not in ("error", "same", "different"):
+            raise EmberError("vmap", f"randomness must be 'error', 'same' or 'different', got {randomness!r}")
+        trace = BatchTrace(size, randomness)
         with new_trace(trace):
             wrapped = []
             for leaves, td, d in flat_args:
@@ -132,3 +152,4 @@ def vmap(func: Callable, in_dims=0, out_dims=0, randomness: str = "error", *, ch
         return pytree.unflatten(o_def, [trace.unwrap(o, d) for o, d in zip(o_leaves, o_dims)])
 
     return batched
+
