@@ -356,3 +356,5 @@ def test_vmap_randomness_refusals():
         vmap(lambda r: ember.multinomial(weights[0], 2), randomness="different")(ember.zeros(2, 3))
     with pytest.raises(TraceError, match="multinomial"):  # weights that differ per element
         vmap(lambda w: ember.multinomial(w, 2), randomness="same")(weights)
+    with pytest.raises(TraceError, match="in place"):
+        vmap(lambda r: r + ember.zeros(3).uniform_(), randomness="different")(ember.zeros(2, 3))

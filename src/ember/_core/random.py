@@ -822,6 +822,9 @@ def _write(x: Tensor, sample: Tensor, op: str) -> Tensor:
         raise TraceError(op, "cannot fill a transformed value in place with random numbers", (x,))
     if effects.write(x, sample):  # traced by ember.jit: the fill happens after each run
         return x
+    if isinstance(sample, Tracer):  # one draw per element of a vmap: no single value to write
+        raise TraceError(op, "cannot fill a tensor in place with batched random numbers (vmap with "
+                         "randomness='different'); draw them with ember.rand and friends instead", (x,))
     flags = getattr(x._data, "flags", None)
     if flags is not None and not getattr(flags, "writeable", True):
         raise EmberError(op, "cannot write into this tensor: it is a read-only (broadcast) view; "

@@ -448,8 +448,8 @@ class Jitted:
                              "or optimiser state; such a step recompiles for each new size")
         if compiled.draws:
             raise TraceError("jit", "dynamic_dims is not supported yet for functions that draw random "
-                             "numbers (their count would follow the dynamic sizes); such a function "
-                             "recompiles for each new size")
+                             "numbers (their count would follow the dynamic sizes); compile it without "
+                             "dynamic_dims, and it recompiles for each new size")
         name = getattr(self.fn, "__name__", "function")
         others = []
         for k, symbol in enumerate(_symbols(places)):
