@@ -162,3 +162,11 @@ def test_eager_extremes_and_variances_over_leading_dims_use_the_kernel(monkeypat
         assert tuple(got.shape) == tuple(want.shape)
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
     assert calls == ["max", "min", "var", "var"]
+
+
+@needs_cc
+def test_column_variance_of_columns_far_from_zero_keeps_its_accuracy():
+    # Welford on the raw values loses digits in proportion to mean / std (1e6 here); shifted, it does not
+    x = np.random.default_rng(3).standard_normal((4000, 33)) + 1e6
+    exact = x.astype(np.longdouble).var(0, ddof=1).astype(np.float64)
+    np.testing.assert_allclose(columns.column_reduce("var", x, 1, 1.0), exact, rtol=64 * np.finfo(float).eps)

@@ -14,9 +14,10 @@ NumPy's order exactly, but reads each row in pieces a page apart, which the pref
 on a 16 MB array not in cache that took 1.2-1.4x NumPy's time, the row ranges 0.85-1.0x.
 
 The maximum and minimum take the rows in the same way (a NaN in a column gives NaN), and the variance
-keeps a running mean and sum of squared deviations per column in double (Welford's update), the
-threads' statistics then merged in row order (Chan's update): one read of the input, where NumPy
-makes several passes.
+keeps a running mean and sum of squared deviations per column in double (Welford's update, on the
+values less the column's first value, so that the error does not grow with mean / std), the threads'
+statistics then merged in row order (Chan's update): one read of the input, where NumPy makes several
+passes.
 
 Registered as ``CPU.column_reduce``; the CPU kernels of ``reduce_sum``,
 ``reduce_max``, ``reduce_min`` and ``reduce_var`` use them for large float32/float64 arrays reduced
@@ -49,8 +50,10 @@ _ADD = {
     "sum": "acc[j] += row[j];",
     "max": "acc[j] = (row[j] > acc[j] || row[j] != row[j]) ? row[j] : acc[j]; /* a NaN stays */",
     "min": "acc[j] = (row[j] < acc[j] || row[j] != row[j]) ? row[j] : acc[j];",
-    "var": """/* Welford: acc holds the means, acc2 the squared deviations */
-        const double v = (double)row[j], d = v - acc[j];
+    "var": """/* Welford on the values less the column's first one (the variance is the same, and with the
+           mean near zero the error no longer grows with mean / std): acc holds the shifted means,
+           acc2 the squared deviations */
+        const double v = (double)row[j] - (double)x[j], d = v - acc[j];
         acc[j] += d * inv;
         acc2[j] += d * (v - acc[j]);""",
 }
