@@ -76,11 +76,21 @@ def gen(seed):
 
 
 @needs_cc
-def test_compiled_draws_use_the_kernels_and_match_eager():
+def test_compiled_draws_use_the_kernels_and_match_eager(monkeypatch):
+    calls = []
+
+    def counted(*args):
+        calls.append(args[2])
+        return philox.uniform(*args)
+
+    monkeypatch.setattr(CPU, "random_uniform", counted)
     compiled = ember.jit(lambda x: ember.nn.functional.dropout(x, 0.25) + ember.rand(*x.shape))
     x = ember.ones(64, 64)
+    compiled.lower(x)
+    calls.clear()  # (the trace's own draws)
     ember.manual_seed(2)
     ours = compiled(x).numpy()
+    assert calls == [(64, 64), (64, 64)]  # the mask's uniforms and rand's, both from the kernel
     ember.manual_seed(2)
     eager = (ember.nn.functional.dropout(x, 0.25) + ember.rand(64, 64)).numpy()
     np.testing.assert_array_equal(ours, eager)

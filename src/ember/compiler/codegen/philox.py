@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ...backends import CPU
-from .build import try_build
+from .build import try_build_typed
 
 LANES = 16  # blocks whose rounds run side by side
 MIN_WORDS = 1024  # smaller draws keep the reference (and never build the library)
@@ -131,15 +131,12 @@ _LIB: list[Any] = []
 
 def _library() -> Any:
     if not _LIB:
-        lib = try_build(_SOURCE)
+        lib = try_build_typed(_SOURCE, ["philox_uniform_float", "philox_uniform_double"],
+                              [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int64, ctypes.c_int, ctypes.c_int,
+                               ctypes.c_double, ctypes.c_double, ctypes.c_void_p], None)
         if lib is not None:
             lib.philox_words.argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int64, ctypes.c_void_p]
             lib.philox_words.restype = None
-            for name in ("philox_uniform_float", "philox_uniform_double"):
-                fn = getattr(lib, name)
-                fn.argtypes = [ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int64, ctypes.c_int, ctypes.c_int,
-                               ctypes.c_double, ctypes.c_double, ctypes.c_void_p]
-                fn.restype = None
         _LIB.append(lib)
     return _LIB[0]
 
