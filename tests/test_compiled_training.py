@@ -104,7 +104,7 @@ def test_batch_norm_buffers_are_updated_by_the_compiled_step():
     assert n_e == n_c == 5
 
 
-def test_switching_to_eval_mode_or_changing_the_learning_rate_recompiles(capsys):
+def test_switching_to_eval_mode_or_changing_a_fixed_hyper_parameter_recompiles(capsys):
     ember.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.0), nn.Linear(4, 2))
     opt = ember.optim.SGD(model.parameters(), lr=0.1)
@@ -113,7 +113,7 @@ def test_switching_to_eval_mode_or_changing_the_learning_rate_recompiles(capsys)
     fn(x, y)
     fn(x, y)
     count = fn.compile_count
-    opt.param_groups[0]["lr"] = 0.05
+    opt.param_groups[0]["weight_decay"] = 0.05
     fn(x, y)
     assert fn.compile_count == count + 1
     assert "optimiser" in capsys.readouterr().err
@@ -264,3 +264,166 @@ def test_every_optimizer_compiles_once_for_its_steady_state(name):
     compiled, step = _mlp_losses((20, 300, 5), make_opt, jit=True, steps=5)
     np.testing.assert_allclose(compiled, eager, rtol=1e-5)
     assert step.compile_count <= 2
+
+
+# -- hyper-parameters read at run time: schedules do not recompile --------------------------------------
+
+def _scheduled_losses(make_opt, make_sched, jit, steps=8, clip=None, **jit_kwargs):
+    """Losses (and the step) of an MLP trained with `make_opt` while `make_sched`'s scheduler changes the
+    hyper-parameters after every step."""
+    rng = np.random.default_rng(1)
+    x = ember.tensor(rng.standard_normal((16, 6)).astype(np.float32))
+    y = ember.tensor(rng.integers(0, 3, 16))
+    ember.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 24), nn.Tanh(), nn.Linear(24, 3))
+    opt = make_opt(model.parameters())
+    sched = make_sched(opt)
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        return loss
+
+    fn = ember.jit(step, **jit_kwargs) if jit else step
+    losses = []
+    for _ in range(steps):
+        losses.append(float(fn(x, y)))
+        sched.step()
+    return losses, fn
+
+
+SCHEDULES = {
+    "cosine": lambda opt: ember.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=6, eta_min=1e-3),
+    "warmup": lambda opt: ember.optim.lr_scheduler.LambdaLR(opt, lambda k: min(1.0, (k + 1) / 4)),
+    # OneCycleLR also cycles SGD's momentum or Adam's first beta
+    "one_cycle": lambda opt: ember.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.02, total_steps=10, cycle_momentum=bool({"momentum", "betas"} & set(opt.defaults))),
+}
+
+
+@pytest.mark.parametrize("name", ["Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "NAdam", "RAdam",
+                                  "RMSprop", "SGD"])
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+def test_a_scheduled_learning_rate_does_not_recompile_and_matches_eager(name, schedule):
+    kwargs = {"momentum": 0.9} if name in ("SGD", "RMSprop") else {}
+    make_opt = lambda ps: getattr(ember.optim, name)(ps, lr=0.02, **kwargs)  # noqa: E731
+    eager, _ = _scheduled_losses(make_opt, SCHEDULES[schedule], jit=False)
+    compiled, fn = _scheduled_losses(make_opt, SCHEDULES[schedule], jit=True)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5)
+    assert fn.compile_count <= 2  # the first step (before any optimiser state) and the steady one
+
+
+def test_the_run_time_learning_rate_is_the_one_set_before_each_call():
+    # the same compiled step with lr 0, then lr 0.1 set by hand: the first call leaves the weights alone
+    ember.manual_seed(0)
+    model = nn.Linear(3, 1)
+    opt = ember.optim.SGD(model.parameters(), lr=0.1)
+    x, y = ember.randn(5, 3), ember.randn(5, 1)
+
+    @ember.jit
+    def step(x, y):
+        loss = ((model(x) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step(x, y)
+    opt.param_groups[0]["lr"] = 1e-3
+    before = np_of(model.weight).copy()
+    loss = float(step(x, y))
+    grad = np_of(model.weight.grad)
+    np.testing.assert_allclose(np_of(model.weight), before - 1e-3 * grad, rtol=1e-5, atol=1e-7)
+    opt.param_groups[0]["lr"] = 0.5
+    before = np_of(model.weight).copy()
+    assert float(step(x, y)) < loss
+    np.testing.assert_allclose(np_of(model.weight), before - 0.5 * np_of(model.weight.grad), rtol=1e-5,
+                               atol=1e-7)
+    assert step.compile_count == 1
+
+
+def _linear_after(make_opt, key, values, wrap=None):
+    """Train a Linear(3, 2) one cross-entropy step per entry of `values`, set as ``group[key]`` before
+    each step, eagerly or through `wrap`(step); returns the losses, the final weight and the step."""
+    ember.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = make_opt(model.parameters())
+    x, y = ember.randn(5, 3), ember.randint(0, 2, (5,))
+    fn = training_step(model, opt)
+    fn = wrap(fn) if wrap is not None else fn
+    losses = []
+    for value in values:
+        opt.param_groups[0][key] = value
+        losses.append(float(fn(x, y)))
+    return losses, np_of(model.weight).copy(), fn
+
+
+def test_a_hyper_parameter_the_update_branches_on_recompiles_when_it_becomes_zero():
+    # SGD skips its momentum buffer when momentum is 0: a zero momentum is a different graph
+    make_opt = lambda ps: ember.optim.SGD(ps, lr=0.1, momentum=0.5)  # noqa: E731
+    momenta = (0.5, 0.5, 0.0, 0.0, 0.9)
+    eager, _, _ = _linear_after(make_opt, "momentum", momenta)
+    compiled, _, fn = _linear_after(make_opt, "momentum", momenta, ember.jit)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-6)
+    assert fn.compile_count == 3  # first step, momentum 0.5 and 0.9 (one graph), momentum 0
+
+
+def test_a_scheduled_step_compiles_strictly_and_under_check():
+    make_opt = lambda ps: ember.optim.AdamW(ps, lr=0.02)  # noqa: E731
+    eager, _ = _scheduled_losses(make_opt, SCHEDULES["cosine"], jit=False)
+    checked, fn = _scheduled_losses(make_opt, SCHEDULES["cosine"], jit=True, check=True)
+    np.testing.assert_allclose(checked, eager, rtol=1e-5)
+    fn.strict = True
+    x, y = ember.randn(16, 6), ember.randint(0, 3, (16,))
+    fn(x, y)  # a ninth step, lr changed again: no recompilation
+
+
+def test_gradient_clipping_compiles_and_matches_eager():
+    make_opt = lambda ps: ember.optim.SGD(ps, lr=0.5)  # noqa: E731
+    eager, _ = _scheduled_losses(make_opt, SCHEDULES["warmup"], jit=False, clip=0.05)
+    compiled, fn = _scheduled_losses(make_opt, SCHEDULES["warmup"], jit=True, clip=0.05)
+    unclipped, _ = _scheduled_losses(make_opt, SCHEDULES["warmup"], jit=False)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5)
+    assert not np.allclose(eager, unclipped)  # the clip was active
+    assert fn.compile_count == 1  # SGD without momentum has no state: one graph from the start
+
+
+def test_a_compiled_step_called_inside_another_reads_the_learning_rate_at_run_time():
+    make_opt = lambda ps: ember.optim.Adam(ps, lr=0.1)  # noqa: E731
+    nest = lambda step: ember.jit(lambda x, y: ember.jit(step)(x, y) * 1.0)  # noqa: E731
+    _, eager, _ = _linear_after(make_opt, "lr", (0.1, 0.1, 0.01, 0.3))
+    _, compiled, outer = _linear_after(make_opt, "lr", (0.1, 0.1, 0.01, 0.3), nest)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5)
+    assert outer.compile_count == 2
+
+
+def test_an_optimizer_that_declares_no_run_time_hyper_parameters_recompiles_for_a_new_rate():
+    # a user's optimiser may branch on its learning rate in Python: it keeps the rate in the signature
+    class Clipped(ember.optim.Optimizer):
+        def __init__(self, params, lr):
+            super().__init__(params, dict(lr=lr))
+
+        def _updates(self, group, p, grad, state):
+            return p - min(group["lr"], 0.05) * grad
+
+    make_opt = lambda ps: Clipped(ps, lr=0.01)  # noqa: E731
+    _, eager, _ = _linear_after(make_opt, "lr", (0.01, 0.02, 0.1))
+    _, compiled, fn = _linear_after(make_opt, "lr", (0.01, 0.02, 0.1), ember.jit)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-6)
+    assert fn.compile_count == 3
+
+
+def test_clipping_that_must_check_the_norm_in_python_says_so_under_jit():
+    model = nn.Linear(3, 2)
+
+    @ember.jit
+    def step(x):
+        model(x).sum().backward()
+        return nn.utils.clip_grad_norm_(model.parameters(), 1.0, error_if_nonfinite=True)
+
+    with pytest.raises(ember.errors.TraceError, match="error_if_nonfinite=False and check the returned"):
+        step(ember.randn(4, 3))

@@ -45,6 +45,17 @@ def note_state(obj: Any) -> None:
         rec.note_state(obj)
 
 
+def note_refresh(obj: Any) -> bool:
+    """Under a recorder that reads run-time scalars (``ember.jit``): ``obj._jit_refresh()`` is called
+    before each run of the graph, to write values that change between calls (an optimiser's learning
+    rate) into the tensors the graph reads them from. False (nothing recorded) outside such a recorder."""
+    rec = recorder()
+    if rec is None or not hasattr(rec, "note_refresh"):
+        return False
+    rec.note_refresh(obj)
+    return True
+
+
 MISSING = object()  # `before` of an entry the traced code added
 
 

@@ -139,13 +139,14 @@ def _sink_broadcast(n: Node, producers: dict[int, Node], new_id: int) -> list[No
 
 def _sink_reshape(n: Node, producers: dict[int, Node], new_id: int) -> list[Node] | None:
     """``f(reshape(x), y)`` for an elementwise `f` whose tensor operands all have the output's shape
-    becomes ``reshape(f(x, reshape(y)))``: `f` then runs in the shape of `x` and can fuse with the
-    elementwise node that made `x` (a linear layer's bias add and the activation or residual add that
-    follows it, split by the reshape of the batch dimensions)."""
+    (or are 0-d: those broadcast to any shape) becomes ``reshape(f(x, reshape(y)))``: `f` then runs in
+    the shape of `x` and can fuse with the elementwise node that made `x` (a linear layer's bias add and
+    the activation or residual add that follows it, split by the reshape of the batch dimensions; an
+    optimiser update scaled by a learning rate read at run time)."""
     if n.prim.formula is None or len(n.outputs) != 1:
         return None
     out = n.outputs[0]
-    values = [o for o in n.operands if isinstance(o, Value)]
+    values = [o for o in n.operands if isinstance(o, Value) and o.shape != ()]
     if not values or any(v.shape != out.shape for v in values):
         return None
     source = None
@@ -161,7 +162,7 @@ def _sink_reshape(n: Node, producers: dict[int, Node], new_id: int) -> list[Node
     operands = []
     for o in n.operands:
         inner = producers.get(o.id) if isinstance(o, Value) else None
-        if not isinstance(o, Value):
+        if not isinstance(o, Value) or o.shape == ():
             operands.append(o)
         elif inner is not None and inner.prim.name == "reshape" and isinstance(inner.operands[0], Value) \
                 and inner.operands[0].shape == shape:

@@ -66,6 +66,8 @@ class JitTrace(Trace):
         self.created: dict[int, Tensor] = {}  # tensors creation functions made during the trace
         # id(generator) -> (generator, its state tensor, seed, offset) at the trace's first draw from it
         self.generators: dict[int, tuple[Any, Tensor, int, int]] = {}
+        # id(obj) -> obj whose ``_jit_refresh()`` writes run-time scalars before each run (note_refresh)
+        self.refresh: dict[int, Any] = {}
 
     def random_state(self, generator: Any, offset: int) -> tuple[Tensor, int]:
         """A draw from `generator` starting at block `offset`: the tensor the graph reads the generator's
@@ -83,6 +85,10 @@ class JitTrace(Trace):
                              "set_state) inside the traced function; a compiled graph reads each "
                              "generator's state once per call. Seed outside the compiled function")
         return state, offset - start
+
+    def note_refresh(self, obj: Any) -> None:
+        """Call ``obj._jit_refresh()`` before every run of the graph (see ``effects.note_refresh``)."""
+        self.refresh[id(obj)] = obj
 
     def note_created(self, t: Tensor) -> None:
         """`t` was made by a creation function (``zeros``, ``arange``…) inside the traced code."""
@@ -239,7 +245,8 @@ class Lowered:
 
 
 class _Compiled:
-    __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes", "draws")
+    __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes", "draws",
+                 "refresh")
 
     def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
@@ -250,11 +257,16 @@ class _Compiled:
         self.writes: dict[int, Tensor] = {}  # node index -> tensor it computes into (see plan_writes)
         # (generator, its state tensor, blocks one run draws): see JitTrace.random_state
         self.draws: tuple[tuple[Any, Tensor, int], ...] = ()
+        self.refresh: tuple[Any, ...] = ()  # objects whose run-time scalars are written before each run
 
-    def load_generators(self) -> None:
-        """Put each generator's current ``[seed, offset]`` where the graph reads it (before a run)."""
+    def load_run_state(self) -> None:
+        """Before a run: put each generator's current ``[seed, offset]`` where the graph reads it, and
+        write the run-time scalars (hyper-parameters such as the learning rate) of the objects that
+        declared them."""
         for gen, _, _ in self.draws:
             gen._replay_state()
+        for obj in self.refresh:
+            obj._jit_refresh()
 
     def advance_generators(self) -> None:
         """Move each generator past the blocks a run drew (after the run succeeded), as eager draws do."""
@@ -423,6 +435,7 @@ class Jitted:
         self._state_keys[id(graph)] = tuple(sorted((k, sig) for k, (_, sig) in trace.stateful.items()))
         compiled = _Compiled(graph, out_tree, raw, dumps, len(outputs), effects)
         compiled.draws = draws
+        compiled.refresh = tuple(trace.refresh.values())
         if effects and self.memory_budget is None:  # (a budgeted plan keeps its order)
             compiled.plan_writes()
             self._state_keys[id(compiled.graph)] = self._state_keys[id(graph)]
@@ -480,17 +493,18 @@ class Jitted:
             self.cache[sig] = compiled
             self.compile_count += 1
             if self.check:
-                compiled.load_generators()
+                compiled.load_run_state()
                 self._check(compiled, leaves)
         self.last_signature = sig
         return compiled, [x for x in leaves if isinstance(x, Tensor)]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         compiled, tensors = self._lookup(args, kwargs)
-        if compiled.draws and recorder() is not None:
+        if (compiled.draws or compiled.refresh) and recorder() is not None:
             # traced by an enclosing ember.jit: its trace records the draws from the generators' state
+            # and the run-time scalars itself
             return self.fn(*args, **kwargs)
-        compiled.load_generators()
+        compiled.load_run_state()
         if compiled.rules:
             leaves = pytree.flatten((args, kwargs))[0]
             places = self._places(args, leaves)

@@ -8,7 +8,7 @@ from .._core.errors import ConfigError
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
-from .optimizer import Optimizer, next_step
+from .optimizer import SCHEDULED, Optimizer, next_step
 
 
 class Adadelta(Optimizer):
@@ -34,6 +34,8 @@ class Adadelta(Optimizer):
         >>> w.item() < 1.0
         True
     """
+
+    run_time_hyper = SCHEDULED  # read at run time by compiled steps: schedules do not recompile
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
                  weight_decay: float = 0, foreach: bool | None = None, *, maximize: bool = False) -> None:

@@ -8,7 +8,7 @@ from .._core.dtypes import float64
 from .._core.errors import ConfigError
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
-from .optimizer import Optimizer, next_step
+from .optimizer import SCHEDULED, Optimizer, next_step
 
 
 class Adagrad(Optimizer):
@@ -35,6 +35,8 @@ class Adagrad(Optimizer):
         >>> round(w.item(), 4)
         0.9
     """
+
+    run_time_hyper = SCHEDULED  # read at run time by compiled steps: schedules do not recompile
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: bool | None = None, *,

@@ -9,7 +9,7 @@ from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
 from .adamax import _check_betas
-from .optimizer import Optimizer, weight_decayed
+from .optimizer import SCHEDULED, Optimizer, weight_decayed
 
 
 class Adam(Optimizer):
@@ -20,6 +20,8 @@ class Adam(Optimizer):
     """
 
     decoupled = False
+
+    run_time_hyper = SCHEDULED  # read at run time by compiled steps: schedules do not recompile
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,

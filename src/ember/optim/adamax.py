@@ -8,7 +8,7 @@ from .._core.errors import ConfigError
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
-from .optimizer import Optimizer, next_step
+from .optimizer import SCHEDULED, Optimizer, next_step
 
 
 class Adamax(Optimizer):
@@ -34,6 +34,8 @@ class Adamax(Optimizer):
         >>> round(w.item(), 4)
         0.9
     """
+
+    run_time_hyper = SCHEDULED  # read at run time by compiled steps: schedules do not recompile
 
     def __init__(self, params: Iterable[Any], lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, foreach: bool | None = None, *,

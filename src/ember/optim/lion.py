@@ -8,7 +8,7 @@ from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
 from .adamax import _check_betas
-from .optimizer import Optimizer, next_step
+from .optimizer import SCHEDULED, Optimizer, next_step
 
 
 class Lion(Optimizer):
@@ -32,6 +32,8 @@ class Lion(Optimizer):
         >>> round(w.item(), 4)
         0.9
     """
+
+    run_time_hyper = SCHEDULED  # read at run time by compiled steps: schedules do not recompile
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
                  weight_decay: float = 0.0, *, maximize: bool = False) -> None:

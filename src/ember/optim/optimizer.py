@@ -6,8 +6,13 @@ from typing import Any, Callable, Iterable
 
 from .._core import effects
 from .._core.autograd import no_grad
+from .._core.device import CPU_DEVICE, Device
 from .._core.errors import EmberError, ShapeError
 from .._core.tensor import Tensor, Tracer
+
+# The hyper-parameters that schedulers change between steps (the learning rate; OneCycleLR also cycles
+# the momentum or Adam's first beta).
+SCHEDULED = ("lr", "momentum", "betas")
 
 
 class Optimizer:
@@ -16,7 +21,15 @@ class Optimizer:
     Subclasses implement :meth:`_updates`, which returns the new value of every parameter (and
     updates their state in a scratch copy); :meth:`step` writes them all only once every update has been
     computed, so an error during a step leaves the parameters and state unchanged.
+
+    A subclass whose :meth:`_updates` uses the hyper-parameters named in ``run_time_hyper`` only in
+    arithmetic, and branches at most on whether they are zero (``if group["momentum"]:``, not
+    ``> 0``, which would be a traced comparison), lists them there. Under ``ember.jit`` it
+    then receives them as 0-d float64 tensors that the compiled step reads at run time, so a
+    learning-rate schedule changes them without recompiling the step.
     """
+
+    run_time_hyper: tuple[str, ...] = ()
 
     def __init__(self, params: Iterable[Any], defaults: dict) -> None:
         self.defaults = dict(defaults)
@@ -66,7 +79,7 @@ class Optimizer:
                 loss = closure()
         pending = []
         with no_grad():
-            for group in self.param_groups:
+            for group in self._groups_for_step():
                 for p in group["params"]:
                     if p.grad is None:
                         continue
@@ -85,9 +98,51 @@ class Optimizer:
                 self.state[p] = state
         return loss
 
+    def _groups_for_step(self) -> list[dict]:
+        """The parameter groups :meth:`_updates` sees. Under ``ember.jit``, copies whose
+        ``run_time_hyper`` numbers are 0-d tensors the graph reads at run time (see
+        :meth:`_jit_refresh`); otherwise the groups themselves."""
+        if not self.run_time_hyper or not effects.note_refresh(self):
+            return self.param_groups
+        cells = self.__dict__.setdefault("_hyper_cells", {})
+        groups = []
+        for i, group in enumerate(self.param_groups):
+            view = dict(group)
+            device = group["params"][0].device if group["params"] else CPU_DEVICE
+            for key in self.run_time_hyper:
+                value = group.get(key)
+                if _is_number(value):
+                    view[key] = _cell(cells, (i, key, None), value, device)
+                elif isinstance(value, tuple) and any(_is_number(v) for v in value):
+                    view[key] = tuple(_cell(cells, (i, key, j), v, device) if _is_number(v) else v
+                                      for j, v in enumerate(value))
+            groups.append(view)
+        return groups
+
+    def _jit_refresh(self) -> None:
+        """Write the current ``run_time_hyper`` values into the tensors compiled steps read them from
+        (called before each run)."""
+        for (i, key, j), cell in self.__dict__.get("_hyper_cells", {}).items():
+            if i < len(self.param_groups):
+                value = self.param_groups[i].get(key)
+                value = value[j] if j is not None and isinstance(value, tuple) and j < len(value) else value
+                if _is_number(value):
+                    cell._data[...] = value
+
     def _jit_signature(self) -> tuple:
-        """What a compiled step depends on: hyper-parameters and the structure of the state."""
-        groups = tuple(tuple(sorted((k, repr(v)) for k, v in g.items() if k != "params"))
+        """What a compiled step depends on: hyper-parameters and the structure of the state.
+
+        The ``run_time_hyper`` numbers count only by whether they are zero: the graph reads their
+        values at run time."""
+        def describe(key: str, v: Any) -> Any:
+            if key in self.run_time_hyper:
+                if _is_number(v):
+                    return ("run time", v != 0)
+                if isinstance(v, tuple):
+                    return tuple(("run time", x != 0) if _is_number(x) else repr(x) for x in v)
+            return repr(v)
+
+        groups = tuple(tuple(sorted((k, describe(k, v)) for k, v in g.items() if k != "params"))
                        for g in self.param_groups)
         state = []
         for g in self.param_groups:
@@ -169,6 +224,23 @@ def _defer_state(old: dict, new: dict) -> None:
             new[key] = prev
         else:
             effects.defer_item(new, key, value, old.get(key, effects.MISSING))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _cell(cells: dict, key: tuple, value: float, device: Device) -> Tensor:
+    """The 0-d float64 tensor on `device` holding hyper-parameter `key` for compiled steps, set to
+    `value`. It is one tensor for the optimiser's lifetime (graphs read it at run time), made with the
+    tensor constructor directly: a tensor the traced code created would count as a foldable constant."""
+    from .._core.dtypes import float64
+
+    cell = cells.get(key)
+    if cell is None or cell.device != device:
+        cell = cells[key] = Tensor._make(device.backend.asarray(0.0, float64), float64, device)
+    cell._data[...] = value
+    return cell
 
 
 def _describe(v: Any) -> Any:

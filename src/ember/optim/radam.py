@@ -8,7 +8,7 @@ from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
 from .adamax import _check_betas
-from .optimizer import Optimizer, next_step, weight_decayed
+from .optimizer import SCHEDULED, Optimizer, next_step, weight_decayed
 
 
 class RAdam(Optimizer):
@@ -37,6 +37,8 @@ class RAdam(Optimizer):
         >>> round(w.item(), 4)
         0.8
     """
+
+    run_time_hyper = SCHEDULED  # read at run time by compiled steps: schedules do not recompile
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, decoupled_weight_decay: bool = False, *,

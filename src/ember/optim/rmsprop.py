@@ -7,7 +7,7 @@ from .._core.creation import zeros_like
 from .._core.primitives import elementwise as ew
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
-from .optimizer import Optimizer, next_step
+from .optimizer import SCHEDULED, Optimizer, next_step
 
 
 class RMSprop(Optimizer):
@@ -37,6 +37,8 @@ class RMSprop(Optimizer):
         0.9
     """
 
+    run_time_hyper = SCHEDULED  # read at run time by compiled steps: schedules do not recompile
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False,
                  foreach: bool | None = None, maximize: bool = False) -> None:
@@ -59,7 +61,7 @@ class RMSprop(Optimizer):
             avg = ew.sqrt(square_avg - grad_avg * grad_avg) + group["eps"]
         else:
             avg = ew.sqrt(square_avg) + group["eps"]
-        if group["momentum"] > 0:
+        if group["momentum"]:  # (never negative)
             buf = state.get("momentum_buffer", zeros_like(p)) * group["momentum"] + g / avg
             state["momentum_buffer"] = buf
             return p - group["lr"] * buf

@@ -6,7 +6,7 @@ from typing import Any, Iterable
 from .._core.errors import ConfigError
 from .._core.tensor import Tensor
 from .adagrad import _check_nonnegative
-from .optimizer import Optimizer
+from .optimizer import SCHEDULED, Optimizer
 
 
 class SGD(Optimizer):
@@ -24,6 +24,8 @@ class SGD(Optimizer):
         >>> round(w.item(), 4)
         0.8
     """
+
+    run_time_hyper = SCHEDULED  # read at run time by compiled steps: schedules do not recompile
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False) -> None:

@@ -6,11 +6,11 @@ from typing import Iterable
 
 from ..._core.autograd import no_grad
 from ..._core.creation import tensor
-from ..._core.errors import EmberError
+from ..._core.errors import EmberError, TraceError
 from ..._core.primitives import elementwise as ew
 from ..._core.primitives.movement import stack
 from ..._core.primitives.reduce import norm
-from ..._core.tensor import Tensor
+from ..._core.tensor import Tensor, Tracer
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "NonFiniteNormError"]
 
@@ -56,8 +56,12 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
         return tensor(0.0)
     with no_grad():
         total = norm(stack([norm(g.detach(), norm_type) for g in grads]), norm_type)
-        value = float(total)
-        if error_if_nonfinite and not math.isfinite(value):
+        if error_if_nonfinite and isinstance(total, Tracer):
+            raise TraceError("clip_grad_norm_", "error_if_nonfinite=True reads the total norm as a Python "
+                             "number, which a traced function (ember.jit, vmap) does not have; pass "
+                             "error_if_nonfinite=False and check the returned norm outside the traced "
+                             "function", (total,))
+        if error_if_nonfinite and not math.isfinite(value := float(total)):
             raise NonFiniteNormError("clip_grad_norm_", f"the total norm of order {norm_type} of the "
                                      f"gradients is {value}, so they cannot be clipped; set "
                                      "error_if_nonfinite=False to clip anyway", tuple(grads))
