@@ -427,3 +427,72 @@ def test_clipping_that_must_check_the_norm_in_python_says_so_under_jit():
 
     with pytest.raises(ember.errors.TraceError, match="error_if_nonfinite=False and check the returned"):
         step(ember.randn(4, 3))
+
+
+# -- the tensors a compiled step reads are the ones the module and optimiser hold now ------------------
+
+def _resumed_losses(jit, replace=None):
+    """Six Adam steps of a Linear(3, 2), a checkpoint taken after three, the optimiser and the model
+    restored from it after six (and `replace`(model, opt) applied), then three more steps' losses."""
+    ember.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = ember.optim.Adam(model.parameters(), lr=0.1)
+    x, y = ember.randn(5, 3), ember.randint(0, 2, (5,))
+    fn = training_step(model, opt)
+    fn = ember.jit(fn) if jit else fn
+    for _ in range(3):
+        fn(x, y)
+    saved = opt.state_dict()
+    saved = {"state": {k: {n: (v.clone() if isinstance(v, ember.Tensor) else v) for n, v in s.items()}
+                       for k, s in saved["state"].items()}, "param_groups": saved["param_groups"]}
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    for _ in range(3):
+        fn(x, y)
+    opt.load_state_dict(saved)
+    model.load_state_dict(weights)
+    if replace is not None:
+        replace(model, opt)
+    return [float(fn(x, y)) for _ in range(3)], fn
+
+
+def test_a_compiled_step_after_loading_a_checkpoint_continues_from_it():
+    eager, _ = _resumed_losses(jit=False)
+    compiled, fn = _resumed_losses(jit=True)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-6)
+    assert fn.compile_count == 2  # the state was copied into the tensors the graph reads
+
+
+def _fresh_moments(model, opt):
+    for p in model.parameters():
+        opt.state[p]["exp_avg"] = ember.zeros_like(p)
+
+
+def _fresh_weight(model, opt):
+    model.weight = nn.Parameter(ember.ones(2, 3))
+    opt.param_groups[0]["params"][0] = model.weight
+    opt.state[model.weight] = opt.state.pop(next(p for p in opt.state if p is not model.bias
+                                                 and p is not model.weight))
+
+
+@pytest.mark.parametrize("replace", [_fresh_moments, _fresh_weight])
+def test_replacing_a_tensor_that_a_compiled_step_reads_recompiles(replace):
+    eager, _ = _resumed_losses(jit=False, replace=replace)
+    compiled, fn = _resumed_losses(jit=True, replace=replace)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-6)
+    assert fn.compile_count == 3
+
+
+def test_loading_an_optimizer_state_that_does_not_fit_changes_nothing():
+    model = nn.Linear(3, 2)
+    opt = ember.optim.Adam(model.parameters(), lr=0.1)
+    model(ember.randn(4, 3)).sum().backward()
+    opt.step()
+    before = {id(p): {k: np_of(v).copy() for k, v in s.items()} for p, s in opt.state.items()}
+    saved = opt.state_dict()
+    saved["state"][0] = {k: v * 2 for k, v in saved["state"][0].items()}
+    saved["state"][7] = saved["state"][1]
+    with pytest.raises(ember.errors.EmberError, match="parameter 7"):
+        opt.load_state_dict(saved)
+    for p, s in opt.state.items():
+        for k, v in s.items():
+            np.testing.assert_array_equal(np_of(v), before[id(p)][k])

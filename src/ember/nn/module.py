@@ -72,7 +72,7 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if STATE.get().traces:
-            effects.note_state(self)  # under ember.jit, train/eval mode is part of the cache key
+            effects.note_state(self)  # under ember.jit, its mode and tensors join the cache key
         for hook in list(self._forward_pre_hooks.values()):
             result = hook(self, args)
             if result is not None:
@@ -84,8 +84,12 @@ class Module:
                 out = result
         return out
 
-    def _jit_signature(self) -> bool:
-        return self.training
+    def _jit_signature(self) -> tuple:
+        """What a compiled function that called this module depends on: train/eval mode, and which
+        tensors its parameters and buffers are (the graph reads those very tensors, so assigning a new
+        one recompiles; ``load_state_dict`` copies into them and does not)."""
+        return (self.training, tuple(map(id, self._parameters.values())),
+                tuple(map(id, self._buffers.values())))
 
     # -- registration -------------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:

@@ -130,7 +130,9 @@ class Optimizer:
                     cell._data[...] = value
 
     def _jit_signature(self) -> tuple:
-        """What a compiled step depends on: hyper-parameters and the structure of the state.
+        """What a compiled step depends on: hyper-parameters, the parameters, and the state's structure
+        and tensors (the graph reads and updates those very tensors, so ``load_state_dict``, which puts
+        new ones in place, recompiles).
 
         The ``run_time_hyper`` numbers count only by whether they are zero: the graph reads their
         values at run time."""
@@ -142,7 +144,8 @@ class Optimizer:
                     return tuple(("run time", x != 0) if _is_number(x) else repr(x) for x in v)
             return repr(v)
 
-        groups = tuple(tuple(sorted((k, describe(k, v)) for k, v in g.items() if k != "params"))
+        groups = tuple((tuple(map(id, g["params"])),
+                        tuple(sorted((k, describe(k, v)) for k, v in g.items() if k != "params")))
                        for g in self.param_groups)
         state = []
         for g in self.param_groups:
@@ -165,7 +168,11 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore what :meth:`state_dict` returned (the parameter groups must have the same sizes)."""
+        """Restore what :meth:`state_dict` returned (the parameter groups must have the same sizes).
+
+        A saved tensor whose entry already holds a tensor of the same shape, dtype and device is copied
+        into that tensor, so a compiled step that reads it goes on without recompiling; other entries
+        get copies of the saved tensors. Nothing is changed if the state does not fit."""
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
                 len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
@@ -174,8 +181,20 @@ class Optimizer:
         for saved, group in zip(groups, self.param_groups):
             for i, p in zip(saved["params"], group["params"]):
                 params[i] = p
+        copies: list[tuple[Tensor, Tensor]] = []
+        state = {}
+        for i, saved_state in state_dict["state"].items():
+            if int(i) not in params:
+                raise EmberError("load_state_dict", f"the optimizer state names parameter {i}, which the "
+                                 f"parameter groups do not have ({len(params)} parameters)")
+            p = params[int(i)]
+            state[p] = _clone_state(saved_state, self.state.get(p, {}), copies)
+        for saved, group in zip(groups, self.param_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
-        self.state = {params[int(i)]: _clone_state(s) for i, s in state_dict["state"].items()}
+        with no_grad():
+            for target, value in copies:
+                target.copy_(value)
+        self.state = state
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -244,8 +263,19 @@ def _cell(cells: dict, key: tuple, value: float, device: Device) -> Tensor:
 
 
 def _describe(v: Any) -> Any:
-    return (tuple(v.shape), v.dtype.name) if isinstance(v, Tensor) else repr(v)
+    return (id(v), tuple(v.shape), v.dtype.name) if isinstance(v, Tensor) else repr(v)
 
 
-def _clone_state(state: dict) -> dict:
-    return {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in state.items()}
+def _clone_state(state: dict, current: dict, copies: list) -> dict:
+    """`state` with copies of its tensors. A tensor whose entry in `current` is a tensor of the same
+    shape, dtype and device keeps that tensor, and (tensor, saved value) joins `copies` instead."""
+    out = {}
+    for k, v in state.items():
+        old = current.get(k)
+        if isinstance(v, Tensor) and isinstance(old, Tensor) and tuple(old.shape) == tuple(v.shape) \
+                and old.dtype is v.dtype and old.device == v.device:
+            copies.append((old, v))
+            out[k] = old
+        else:
+            out[k] = v.clone() if isinstance(v, Tensor) else v
+    return out
