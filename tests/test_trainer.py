@@ -71,3 +71,28 @@ def test_resuming_from_a_checkpoint_reproduces_the_uninterrupted_run(tmp_path):
                       log=lambda s: None).fit()
     assert resumed["history"] == straight["history"]
     assert (tmp_path / "last.ckpt").exists()
+
+
+def test_a_compiled_run_gives_the_eager_run():
+    # Dropout draws and the cosine schedule's learning rate are read by the compiled step at run time
+    cfg = dict(SMALL, epochs=3, scheduler={"type": "CosineAnnealingLR", "T_max": 3})
+    cfg["model"] = {"type": "Sequential", "layers": SMALL["model"]["layers"][:3] + [
+        {"type": "Dropout", "p": 0.3}, SMALL["model"]["layers"][3]]}
+    a = Trainer(cfg, progress=False, log=lambda s: None).fit()  # (each run seeds when it is built)
+    compiled = Trainer(dict(cfg, compile=True), progress=False, log=lambda s: None)
+    b = compiled.fit()
+    for x, y in zip(a["history"], b["history"]):
+        assert x.keys() == y.keys()
+        for key in x:
+            assert y[key] == pytest.approx(x[key], rel=1e-5), key
+    # the first step (no optimiser state yet), the steady one and the shorter last batch
+    assert compiled._step_fn.compile_count == 3
+
+
+def test_compile_must_be_a_boolean(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="'compile' must be true or false"):
+        Trainer(dict(SMALL, compile="yes"), progress=False)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(dict(SMALL, epochs=1)))
+    assert cli.main(["train", str(path), "--no-progress", "--compile"]) == 0
+    assert "test accuracy" in capsys.readouterr().out

@@ -28,6 +28,8 @@ def _train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.epochs is not None:
         config["epochs"] = args.epochs
+    if args.compile:
+        config["compile"] = True
     trainer = Trainer(config, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
                       progress=not args.no_progress)
     summary = trainer.fit()
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--checkpoint-dir", default=None, help="write last.ckpt here after every epoch")
     train.add_argument("--resume", default=None,
                        help="continue from this checkpoint ('auto': the checkpoint dir's last.ckpt)")
+    train.add_argument("--compile", action="store_true",
+                       help="compile each training step with ember.jit (as the config's \"compile\": true)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--summary-json", default=None, help="write the final summary here")
     train.set_defaults(run=_train)

@@ -8,10 +8,11 @@ A run is described by a plain dict (or a JSON/YAML file):
  "model": {"type": "Sequential", "layers": [...]},
  "optimizer": {"type": "Adam", "lr": 0.001},
  "scheduler": {"type": "CosineAnnealingLR", "T_max": 12},
- "loss": "cross_entropy"}
+ "loss": "cross_entropy", "compile": true}
 ```
 
 ``model`` is either an ``ember.nn.from_config`` description or ``{"zoo": "lenet5", "args": {...}}``.
+``compile`` (default false) runs each training step as one graph compiled with ``ember.jit``.
 Each epoch's shuffling order comes from a generator seeded with ``(seed, epoch)``, and checkpoints carry
 the RNG state, so a resumed run reproduces an uninterrupted one exactly.
 """
@@ -122,6 +123,9 @@ class Trainer:
         from . import data
 
         self.config = load_config(config)
+        compile_step = self.config.get("compile", False)
+        if not isinstance(compile_step, bool):
+            raise ConfigError("train", f"'compile' must be true or false, not {compile_step!r}")
         self.log = log
         self.progress = progress
         self.seed = int(self.config.get("seed", 0))
@@ -137,6 +141,12 @@ class Trainer:
         from .nn import functional as F
 
         self.loss_fn = getattr(F, loss)
+        if compile_step:
+            from .compiler import jit
+
+            self._step_fn: Callable = jit(self._train_step)
+        else:
+            self._step_fn = self._train_step
         data_cfg = self.config.get("data", {})
         self.train_set, self.test_set = build_datasets(data_cfg)
         self.batch_size = int(data_cfg.get("batch_size", 64))
@@ -182,6 +192,15 @@ class Trainer:
         return data.DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=gen,
                                num_workers=self.num_workers)
 
+    def _train_step(self, x, y):
+        """One optimisation step on a batch: (loss, model output)."""
+        out = self.model(x)
+        loss = self.loss_fn(out, y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss, out
+
     def train_epoch(self) -> dict:
         """One pass over the training set; returns mean loss, accuracy and throughput."""
         self.model.train()
@@ -190,11 +209,7 @@ class Trainer:
         total_loss = correct = seen = 0
         start = time.perf_counter()
         for x, y in loader:
-            out = self.model(x)
-            loss = self.loss_fn(out, y)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
+            loss, out = self._step_fn(x, y)
             self.step += 1
             n = len(y)
             total_loss += float(loss) * n
