@@ -496,3 +496,79 @@ def test_loading_an_optimizer_state_that_does_not_fit_changes_nothing():
     for p, s in opt.state.items():
         for k, v in s.items():
             np.testing.assert_array_equal(np_of(v), before[id(p)][k])
+
+
+def test_lbfgs_runs_a_compiled_closure_and_refuses_to_be_compiled_itself():
+    def run(jit_closure):
+        ember.manual_seed(0)
+        model = nn.Linear(4, 3)
+        opt = ember.optim.LBFGS(model.parameters(), lr=0.5, max_iter=4)
+        x, y = ember.randn(16, 4), ember.randint(0, 3, (16,))
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            return loss
+
+        closure = ember.jit(closure) if jit_closure else closure
+        return [float(opt.step(closure)) for _ in range(3)], opt, closure
+
+    eager, _, _ = run(False)
+    compiled, opt, closure = run(True)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5)
+    assert closure.compile_count == 1
+    with pytest.raises(ember.errors.TraceError, match="compile the closure instead"):
+        ember.jit(lambda: opt.step(closure))()
+
+
+def test_a_value_kept_from_a_trace_says_it_holds_no_data():
+    kept = []
+
+    @ember.jit
+    def f(x):
+        kept.append(x * 2)
+        return x + 1
+
+    f(ember.ones(2))
+    with pytest.raises(ember.errors.TraceError, match="kept outside it"):
+        kept[0].numpy()
+
+
+def test_a_zero_dim_loss_scaled_by_a_python_number_differentiates_under_jit():
+    # static loss scaling: the scalar is saved for the backward pass in the compute dtype
+    w = nn.Parameter(ember.randn(3))
+
+    def scaled(x):
+        w.grad = None
+        ((x * w).sum() * 1024.0).backward()
+        grad = w.grad.detach() / 1024.0
+        return grad
+
+    x = ember.randn(3)
+    np.testing.assert_allclose(np_of(ember.jit(scaled)(x)), np_of(scaled(x)), rtol=1e-6)
+    np.testing.assert_allclose(np_of(scaled(x)), np_of(x), rtol=1e-6)
+
+
+def test_an_exponential_moving_average_with_lerp_compiles():
+    def run(jit):
+        ember.manual_seed(0)
+        model = nn.Linear(4, 3)
+        opt = ember.optim.Adam(model.parameters(), lr=0.05)
+        shadow = [p.detach().clone() for p in model.parameters()]
+        x, y = ember.randn(8, 4), ember.randint(0, 3, (8,))
+        step = training_step(model, opt)
+
+        def step_with_ema(x, y):
+            loss = step(x, y)
+            with ember.no_grad():
+                for s, p in zip(shadow, model.parameters()):
+                    s.lerp_(p, 0.1)
+            return loss
+
+        fn = ember.jit(step_with_ema) if jit else step_with_ema
+        for _ in range(4):
+            fn(x, y)
+        return np_of(shadow[0]).copy()
+
+    np.testing.assert_allclose(run(True), run(False), rtol=1e-6)

@@ -274,3 +274,37 @@ def test_gradients_keep_the_input_dtype(fn):
 def test_integer_relu_and_clamp_stay_integer_like_torch():
     assert ember.relu(ember.tensor([1, -2])).dtype is ember.int64
     assert ember.clamp(ember.tensor([1, 5]), 0, 3).tolist() == [1, 3]
+
+
+# -- lerp (three operands) ---------------------------------------------------------------------------
+
+@given(hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=3),
+       st.sampled_from([np.float32, np.float64]))
+def test_lerp_matches_numpy_and_torch_with_broadcasting(shapes, dtype):
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(s).astype(dtype) for s in shapes.input_shapes[:2])
+    w = rng.uniform(-0.5, 1.5, shapes.input_shapes[2]).astype(dtype)
+    got = ember.lerp(ember.tensor(a), ember.tensor(b), ember.tensor(w))
+    assert tuple(got.shape) == shapes.result_shape and got.dtype is ember._core.dtypes.from_numpy(dtype)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    assert_close(got, a + w * (b - a), rtol=tol, atol=tol * 10)
+    want = torch.lerp(*torch.broadcast_tensors(torch.tensor(a), torch.tensor(b), torch.tensor(w))).numpy()
+    assert_close(got, want, rtol=tol, atol=tol)
+
+
+def test_lerp_gives_the_end_exactly_at_weight_one_and_takes_python_weights():
+    start, end = ember.tensor([0.1, 1e8, -3.3]), ember.tensor([0.7, 1.0, 2.9])
+    assert np_of(ember.lerp(start, end, 1.0)).tolist() == np_of(end).tolist()
+    t = start.clone()
+    t.lerp_(end, 0.25)
+    assert_close(t, torch.lerp(torch.tensor(np_of(start)), torch.tensor(np_of(end)), 0.25).numpy())
+    assert_close(start.lerp(end, 0.0), np_of(start))
+
+
+def test_lerp_differentiates_and_batches(rng):
+    xs = [rng.standard_normal((2, 3)), rng.standard_normal((3,)), rng.uniform(0, 1, (2, 3))]
+    check_grad(ember.lerp, xs)
+    check_jvp(ember.lerp, [rng.standard_normal((2, 3)) for _ in range(2)] + [rng.uniform(0, 1, (2, 3))])
+    check_vmap(ember.lerp, xs, [0, None, 0])
+    fn = ember.jit(ember.lerp)
+    assert_close(fn(*[t64(x) for x in xs]), np_of(ember.lerp(*[t64(x) for x in xs])), rtol=1e-12)

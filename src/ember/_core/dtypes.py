@@ -182,6 +182,8 @@ def result_type(*operands) -> DType:
     """PyTorch's result_type: tensors with dims > 0-d tensors > Python scalars, by category."""
     dim_t = zero_t = scal = None
     for op in operands:
+        if isinstance(op, np.generic):  # a weak scalar already held in a compute dtype (a saved operand)
+            op = op.item()
         if isinstance(op, (bool, int, float, complex)):
             d = scalar_dtype(op)
             scal = d if scal is None else _PAIR[(scal, d)]

@@ -166,7 +166,7 @@ METHODS = {
     "expm1": ew.expm1, "erf": ew.erf, "erfinv": ew.erfinv, "log2": ew.log2, "log10": ew.log10,
     "exp2": ew.exp2, "reciprocal": ew.reciprocal, "logit": ew.logit, "floor": ew.floor, "ceil": ew.ceil,
     "round": ew.round, "trunc": ew.trunc, "sigmoid": ew.sigmoid, "relu": ew.relu, "maximum": ew.maximum,
-    "minimum": ew.minimum, "atan2": ew.atan2, "clamp": ew.clamp, "clip": ew.clamp,
+    "minimum": ew.minimum, "atan2": ew.atan2, "clamp": ew.clamp, "clip": ew.clamp, "lerp": ew.lerp,
     "nan_to_num": ew.nan_to_num, "where": lambda self, cond, other: ew.where(cond, self, other),
     "lt": ew.lt, "le": ew.le, "gt": ew.gt, "ge": ew.ge, "eq": ew.eq, "ne": ew.ne,
     "logical_and": ew.logical_and, "logical_or": ew.logical_or, "logical_xor": ew.logical_xor,
@@ -187,7 +187,7 @@ INPLACE = {
     "tanh_": ew.tanh, "relu_": ew.relu, "clamp_": ew.clamp, "clip_": ew.clamp, "floor_": ew.floor,
     "ceil_": ew.ceil, "round_": ew.round, "trunc_": ew.trunc, "fill_": _fill, "zero_": _zero,
     "copy_": _copy, "square_": ew.square, "sin_": ew.sin, "cos_": ew.cos, "reciprocal_": ew.reciprocal,
-    "nan_to_num_": ew.nan_to_num, "maximum_": ew.maximum, "minimum_": ew.minimum,
+    "nan_to_num_": ew.nan_to_num, "maximum_": ew.maximum, "minimum_": ew.minimum, "lerp_": ew.lerp,
     "__iadd__": ew.add, "__isub__": ew.sub, "__imul__": ew.mul, "__itruediv__": ew.true_divide,
     "__ipow__": ew.pow, "__ifloordiv__": ew.floor_divide, "__imod__": ew.remainder,
 }

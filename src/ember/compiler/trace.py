@@ -37,6 +37,11 @@ class GraphTracer(Tracer):
         return self.val.shape
 
     def _concrete(self):
+        if self._trace.finished:
+            raise TraceError("jit", "this value was computed while ember.jit traced a function and was kept "
+                             "outside it (in a list, a dict or an attribute); it stands for a value of the "
+                             "graph and holds no data. Return it from the compiled function instead",
+                             (self,))
         raise TraceError("jit", "a traced value was converted to a Python value (bool(), float(), .item(), "
                          "or Python control flow on a tensor); the branch would be frozen into the graph. "
                          "Use ember.where for elementwise choices, and ember.cond(pred, true_fn, false_fn, "
@@ -68,6 +73,7 @@ class JitTrace(Trace):
         self.generators: dict[int, tuple[Any, Tensor, int, int]] = {}
         # id(obj) -> obj whose ``_jit_refresh()`` writes run-time scalars before each run (note_refresh)
         self.refresh: dict[int, Any] = {}
+        self.finished = False  # the traced function has returned: its tracers hold no data any more
 
     def random_state(self, generator: Any, offset: int) -> tuple[Tensor, int]:
         """A draw from `generator` starting at block `offset`: the tensor the graph reads the generator's
@@ -410,6 +416,7 @@ class Jitted:
                 args, kwargs = pytree.unflatten(treedef, wrapped)
                 result = self.fn(*args, **kwargs)
         finally:
+            trace.finished = True
             draws = _end_draws(trace)
         out_leaves, out_tree = pytree.flatten(result)
         outputs = []

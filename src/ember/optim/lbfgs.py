@@ -4,9 +4,10 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable
 
+from .._core import effects
 from .._core.autograd import enable_grad, no_grad
 from .._core.creation import zeros
-from .._core.errors import ConfigError, EmberError
+from .._core.errors import ConfigError, EmberError, TraceError
 from .._core.primitives.movement import cat
 from .._core.tensor import Tensor
 from .optimizer import Optimizer
@@ -103,6 +104,11 @@ class LBFGS(Optimizer):
         if closure is None:
             raise EmberError("LBFGS.step", "LBFGS needs a closure that re-evaluates the model and returns "
                              "the loss")
+        if effects.recorder() is not None:
+            raise TraceError("LBFGS.step", "LBFGS chooses its steps in Python from the loss values (line "
+                             "search, convergence tests), so it cannot run inside ember.jit; compile the "
+                             "closure instead (closure = ember.jit(closure)) and call opt.step(closure) "
+                             "outside")
         with no_grad():
             return self._run(closure)
 

@@ -22,7 +22,7 @@ __all__ = ["abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "ata
            "bitwise_left_shift", "bitwise_not", "bitwise_or", "bitwise_right_shift", "bitwise_xor",
            "ceil", "clamp", "clone", "cos", "cosh", "div", "eq", "erf", "erfinv", "exp", "exp2",
            "expm1", "floor", "floor_divide", "ge", "gelu", "gelu_tanh", "gt", "isfinite", "isinf",
-           "isnan", "le", "log", "log1p", "log2", "log10", "logical_and", "logical_not", "logical_or",
+           "isnan", "le", "lerp", "log", "log1p", "log2", "log10", "logical_and", "logical_not", "logical_or",
            "logical_xor", "logit", "lt", "maximum", "minimum", "mul", "nan_to_num", "ne", "neg", "pow",
            "reciprocal", "relu", "remainder", "round", "rsqrt", "sigmoid", "sign", "silu", "sin",
            "sinh", "softplus", "sqrt", "square", "sub", "tan", "tanh", "true_divide", "trunc", "where"]
@@ -388,6 +388,8 @@ BITWISE["bitwise_not"] = elementwise("bitwise_not", "bitwise_not(x)", INT)
 clamp_p = elementwise("clamp", "where(x < lo, lo, where(x > hi, hi, x))", SAME, ("x", "lo", "hi"))
 clamp_min_p = elementwise("clamp_min", "where(x < lo, lo, x)", SAME, ("x", "lo"))
 clamp_max_p = elementwise("clamp_max", "where(x > hi, hi, x)", SAME, ("x", "hi"))
+# PyTorch's form: from the nearer end, so that weight 1 gives `end` exactly
+lerp_p = elementwise("lerp", "where(w < 0.5, x + w * (y - x), y - (y - x) * (1 - w))", FLOAT, ("x", "y", "w"))
 nan_to_num_p = elementwise("nan_to_num", "where(isnan(x), n, where(x == inf, p, where(x == -inf, m, x)))",
                            SAME, ("x", "n", "p", "m"))
 
@@ -459,6 +461,21 @@ def clamp(x: Tensor, min=None, max=None) -> Tensor:
     if min is None:
         return apply(clamp_max_p, x, max)
     return apply(clamp_p, x, min, max)
+
+
+def lerp(input: Tensor, end: Any, weight: Any) -> Tensor:
+    """Linear interpolation ``input + weight * (end - input)``, with broadcasting (PyTorch's ``lerp``).
+
+    Computed from the nearer end (``end - (end - input) * (1 - weight)`` for weights of at least 0.5),
+    so a weight of 1 gives `end` exactly. The usual use is an exponential moving average of weights,
+    ``ema.lerp_(param, 1 - decay)``.
+
+    Example:
+        >>> import ember
+        >>> ember.lerp(ember.tensor([0.0, 10.0]), ember.tensor([1.0, 20.0]), 0.25).tolist()
+        [0.25, 12.5]
+    """
+    return apply(lerp_p, input, end, weight)
 
 
 def nan_to_num(x: Tensor, nan: float = 0.0, posinf: float | None = None,
