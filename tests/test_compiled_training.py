@@ -572,3 +572,24 @@ def test_an_exponential_moving_average_with_lerp_compiles():
         return np_of(shadow[0]).copy()
 
     np.testing.assert_allclose(run(True), run(False), rtol=1e-6)
+
+
+def test_freezing_and_unfreezing_a_layer_recompiles_and_matches_eager():
+    def run(jit):
+        ember.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        x, y = ember.randn(6, 4), ember.randint(0, 3, (6,))
+        fn = training_step(model, opt)
+        fn = ember.jit(fn) if jit else fn
+        for frozen in (False, False, True, True, False):
+            for p in model[0].parameters():
+                p.requires_grad_(not frozen)
+            fn(x, y)
+        return np_of(model[0].weight).copy(), np_of(model[2].weight).copy(), fn
+
+    first_e, last_e, _ = run(False)
+    first_c, last_c, fn = run(True)
+    np.testing.assert_allclose(first_c, first_e, rtol=1e-6)
+    np.testing.assert_allclose(last_c, last_e, rtol=1e-6)
+    assert fn.compile_count == 3  # first step, steady state, and the frozen first layer

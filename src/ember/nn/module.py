@@ -85,10 +85,12 @@ class Module:
         return out
 
     def _jit_signature(self) -> tuple:
-        """What a compiled function that called this module depends on: train/eval mode, and which
-        tensors its parameters and buffers are (the graph reads those very tensors, so assigning a new
-        one recompiles; ``load_state_dict`` copies into them and does not)."""
-        return (self.training, tuple(map(id, self._parameters.values())),
+        """What a compiled function that called this module depends on: train/eval mode, which tensors
+        its parameters and buffers are (the graph reads those very tensors, so assigning a new one
+        recompiles; ``load_state_dict`` copies into them and does not), and which parameters require
+        gradients (freezing one changes what the backward pass and the optimiser compute)."""
+        return (self.training, tuple((id(p), p is not None and p._requires_grad)
+                                     for p in self._parameters.values()),
                 tuple(map(id, self._buffers.values())))
 
     # -- registration -------------------------------------------------------------------------------
