@@ -593,3 +593,18 @@ def test_freezing_and_unfreezing_a_layer_recompiles_and_matches_eager():
     np.testing.assert_allclose(first_c, first_e, rtol=1e-6)
     np.testing.assert_allclose(last_c, last_e, rtol=1e-6)
     assert fn.compile_count == 3  # first step, steady state, and the frozen first layer
+
+
+def test_changing_a_module_setting_such_as_the_dropout_rate_recompiles():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.0))
+    fn = ember.jit(lambda x: model(x))
+    x = ember.ones(64, 4)
+    with ember.no_grad():
+        kept = np_of(fn(x)).copy()
+        model[1].p = 0.9
+        dropped = np_of(fn(x))
+        model[1].p = 0.0
+        again = np_of(fn(x))
+    assert (dropped == 0).mean() > 0.5 and (kept != 0).all()
+    np.testing.assert_array_equal(again, kept)
+    assert fn.compile_count == 2

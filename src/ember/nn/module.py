@@ -37,6 +37,13 @@ class _RemovableHandle:
         self._hooks.pop(self.id, None)
 
 
+_SCALARS = frozenset({bool, int, float, complex, str, type(None)})
+
+
+def _plain_tuple(v: tuple) -> bool:
+    return all(type(e) in _SCALARS for e in v)
+
+
 class Module:
     """Base class of every layer and model, with PyTorch's semantics.
 
@@ -85,13 +92,15 @@ class Module:
         return out
 
     def _jit_signature(self) -> tuple:
-        """What a compiled function that called this module depends on: train/eval mode, which tensors
-        its parameters and buffers are (the graph reads those very tensors, so assigning a new one
-        recompiles; ``load_state_dict`` copies into them and does not), and which parameters require
-        gradients (freezing one changes what the backward pass and the optimiser compute)."""
-        return (self.training, tuple((id(p), p is not None and p._requires_grad)
-                                     for p in self._parameters.values()),
-                tuple(map(id, self._buffers.values())))
+        """What a compiled function that called this module depends on: its plain Python settings
+        (train/eval mode, a dropout probability, an epsilon: the graph has their values baked in),
+        which tensors its parameters and buffers are (the graph reads those very tensors, so assigning a
+        new one recompiles; ``load_state_dict`` copies into them and does not), and which parameters
+        require gradients (freezing one changes what the backward pass and the optimiser compute)."""
+        settings = [(k, v) for k, v in self.__dict__.items()
+                    if type(v) in _SCALARS or (type(v) is tuple and _plain_tuple(v))]
+        params = [(id(p), p is not None and p._requires_grad) for p in self._parameters.values()]
+        return (tuple(settings), tuple(params), tuple(map(id, self._buffers.values())))
 
     # -- registration -------------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
