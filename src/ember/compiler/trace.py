@@ -37,7 +37,7 @@ class GraphTracer(Tracer):
         return self.val.shape
 
     def _concrete(self):
-        if self._trace.finished:
+        if getattr(self._trace, "finished", False):
             raise TraceError("jit", "this value was computed while ember.jit traced a function and was kept "
                              "outside it (in a list, a dict or an attribute); it stands for a value of the "
                              "graph and holds no data. Return it from the compiled function instead",
@@ -199,8 +199,9 @@ def _signature(leaves: list, treedef, places: list | None = None) -> tuple:
 
 def _describe_change(old: tuple, new: tuple) -> str:
     if old[:2] == new[:2]:
-        return ("the state of a module or optimiser changed (train/eval mode, optimiser state or "
-                "hyper-parameters such as the learning rate)")
+        return ("the state of a module or optimiser changed (train/eval mode or another module setting, "
+                "a replaced or frozen parameter, the optimiser state or a fixed hyper-parameter such as "
+                "the weight decay)")
     if old[0] != new[0]:
         return "the structure of the arguments changed"
     for i, (a, b) in enumerate(zip(old[1], new[1])):

@@ -131,8 +131,8 @@ class Optimizer:
 
     def _jit_signature(self) -> tuple:
         """What a compiled step depends on: hyper-parameters, the parameters, and the state's structure
-        and tensors (the graph reads and updates those very tensors, so ``load_state_dict``, which puts
-        new ones in place, recompiles).
+        and tensors (the graph reads and updates those very tensors, so a state tensor replaced by
+        assignment recompiles; :meth:`load_state_dict` copies into them instead).
 
         The ``run_time_hyper`` numbers count only by whether they are zero: the graph reads their
         values at run time."""
