@@ -314,7 +314,8 @@ def test_a_scheduled_learning_rate_does_not_recompile_and_matches_eager(name, sc
     eager, _ = _scheduled_losses(make_opt, SCHEDULES[schedule], jit=False)
     compiled, fn = _scheduled_losses(make_opt, SCHEDULES[schedule], jit=True)
     np.testing.assert_allclose(compiled, eager, rtol=1e-5)
-    assert fn.compile_count <= 2  # the first step (before any optimiser state) and the steady one
+    # the first step (before any optimiser state) and the steady one; Adagrad makes its state up front
+    assert fn.compile_count == (1 if name == "Adagrad" else 2)
 
 
 def test_the_run_time_learning_rate_is_the_one_set_before_each_call():
