@@ -367,9 +367,10 @@ UNARY["exp2"] = elementwise("exp2", "exp(x * log(2))", FLOAT)
 UNARY["reciprocal"] = elementwise("reciprocal", "1 / x", FLOAT)
 UNARY["sigmoid"] = elementwise("sigmoid", "1 / (1 + exp(-x))", FLOAT)
 UNARY["gelu"] = elementwise("gelu", "0.5 * x * (1 + erf(x * 0.7071067811865476))", FLOAT)
-# 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3): one exp, no cancellation
+# 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3): one exp, no cancellation;
+# -2u written as x (a + b x^2), four operations before the exp instead of five
 UNARY["gelu_tanh"] = elementwise(
-    "gelu_tanh", "x / (1 + exp(-1.5957691216057308 * (x + 0.044715 * x * x * x)))", FLOAT)
+    "gelu_tanh", "x / (1 + exp(x * (-1.5957691216057308 + -0.07135481627260025 * (x * x))))", FLOAT)
 UNARY["silu"] = elementwise("silu", "x / (1 + exp(-x))", FLOAT)
 UNARY["softplus"] = elementwise("softplus", "maximum(x, 0) + log1p(exp(-abs(x)))", FLOAT)
 UNARY["relu"] = elementwise("relu", "where(x > 0, x, 0)")

@@ -121,7 +121,8 @@ class FusedKernel:
         out = CPU.pool.empty(self.out_shape(shape), np.dtype(self.dtype))
         ptrs = [a.ctypes.data for a in arrays]
         ptrs += [out.ctypes.data + j * size * out.itemsize for j in range(k)]
-        fn(*ptrs, np.asarray(dims, dtype=np.int64).ctypes.data)
+        extents = np.asarray(dims, dtype=np.int64)  # named: the kernel reads it after .ctypes.data returns
+        fn(*ptrs, extents.ctypes.data)
         return out
 
     def _function(self, ndim: int, masks: tuple, size: int = 0) -> Any:
