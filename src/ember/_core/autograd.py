@@ -9,7 +9,7 @@ import contextlib
 from typing import Any, Iterable, Sequence
 
 from .dispatch import STATE, Node, check_finite, state_changed
-from .effects import note_grad
+from .effects import note_grad, note_grad_read
 from .errors import AnomalyError, AutogradError, ShapeError
 from .tensor import Tensor
 
@@ -245,6 +245,7 @@ def _finish(leaf_grads: dict, leaves: dict, target_ids: set | None) -> dict:
         if not leaf._requires_grad:
             continue
         g = _run_hooks(leaf, leaf_grads[key])
+        note_grad_read(leaf)
         note_grad(leaf)
         leaf._grad = _in_layout_of(leaf, g) if leaf._grad is None else leaf._grad + g
     return {}
@@ -296,6 +297,8 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
         found = run_backward(tensors, seeds, retain, create_graph, targets=inputs)
         for t in inputs:
             if id(t) in found:
+                note_grad_read(t)
+                note_grad(t)
                 t._grad = found[id(t)] if t._grad is None else t._grad + found[id(t)]
         return
     run_backward(tensors, seeds, retain, create_graph)

@@ -38,6 +38,14 @@ def note_grad(t: Tensor) -> None:
         rec.note_grad(t)
 
 
+def note_grad_read(t: Tensor) -> None:
+    """`t.grad` is about to be read (by the traced code, or by backward to accumulate into it): a
+    recorder reads the gradient that `t` has when the graph runs, not the one it had while tracing."""
+    rec = recorder()
+    if rec is not None and not isinstance(t, Tracer):
+        rec.note_grad_read(t)
+
+
 def note_state(obj: Any) -> None:
     """`obj` (a module or optimiser) took part in the traced code; its ``_jit_signature()`` joins the key."""
     rec = recorder()
@@ -76,6 +84,16 @@ def random_state(generator: Any, offset: int) -> tuple[Tensor, int] | None:
     if rec is None or not hasattr(rec, "random_state"):
         return None
     return rec.random_state(generator, offset)
+
+
+def note_seed(generator: Any) -> None:
+    """`generator` was just seeded, or its state was set to one of another seed. Under a recorder that
+    replays random draws (``ember.jit``), each run sets that state again before drawing, as the traced
+    code did. (Setting a state of the same seed rewinds relative to the call's state, as activation
+    checkpointing does to replay its draws, and is not reported.)"""
+    rec = recorder()
+    if rec is not None and hasattr(rec, "note_seed"):
+        rec.note_seed(generator)
 
 
 def batch_draws() -> list:

@@ -18,6 +18,9 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     if isinstance(x, Tracer):
         out = fn(x, *args, **kwargs)
         _become(x, out)
+        mutated = getattr(x._trace, "mutated", None)
+        if mutated is not None:  # a trace that follows views (ember.jit) updates what `x` views
+            mutated(x)
         return x
     st = STATE.get()
     name = getattr(fn, "__name__", "inplace") + "_"

@@ -148,6 +148,10 @@ class Tensor:
     @property
     def grad(self):
         """The gradient accumulated by :meth:`backward` (None until then)."""
+        if STATE.get().traces:
+            from .effects import note_grad_read
+
+            note_grad_read(self)
         return self._grad
 
     @grad.setter

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -17,6 +18,7 @@ from .._core import pytree
 from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.effects import MISSING, recorder
 from .._core.errors import EmberError, TraceError, user_frame
+from .._core.inplace import _become
 from .._core.tensor import Tensor, Tracer
 from . import cost, dynamic, executor, memory, passes, remat
 from .ir import Graph, Literal, Node, Value
@@ -67,13 +69,32 @@ class JitTrace(Trace):
         self.grads: dict[int, tuple[Tensor, Any]] = {}  # id(tensor) -> (tensor, .grad before tracing)
         # (id(dict), key) -> (dict, key, value, the entry before the trace)
         self.items: dict[tuple, tuple[dict, Any, GraphTracer, Any]] = {}
-        self.stateful: dict[int, tuple[Any, Any]] = {}  # id(obj) -> (obj, its signature before tracing)
+        # id(obj) -> (obj, its signature before tracing); -id(t) -> (_GradSlot(t), ...) for a tensor whose
+        # gradient the traced code read before writing it
+        self.stateful: dict[int, tuple[Any, Any]] = {}
+        # id(the data of a gradient the traced code read) -> the tensor owning the gradient
+        self.grad_of: dict[int, Tensor] = {}
         self.created: dict[int, Tensor] = {}  # tensors creation functions made during the trace
         # id(generator) -> (generator, its state tensor, seed, offset) at the trace's first draw from it
         self.generators: dict[int, tuple[Any, Tensor, int, int]] = {}
+        # id(generator) -> (generator, seed, offset) the traced code set before drawing from it
+        self.seeds: dict[int, tuple[Any, int, int]] = {}
         # id(obj) -> obj whose ``_jit_refresh()`` writes run-time scalars before each run (note_refresh)
         self.refresh: dict[int, Any] = {}
         self.finished = False  # the traced function has returned: its tracers hold no data any more
+        # In-place updates through views (see mutated): id(tracer) -> (weak reference to it, how often it
+        # was updated in place), and id(view tracer) -> (weak reference, its base's count when the view
+        # last matched the base). The references tell a tracer from a later one given the same id.
+        self.version: dict[int, tuple[weakref.ref, int]] = {}
+        self.view_version: dict[int, tuple[weakref.ref, int]] = {}
+
+    @staticmethod
+    def _entry(table: dict, t: GraphTracer) -> int | None:
+        entry = table.get(id(t))
+        return entry[1] if entry is not None and entry[0]() is t else None
+
+    def _count(self, t: GraphTracer) -> int:
+        return self._entry(self.version, t) or 0
 
     def random_state(self, generator: Any, offset: int) -> tuple[Tensor, int]:
         """A draw from `generator` starting at block `offset`: the tensor the graph reads the generator's
@@ -91,6 +112,15 @@ class JitTrace(Trace):
                              "set_state) inside the traced function; a compiled graph reads each "
                              "generator's state once per call. Seed outside the compiled function")
         return state, offset - start
+
+    def note_seed(self, generator: Any) -> None:
+        """The traced code seeded `generator` (or set its state): each run does the same first."""
+        if id(generator) in self.generators:
+            raise TraceError("jit", "a generator was re-seeded or its state was set (manual_seed, "
+                             "set_state) inside the traced function after drawing from it; a compiled "
+                             "graph reads each generator's state once per call. Seed it before its first "
+                             "draw in the function, or outside the compiled function")
+        self.seeds[id(generator)] = (generator, generator._seed, generator._offset)
 
     def note_refresh(self, obj: Any) -> None:
         """Call ``obj._jit_refresh()`` before every run of the graph (see ``effects.note_refresh``)."""
@@ -114,6 +144,17 @@ class JitTrace(Trace):
         """Remember `t.grad` as it was before the traced code first assigned it."""
         if id(t) not in self.grads:
             self.grads[id(t)] = (t, t._grad)
+
+    def note_grad_read(self, t: Tensor) -> None:
+        """`t.grad` is read. Unless the traced code assigned it already, the graph depends on the gradient
+        `t` has at call time: whether it is None joins the cache key (:class:`_GradSlot`), and a gradient
+        tensor read becomes a constant rebound to ``t.grad`` before each run (:meth:`_Compiled.rebind`)."""
+        if id(t) in self.grads or -id(t) in self.stateful:
+            return
+        slot = _GradSlot(t)
+        self.stateful[-id(t)] = (slot, slot._jit_signature())
+        if isinstance(t._grad, Tensor) and not isinstance(t._grad, Tracer):
+            self.grad_of[id(t._grad._data)] = t  # (by its data: it may be read through .detach())
 
     def defer_item(self, container: dict, key: Any, value: GraphTracer, before: Any) -> None:
         """``container[key]`` receives the run's value of `value` after each run (`before` until then)."""
@@ -142,8 +183,41 @@ class JitTrace(Trace):
         tr.value = value
         return tr
 
+    def mutated(self, x: GraphTracer) -> None:
+        """`x` was just updated in place. If it is a view, the tensors it views get the update too
+        (``unview`` writes the view's new value into its base, up the chain of bases), and views of
+        anything updated are recomputed when next read (:meth:`_fresh`), as memory sharing would have it
+        in eager execution."""
+        self.version[id(x)] = (weakref.ref(x), self._count(x) + 1)
+        child, info = x, getattr(x, "_base", None)
+        while info is not None:
+            base, prim, attrs = info
+            if prim.unview is None:
+                raise TraceError(prim.name, f"an in-place update through a view made by {prim.name} cannot "
+                                 "be traced; apply the update to a .clone() of the view, or write the result "
+                                 "with an indexing assignment", (x,))
+            self._fresh(base)
+            _become(base, prim.unview(base, child, **attrs))
+            self.version[id(base)] = (weakref.ref(base), self._count(base) + 1)
+            self.view_version[id(child)] = (weakref.ref(child), self._count(base))
+            child, info = base, getattr(base, "_base", None)
+
+    def _fresh(self, a: GraphTracer) -> None:
+        """Recompute view `a` from its base if the base was updated in place since `a` matched it."""
+        seen = self._entry(self.view_version, a)
+        if seen is None:
+            return
+        base, prim, attrs = a._base
+        self._fresh(base)
+        now = self._count(base)
+        if seen != now:
+            new = bind(prim, base, **attrs)
+            a.val, a.value = new.val, new.value
+            self.view_version[id(a)] = (weakref.ref(a), now)
+
     def _operand(self, a: Any) -> tuple[Any, Any]:
         if isinstance(a, GraphTracer) and a._trace is self:
+            self._fresh(a)
             return a.value, a.val
         if isinstance(a, Tensor) and id(a) in self.writes:  # written earlier in the trace: its new value
             new = self.writes[id(a)][1]
@@ -166,11 +240,30 @@ class JitTrace(Trace):
             out = bind(prim, *[c for _, c in pairs], **attrs)
         value = self.new_value(out)
         self.nodes.append(Node(prim, tuple(o for o, _ in pairs), attrs, (value,), user_frame()))
-        return self._wrap(out, value)
+        result = self._wrap(out, value)
+        base = args[0] if args else None
+        if prim.view and isinstance(base, GraphTracer) and base._trace is self:
+            result._base = (base, prim, attrs)
+            self.view_version[id(result)] = (weakref.ref(result), self._count(base))
+        return result
 
     def graph(self, inputs: list[Value], outputs: list[Value]) -> Graph:
         consts = {v.id: t for v, t in self.constants.values()}
         return Graph(inputs, self.nodes, outputs, consts, [v for v, _ in self.constants.values()])
+
+
+class _GradSlot:
+    """The gradient of a tensor as part of a compiled function's cache key: None, or its shape, dtype and
+    device (a graph that read an existing gradient reads the one present at each call)."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: Tensor) -> None:
+        self.tensor = tensor
+
+    def _jit_signature(self) -> Any:
+        g = self.tensor._grad
+        return None if g is None else (tuple(g.shape), g.dtype.name, str(g.device))
 
 
 def _symbols(places: list) -> list[str]:
@@ -197,8 +290,16 @@ def _signature(leaves: list, treedef, places: list | None = None) -> tuple:
     return (treedef, tuple(sig))
 
 
+def _describe_gradient(sig: Any) -> str:
+    return "None" if sig is None else f"a {sig[1]} tensor of shape {sig[0]}"
+
+
 def _describe_change(old: tuple, new: tuple) -> str:
     if old[:2] == new[:2]:
+        before, after = dict(old[-1]), dict(new[-1])
+        for key in sorted(k for k in set(before) & set(after) if k < 0 and before[k] != after[k]):
+            return (f"a gradient that the function reads changed from {_describe_gradient(before[key])} to "
+                    f"{_describe_gradient(after[key])}")
         return ("the state of a module or optimiser changed (train/eval mode or another module setting, "
                 "a replaced or frozen parameter, the optimiser state or a fixed hyper-parameter such as "
                 "the weight decay)")
@@ -253,7 +354,7 @@ class Lowered:
 
 class _Compiled:
     __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes", "draws",
-                 "refresh")
+                 "refresh", "grads", "seeds")
 
     def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
@@ -265,15 +366,37 @@ class _Compiled:
         # (generator, its state tensor, blocks one run draws): see JitTrace.random_state
         self.draws: tuple[tuple[Any, Tensor, int], ...] = ()
         self.refresh: tuple[Any, ...] = ()  # objects whose run-time scalars are written before each run
+        self.seeds: tuple[tuple[Any, int, int], ...] = ()  # (generator, seed, offset) set before each run
+        # [constant's value id, tensor owning the gradient, the gradient the graph holds now]: see rebind
+        self.grads: list[list] = []
 
     def load_run_state(self) -> None:
         """Before a run: put each generator's current ``[seed, offset]`` where the graph reads it, and
         write the run-time scalars (hyper-parameters such as the learning rate) of the objects that
-        declared them."""
+        declared them. Generators the traced code seeded are seeded first."""
+        for gen, seed, offset in self.seeds:
+            gen._seed, gen._offset = seed, offset
         for gen, _, _ in self.draws:
             gen._replay_state()
         for obj in self.refresh:
             obj._jit_refresh()
+        for entry in self.grads:
+            if entry[1]._grad is not entry[2]:
+                self.rebind(entry)
+
+    def rebind(self, entry: list) -> None:
+        """Point the graph at the gradient its owner has now (in place of the one it held): where the graph
+        reads it as a constant, and where effects or in-place updates write into it. The cache key made
+        sure that it exists, with the traced shape and dtype."""
+        vid, owner, old = entry
+        new = owner._grad
+        for graph in (self.graph, self.raw):
+            if graph.constants.get(vid) is old:
+                graph.constants[vid] = new
+        self.effects = tuple((kind, new if target is old else target, key)
+                             for kind, target, key in self.effects)
+        self.writes = {k: new if t is old else t for k, t in self.writes.items()}
+        entry[2] = new
 
     def advance_generators(self) -> None:
         """Move each generator past the blocks a run drew (after the run succeeded), as eager draws do."""
@@ -361,8 +484,9 @@ def _effects(trace: JitTrace) -> tuple[list, list]:
     return effects, values
 
 
-def _apply(effects: tuple, outs: list) -> None:
-    """Write a run's effect outputs into parameters, gradients, buffers and optimiser state."""
+def _apply(effects: tuple, outs: list, args: list) -> None:
+    """Write a run's effect outputs into parameters, gradients, buffers and optimiser state, and into the
+    tensor arguments (`args`, in the graph's input order) that the traced code updated in place."""
     it = iter(outs)
     for kind, target, key in effects:
         if kind == "grad_none":
@@ -373,6 +497,8 @@ def _apply(effects: tuple, outs: list) -> None:
             target[k] = v.clone() if isinstance(v, Tensor) else v
             continue
         value = next(it)
+        if kind == "arg":
+            kind, target = "data", args[target]
         if kind == "data":
             xp = target._device.backend.xp
             if value._data is not target._data:  # (else computed in place, see _Compiled.destinations)
@@ -414,6 +540,7 @@ class Jitted:
         try:
             with new_trace(trace):
                 wrapped = [trace.lift(x) if isinstance(x, Tensor) else x for x in leaves]
+                inputs = [w.value for w in wrapped if isinstance(w, GraphTracer)]
                 args, kwargs = pytree.unflatten(treedef, wrapped)
                 result = self.fn(*args, **kwargs)
         finally:
@@ -427,7 +554,12 @@ class Jitted:
                                  "the traced inputs; return tensors computed from the arguments")
             outputs.append(o.value)
         effects, values = _effects(trace)
-        inputs = [w.value for w in wrapped if isinstance(w, GraphTracer)]
+        # arguments updated in place (x.add_(1)): the run writes their new values into the call's tensors
+        lifted = [w for w in wrapped if isinstance(w, GraphTracer)]
+        for i, (w, v) in enumerate(zip(lifted, inputs)):
+            if w.value is not v:
+                effects.append(("arg", i, None))
+                values.append(w)
         raw = trace.graph(inputs, outputs + [v.value for v in values])
         dumps: list = []
         graph = passes.fold_constants(raw, trace.foldable())
@@ -444,6 +576,9 @@ class Jitted:
         compiled = _Compiled(graph, out_tree, raw, dumps, len(outputs), effects)
         compiled.draws = draws
         compiled.refresh = tuple(trace.refresh.values())
+        compiled.seeds = tuple(trace.seeds.values())
+        compiled.grads = [[v.id, trace.grad_of[id(t._data)], t] for v, t in trace.constants.values()
+                          if id(t._data) in trace.grad_of]
         if effects and self.memory_budget is None:  # (a budgeted plan keeps its order)
             compiled.plan_writes()
             self._state_keys[id(compiled.graph)] = self._state_keys[id(graph)]
@@ -508,9 +643,10 @@ class Jitted:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         compiled, tensors = self._lookup(args, kwargs)
-        if (compiled.draws or compiled.refresh) and recorder() is not None:
-            # traced by an enclosing ember.jit: its trace records the draws from the generators' state
-            # and the run-time scalars itself
+        reads_state = compiled.draws or compiled.refresh or compiled.seeds or compiled.grads
+        if reads_state and recorder() is not None:
+            # traced by an enclosing ember.jit: its trace records the draws from the generators' state,
+            # the seeds, the run-time scalars and the gradients read itself
             return self.fn(*args, **kwargs)
         compiled.load_run_state()
         if compiled.rules:
@@ -525,7 +661,7 @@ class Jitted:
         elif compiled.effects:  # a step that updates state is not itself differentiated: record no tape
             with state_changed(grad=False):
                 outs = executor.run(compiled.graph, tensors, destinations=compiled.destinations(tensors))
-            _apply(compiled.effects, outs[compiled.n_out:])
+            _apply(compiled.effects, outs[compiled.n_out:], tensors)
         else:
             outs = executor.run(compiled.graph, tensors)
         compiled.advance_generators()

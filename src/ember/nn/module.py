@@ -96,11 +96,13 @@ class Module:
         (train/eval mode, a dropout probability, an epsilon: the graph has their values baked in),
         which tensors its parameters and buffers are (the graph reads those very tensors, so assigning a
         new one recompiles; ``load_state_dict`` copies into them and does not), and which parameters
-        require gradients (freezing one changes what the backward pass and the optimiser compute)."""
+        require gradients (freezing one changes what the backward pass and the optimiser compute).
+        Tensors held in plain attributes (neither parameters nor buffers) count by identity too."""
         settings = [(k, v) for k, v in self.__dict__.items()
                     if type(v) in _SCALARS or (type(v) is tuple and _plain_tuple(v))]
+        held = [(k, id(v)) for k, v in self.__dict__.items() if isinstance(v, Tensor)]
         params = [(id(p), p is not None and p._requires_grad) for p in self._parameters.values()]
-        return (tuple(settings), tuple(params), tuple(map(id, self._buffers.values())))
+        return (tuple(settings), tuple(held), tuple(params), tuple(map(id, self._buffers.values())))
 
     # -- registration -------------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
