@@ -256,3 +256,60 @@ def test_the_recompilation_reason_names_a_gradient_that_appeared(capsys):
     step()
     assert "gradient that the function reads changed from None to a float32 tensor of shape (2,)" in \
         capsys.readouterr().err
+
+
+def _compiled_and_eager(make, args, steps=3):
+    """Per-step losses and final parameters and buffers of `make()`'s (model, step) run eagerly and
+    compiled, from the same seed."""
+    runs = []
+    for compiled in (False, True):
+        ember.manual_seed(0)
+        model, step = make()
+        fn = ember.jit(step) if compiled else step
+        losses = [float(fn(*args)) for _ in range(steps)]
+        runs.append((losses, [t.detach().numpy().copy() for t in [*model.parameters(), *model.buffers()]]))
+    return runs
+
+
+def test_batch_norm_cumulative_average_compiles():
+    """momentum=None weighs each batch by one over the count of batches, read when the step runs."""
+    def make():
+        m = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16, momentum=None), nn.Linear(16, 3))
+        opt = ember.optim.SGD(m.parameters(), lr=0.1)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return m, step
+
+    (eager_losses, eager_state), (losses, state) = _compiled_and_eager(make, (ember.tensor(X), ember.tensor(Y)))
+    np.testing.assert_allclose(losses, eager_losses, rtol=1e-5)
+    for a, b in zip(eager_state, state):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert int(state[-1]) == 3  # num_batches_tracked
+
+
+def test_embedding_max_norm_compiles():
+    """The rows looked up are renormalised in place inside the graph (duplicated indices included)."""
+    def make():
+        m = nn.Embedding(10, 4, max_norm=1.0)
+        with ember.no_grad():
+            m.weight.mul_(3.0)
+        opt = ember.optim.SGD(m.parameters(), lr=0.5)
+
+        def step(ids):
+            opt.zero_grad()
+            loss = (m(ids) ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+        return m, step
+
+    ids = ember.tensor(np.array([[1, 3, 3], [7, 1, 0]]))
+    (eager_losses, eager_state), (losses, state) = _compiled_and_eager(make, (ids,))
+    np.testing.assert_allclose(losses, eager_losses, rtol=1e-5)
+    np.testing.assert_allclose(state[0], eager_state[0], rtol=1e-5, atol=1e-6)
+    assert np.linalg.norm(state[0][[2, 4]], axis=1).min() > 1.0  # rows not looked up keep their norm

@@ -62,14 +62,17 @@ class _NormBase(Module):
             init.ones_(self.weight)
             init.zeros_(self.bias)
 
-    def _factor(self) -> float:
-        """The momentum of this step (a cumulative average when momentum is None); counts the batch."""
+    def _factor(self) -> float | Tensor:
+        """The momentum of this step (a cumulative average when momentum is None); counts the batch.
+        The cumulative average's weight, one over the count, is a 0-d tensor computed from the counter,
+        so that a compiled step reads the count when it runs."""
         if not (self.training and self.track_running_stats):
             return 0.0 if self.momentum is None else self.momentum
         with no_grad():
             self.num_batches_tracked.add_(1)
-        if self.momentum is None:
-            return 1.0 / int(self.num_batches_tracked.item())
+            if self.momentum is None:
+                count = self.num_batches_tracked
+                return 1.0 / (count if self.running_mean is None else count.to(self.running_mean.dtype))
         return self.momentum
 
     def extra_repr(self) -> str:

@@ -20,12 +20,13 @@ __all__ = ["embedding", "bilinear", "interpolate", "upsample", "pixel_shuffle", 
 
 # -- embedding ------------------------------------------------------------------------------------
 def _renorm_rows(weight: Tensor, index: Tensor, max_norm: float, norm_type: float) -> None:
-    """Rescale in place the rows of `weight` used by `index` whose norm exceeds `max_norm`."""
-    rows = np.unique(np.asarray(index.detach().numpy()).reshape(-1))
-    if rows.size == 0:
+    """Rescale in place the rows of `weight` used by `index` whose norm exceeds `max_norm`. A row used
+    several times is rescaled once per use, each time to the same value, which keeps the indices out of
+    Python (so the lookup compiles)."""
+    if index.numel() == 0:
         return
     with no_grad():
-        sel = creation.tensor(rows, dtype=dtypes.int64)
+        sel = ew.convert(movement.reshape(index.detach(), (-1,)), dtypes.int64)
         picked = indexing.index_select(weight, 0, sel)
         norms = reduce.norm(picked, norm_type, 1, keepdim=True)
         scale = ew.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)

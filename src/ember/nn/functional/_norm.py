@@ -313,7 +313,7 @@ def _affine(out: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
     return out
 
 
-def _update_running(running: Tensor | None, stat: Tensor, momentum: float) -> None:
+def _update_running(running: Tensor | None, stat: Tensor, momentum: float | Tensor) -> None:
     if running is None:
         return
     with no_grad():
