@@ -12,6 +12,8 @@ import ember.nn as nn
 import ember.nn.functional as F
 from ember.errors import TraceError
 
+from helpers import training_step
+
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((8, 6)).astype(np.float32)
 Y = RNG.integers(0, 3, 8)
@@ -275,15 +277,7 @@ def test_batch_norm_cumulative_average_compiles():
     """momentum=None weighs each batch by one over the count of batches, read when the step runs."""
     def make():
         m = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16, momentum=None), nn.Linear(16, 3))
-        opt = ember.optim.SGD(m.parameters(), lr=0.1)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(m(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return m, step
+        return m, training_step(m, ember.optim.SGD(m.parameters(), lr=0.1))
 
     (eager_losses, eager_state), (losses, state) = _compiled_and_eager(make, (ember.tensor(X), ember.tensor(Y)))
     np.testing.assert_allclose(losses, eager_losses, rtol=1e-5)
