@@ -1,6 +1,8 @@
 """The graph IR, its passes, and ember.jit (tracing, caching, recompilation, checks, composition)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -10,7 +12,7 @@ import ember
 import ember.nn.functional as F
 from ember.compiler import ir, passes
 from ember.compiler.ir import Graph, IRError, Literal, Node, Value
-from ember.errors import TraceError
+from ember.errors import EmberError, RecompileLimitWarning, TraceError
 from ember.func import grad, vmap
 
 from helpers import assert_close, np_of, t64
@@ -358,6 +360,38 @@ def test_strict_raises_instead_of_recompiling():
     f(ember.ones(2))
     with pytest.raises(TraceError, match="dtype float32 -> float64"):
         f(ember.ones(2, dtype=ember.float64))
+
+
+def test_past_cache_size_new_signatures_run_eagerly_with_one_warning():
+    calls = []
+
+    def f(x):
+        calls.append(x.shape)  # runs while tracing, and on every eager call
+        return x.exp() * 2
+
+    g = ember.jit(f, cache_size=2)
+    with pytest.warns(RecompileLimitWarning, match=r"cache_size=2.*shape \(2,\) -> \(3,\)"):
+        results = [g(ember.ones(n)) for n in (1, 2, 3, 4, 1, 2)]
+    for n, r in zip((1, 2, 3, 4, 1, 2), results):
+        np.testing.assert_allclose(r.numpy(), np.full(n, 2 * np.e, np.float32), rtol=1e-6)
+    assert (g.compile_count, g.eager_calls) == (2, 2)
+    assert len(calls) == 4  # two traces and two eager calls; the cached signatures ran compiled
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g(ember.ones(5))  # warns once only
+    g.clear_cache()
+    g(ember.ones(5))
+    assert g.compile_count == 3 and len(g.cache) == 1
+
+
+def test_cache_size_none_keeps_every_graph_and_bad_sizes_are_refused():
+    g = ember.jit(lambda x: x + 1, cache_size=None)
+    for n in range(1, 12):
+        g(ember.ones(n))
+    assert (g.compile_count, g.eager_calls) == (11, 0)
+    for bad in (0, -1, 2.5):
+        with pytest.raises(EmberError, match="cache_size"):
+            ember.jit(lambda x: x, cache_size=bad)
 
 
 def test_data_dependent_control_flow_raises_trace_error_naming_the_line():

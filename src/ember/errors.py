@@ -7,9 +7,10 @@ from ._core.errors import (
                            DTypeError,
                            EmberError,
                            IndexingError,
+                           RecompileLimitWarning,
                            ShapeError,
                            TraceError,
 )
 
 __all__ = ["EmberError", "ShapeError", "DTypeError", "DeviceError", "IndexingError", "AutogradError",
-           "TraceError", "AnomalyError", "ConfigError"]
+           "TraceError", "AnomalyError", "ConfigError", "RecompileLimitWarning"]

@@ -94,5 +94,9 @@ class TraceError(EmberError, RuntimeError):
     """Something a transform cannot trace, such as Python control flow on tensor values."""
 
 
+class RecompileLimitWarning(UserWarning):
+    """A jitted function met more signatures than its ``cache_size`` and runs new ones eagerly."""
+
+
 class AnomalyError(EmberError, RuntimeError):
     """Raised by anomaly mode when an op produces NaN or Inf."""

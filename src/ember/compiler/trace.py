@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 import weakref
 from typing import Any, Callable
 
@@ -17,7 +18,7 @@ import numpy as np
 from .._core import pytree
 from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.effects import MISSING, recorder
-from .._core.errors import EmberError, TraceError, user_frame
+from .._core.errors import EmberError, RecompileLimitWarning, TraceError, user_frame
 from .._core.inplace import _become
 from .._core.tensor import Tensor, Tracer
 from . import cost, dynamic, executor, memory, passes, remat
@@ -27,6 +28,9 @@ from .ir import Graph, Literal, Node, Value
 # The sampling functions bind their ``*_at`` forms under jit instead (see JitTrace.random_state), so these
 # reach the trace only when bound directly.
 _UNTRACEABLE = {"random_sample": "random sampling", "multinomial": "random sampling"}
+
+
+DEFAULT_CACHE_SIZE = 8  # graphs one jitted function keeps (torch.compile's default recompile limit)
 
 
 class GraphTracer(Tracer):
@@ -514,8 +518,13 @@ class Jitted:
     """The callable returned by :func:`jit`."""
 
     def __init__(self, fn: Callable, explain: bool, strict: bool, check: bool, rtol: float, atol: float,
-                 dynamic_dims: dict | None = None, memory_budget: int | None = None):
+                 dynamic_dims: dict | None = None, memory_budget: int | None = None,
+                 cache_size: int | None = DEFAULT_CACHE_SIZE):
+        if cache_size is not None and (not isinstance(cache_size, int) or cache_size < 1):
+            raise EmberError("jit", f"cache_size must be a positive int or None, got {cache_size!r}")
         self.fn = fn
+        self.cache_size = cache_size
+        self.eager_calls = 0  # calls run eagerly because the cache was full
         self.memory_budget = memory_budget
         self.dynamic_dims = {int(k): (dict(v) if isinstance(v, dict) else tuple(v))
                              for k, v in (dynamic_dims or {}).items()}
@@ -614,7 +623,16 @@ class Jitted:
             others.append((self._trace(moved, treedef).graph, k, s0, s1))
         compiled.rules = dynamic.analyse(compiled.graph, others, name)
 
-    def _lookup(self, args: tuple, kwargs: dict) -> tuple[_Compiled, list]:
+    def clear_cache(self) -> None:
+        """Forget every compiled graph (and the tensors they hold); the next call traces again."""
+        self.cache.clear()
+        self.stateful.clear()
+        self._state_keys.clear()
+        self.last_signature = None
+
+    def _lookup(self, args: tuple, kwargs: dict, run: bool = False) -> tuple[_Compiled | None, list]:
+        """The compiled graph for these arguments (traced on a miss) and their tensors. With `run`, None
+        when the cache is full: the caller runs the function eagerly."""
         leaves, treedef = pytree.flatten((args, kwargs))
         places = self._places(args, leaves) if self.dynamic_dims else []
         sig = _signature(leaves, treedef, places) + (self._state_signature(),)
@@ -623,6 +641,16 @@ class Jitted:
             if self.cache and self.strict:
                 raise TraceError("jit", "recompilation with strict=True: "
                                  + _describe_change(self.last_signature, sig))
+            if run and self.cache_size is not None and len(self.cache) >= self.cache_size:
+                if not self.eager_calls:
+                    warnings.warn(f"ember.jit: {getattr(self.fn, '__name__', 'function')} was compiled for "
+                                  f"{len(self.cache)} signatures (cache_size={self.cache_size}); calls with "
+                                  "a new signature run eagerly from now on. The last change: "
+                                  f"{_describe_change(self.last_signature, sig)}. Mark changing sizes with "
+                                  "dynamic_dims, or pass a larger cache_size (None: no limit)",
+                                  RecompileLimitWarning, stacklevel=3)
+                self.eager_calls += 1
+                return None, []
             if self.cache and self.explain:
                 where = user_frame()
                 at = f" (called at {where[0]}:{where[1]})" if where else ""
@@ -642,7 +670,9 @@ class Jitted:
         return compiled, [x for x in leaves if isinstance(x, Tensor)]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        compiled, tensors = self._lookup(args, kwargs)
+        compiled, tensors = self._lookup(args, kwargs, run=True)
+        if compiled is None:  # the cache is full
+            return self.fn(*args, **kwargs)
         reads_state = compiled.draws or compiled.refresh or compiled.seeds or compiled.grads
         if reads_state and recorder() is not None:
             # traced by an enclosing ember.jit: its trace records the draws from the generators' state,
@@ -689,14 +719,15 @@ class Jitted:
                                  f"(max abs diff {np.max(np.abs(a - b)) if a.shape == b.shape else 'shape'})")
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
-        """Trace (or reuse) the graph for these arguments without running it."""
+        """Trace (or reuse) the graph for these arguments without running it (past `cache_size` too)."""
         compiled, _ = self._lookup(args, kwargs)
+        assert compiled is not None
         return Lowered(compiled.graph, compiled.raw, compiled.dumps)
 
 
 def jit(fn: Callable | None = None, *, explain: bool = False, strict: bool = False, check: bool = False,
         rtol: float = 1e-5, atol: float = 1e-6, dynamic_dims: dict[int, Any] | None = None,
-        memory_budget: int | None = None):
+        memory_budget: int | None = None, cache_size: int | None = DEFAULT_CACHE_SIZE):
     """Compile `fn` into a graph per argument signature (shapes, dtypes, devices, static values).
 
     Args:
@@ -709,6 +740,9 @@ def jit(fn: Callable | None = None, *, explain: bool = False, strict: bool = Fal
             (e.g. ``{0: [0]}`` for a batch dimension); see ``ember.compiler.dynamic``.
         memory_budget: bytes the predicted peak must fit in: activations are recomputed where needed
             (``ember.compiler.remat``); MemoryBudgetError names the smallest feasible budget otherwise.
+        cache_size: how many graphs (signatures) to keep, as torch.compile's recompile limit; a call
+            with a new signature once they are kept runs the function eagerly (same results, uncompiled)
+            and the first such call warns (``RecompileLimitWarning``) with the reason. None: no limit.
 
     Returns:
         A callable with the same signature, plus ``.lower(*args)`` for introspection.
@@ -721,5 +755,5 @@ def jit(fn: Callable | None = None, *, explain: bool = False, strict: bool = Fal
     """
     if fn is None:
         return lambda f: jit(f, explain=explain, strict=strict, check=check, rtol=rtol, atol=atol,
-                             dynamic_dims=dynamic_dims, memory_budget=memory_budget)
-    return Jitted(fn, explain, strict, check, rtol, atol, dynamic_dims, memory_budget)
+                             dynamic_dims=dynamic_dims, memory_budget=memory_budget, cache_size=cache_size)
+    return Jitted(fn, explain, strict, check, rtol, atol, dynamic_dims, memory_budget, cache_size)
