@@ -83,6 +83,26 @@ def test_compiled_training_steps_match_eager_for_20_steps(name):
         np.testing.assert_allclose(compiled_state[key], eager_state[key], rtol=1e-3, atol=2e-3)
 
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_training_step_with_a_dynamic_batch_dimension_compiles_once_for_every_batch_size(name):
+    """``dynamic_dims`` on the batch dimension of a whole training step (backward, optimiser and the
+    ``1/N`` of the mean loss): one graph per optimiser-state structure, whatever the batch size."""
+    runs = []
+    for compiled in (False, True):
+        build, make_opt, data = CASES[name]
+        ember.manual_seed(0)
+        model = build()
+        opt = make_opt(model.parameters())
+        x, y = data()
+        step = _step_of(model, opt)
+        fn = ember.jit(step, dynamic_dims={0: {0: "batch"}, 1: {0: "batch"}}) if compiled else step
+        sizes = [x.shape[0], 2, x.shape[0], 3, 1, x.shape[0] - 1]
+        runs.append([float(fn(x[:n], y[:n])) for n in sizes])
+        if compiled:
+            assert fn.compile_count == 2  # before and after the optimiser state exists
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5)
+
+
 def test_compiled_training_is_deterministic_across_runs():
     assert _run("mlp", compiled=True)[0] == _run("mlp", compiled=True)[0]
 
@@ -609,3 +629,17 @@ def test_changing_a_module_setting_such_as_the_dropout_rate_recompiles():
     assert (dropped == 0).mean() > 0.5 and (kept != 0).all()
     np.testing.assert_array_equal(again, kept)
     assert fn.compile_count == 2
+
+
+@pytest.mark.parametrize("cell", [nn.RNNCell, nn.GRUCell, nn.LSTMCell])
+def test_recurrent_cells_without_a_state_follow_a_dynamic_batch(cell):
+    ember.manual_seed(0)
+    layer = cell(3, 4)
+    f = ember.jit(lambda x: layer(x), dynamic_dims={0: [0]})
+    for n in (5, 2, 7):
+        x = ember.randn(n, 3)
+        got, want = f(x), layer(x)
+        got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert f.compile_count == 1

@@ -34,15 +34,16 @@ def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
     """
     st = STATE.get()
     release, donations, reads_values = _release_plan(graph)
-    unobserved = trace_values is None and not overrides and not st.grad
+    unobserved = trace_values is None and not st.grad
     if unobserved and reads_values and not st.traces and not st.anomaly and _on_cpu(graph, inputs):
-        return _run_arrays(graph, inputs, release, donations, destinations or {})
+        return _run_arrays(graph, inputs, release, {} if overrides else donations, destinations or {},
+                           overrides or {})
     env: dict[int, Any] = {v.id: t for v, t in zip(graph.inputs, inputs)}
     env.update(graph.constants)
     # In-place reuse (the memory plan's "reuse" buffers) only when nothing records the operands for a
     # backward pass or keeps them for comparison, the shapes are the traced ones, and kernels are
     # generated (one output allocation each)
-    in_place = unobserved and bool(donations) and build.compiler_available()
+    in_place = unobserved and not overrides and bool(donations) and build.compiler_available()
     for k, node in enumerate(graph.nodes):
         operands, attrs = overrides[k] if overrides and k in overrides else (node.operands, node.attrs)
         args = [env[o.id] if isinstance(o, Value) else o.value for o in operands]
@@ -68,26 +69,28 @@ def _on_cpu(graph: Graph, inputs: Sequence[Any]) -> bool:
 
 
 def _run_arrays(graph: Graph, inputs: Sequence[Any], release: tuple, donations: dict,
-                destinations: dict) -> list[Any]:
-    """The graph on NumPy arrays through each primitive's CPU kernel; the outputs wrapped as tensors."""
+                destinations: dict, overrides: dict) -> list[Any]:
+    """The graph on NumPy arrays through each primitive's CPU kernel; the outputs wrapped as tensors.
+    `overrides`: node index -> (operands, attributes) to use instead of the node's (dynamic sizes)."""
     device = (list(inputs) + list(graph.constants.values()))[0]._device
     env: dict[int, Any] = {v.id: t._data for v, t in zip(graph.inputs, inputs)}
     env.update({vid: t._data for vid, t in graph.constants.items()})
     in_place = bool(donations) and build.compiler_available()
     for k, node in enumerate(graph.nodes):
-        args = [env[o.id] if isinstance(o, Value) else o.value for o in node.operands]
+        operands, attrs = overrides[k] if k in overrides else (node.operands, node.attrs)
+        args = [env[o.id] if isinstance(o, Value) else o.value for o in operands]
         target = destinations.get(k)
         if target is not None and _shared_layout(args) is None:  # the kernel writes into `target`
             CPU.pool.redirect(target)
         donated = target is None and in_place and k in donations and CPU.pool.donate(args[donations[k]])
         try:
-            data = CPU.kernel(node.prim)(*args, **node.attrs)
+            data = CPU.kernel(node.prim)(*args, **attrs)
         except EmberError:
             raise
         except Exception as exc:  # the same error eager mode gives, naming the op and its operands
             wrapped = tuple(Tensor._make(a, dtypes._BY_NP[a.dtype], device) if hasattr(a, "dtype") and
                             a.dtype in dtypes._BY_NP else a for a in args)
-            raise kernel_error(node.prim, wrapped, node.attrs, exc) from exc
+            raise kernel_error(node.prim, wrapped, attrs, exc) from exc
         finally:
             if donated:
                 CPU.pool.end_donation()

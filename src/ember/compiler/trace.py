@@ -608,9 +608,6 @@ class Jitted:
     def _dynamic_rules(self, compiled: _Compiled, leaves: list, treedef, places: list) -> None:
         from .._core.creation import zeros
 
-        if compiled.effects:
-            raise TraceError("jit", "dynamic_dims is not supported yet for functions that update parameters "
-                             "or optimiser state; such a step recompiles for each new size")
         if compiled.draws:
             raise TraceError("jit", "dynamic_dims is not supported yet for functions that draw random "
                              "numbers (their count would follow the dynamic sizes); compile it without "
@@ -679,6 +676,7 @@ class Jitted:
             # the seeds, the run-time scalars and the gradients read itself
             return self.fn(*args, **kwargs)
         compiled.load_run_state()
+        overrides = None
         if compiled.rules:
             leaves = pytree.flatten((args, kwargs))[0]
             places = self._places(args, leaves)
@@ -686,14 +684,14 @@ class Jitted:
             for i, a, name in places:
                 first.setdefault(name, leaves[i].shape[a])
             sizes = [first[name] for name in _symbols(places)]
-            outs = executor.run(compiled.graph, tensors,
-                                overrides=dynamic.overrides(compiled.graph, compiled.rules, sizes))
-        elif compiled.effects:  # a step that updates state is not itself differentiated: record no tape
+            overrides = dynamic.overrides(compiled.graph, compiled.rules, sizes)
+        if compiled.effects:  # a step that updates state is not itself differentiated: record no tape
             with state_changed(grad=False):
-                outs = executor.run(compiled.graph, tensors, destinations=compiled.destinations(tensors))
+                outs = executor.run(compiled.graph, tensors, overrides=overrides,
+                                    destinations=compiled.destinations(tensors))
             _apply(compiled.effects, outs[compiled.n_out:], tensors)
         else:
-            outs = executor.run(compiled.graph, tensors)
+            outs = executor.run(compiled.graph, tensors, overrides=overrides)
         compiled.advance_generators()
         return pytree.unflatten(compiled.out_tree, outs[:compiled.n_out])
 

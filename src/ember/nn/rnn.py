@@ -90,6 +90,17 @@ def _rows(state: tuple, start: int, stop: int) -> tuple:
     return tuple(movement.narrow(s, 0, start, stop - start) for s in state)
 
 
+def _zeros_following(like: Tensor, axis: int, shape: tuple[int, ...], dim: int) -> Tensor:
+    """Zeros of `shape`, whose dimension `dim` is `like`'s dimension `axis` (the batch), computed from
+    one entry per batch element of `like`: under ``ember.jit`` with a dynamic batch dimension a
+    constant would keep the traced batch size. (A broadcast view: read, never written.)"""
+    index = tuple(slice(None) if d == axis else slice(0, 1) for d in range(like.ndim))
+    column = indexing.getitem(like, index)
+    zero = creation.zeros_like(movement.reshape(column, (shape[dim],)))
+    at = tuple(shape[dim] if d == dim else 1 for d in range(len(shape)))
+    return movement.broadcast_to(movement.reshape(zero, at), shape)
+
+
 def _run_forward(steps: list[Tensor], sizes: list[int], state: tuple, step: Callable,
                  w: _StepWeights) -> tuple[list[Tensor], tuple]:
     """Steps 0..T-1; a sequence that ends leaves the running prefix and keeps its last state."""
@@ -243,11 +254,14 @@ class RNNBase(Module):
             raise ShapeError(type(self).__name__, f"expected hx to be a Tensor, got {type(hx).__name__}")
         return [hx]
 
-    def _initial_states(self, hx: list[Tensor] | None, n_batch: int, like: Tensor) -> list[tuple]:
-        """One state tuple of (batch, *) tensors per layer and direction."""
+    def _initial_states(self, hx: list[Tensor] | None, n_batch: int, like: Tensor,
+                        batch_axis: int | None = None) -> list[tuple]:
+        """One state tuple of (batch, *) tensors per layer and direction; zeros if `hx` is None (made
+        from `like`'s `batch_axis` when given, so that under jit their size follows the batch)."""
         shapes = self._state_shapes(n_batch)
         if hx is None:
-            hx = [creation.zeros(*s, dtype=like.dtype, device=like.device) for s in shapes]
+            hx = [creation.zeros(*s, dtype=like.dtype, device=like.device) if batch_axis is None
+                  else _zeros_following(like, batch_axis, s, 1) for s in shapes]
         for k, (h, shape) in enumerate(zip(hx, shapes)):
             if tuple(h.shape) != shape:
                 which = f"hidden[{k}]" if len(shapes) > 1 else "hidden"
@@ -311,7 +325,7 @@ class RNNBase(Module):
         elif self.batch_first:
             input = movement.transpose(input, 0, 1)
         n_time, n_batch = input.shape[0], input.shape[1]
-        states = self._initial_states(hx_list, n_batch, input)
+        states = self._initial_states(hx_list, n_batch, input, batch_axis=1)
         data = movement.reshape(input, (n_time * n_batch, input.shape[2]))
         out, finals = self._run(data, [n_batch] * n_time, states)
         out = movement.reshape(out, (n_time, n_batch, out.shape[-1]))
@@ -483,7 +497,8 @@ class RNNCellBase(Module):
         n_batch = input.shape[0] if batched else 1
         sizes = (self.hidden_size, self.hidden_size)
         if state[0] is None:
-            state = tuple(creation.zeros(n_batch, s, dtype=input.dtype, device=input.device)
+            state = tuple(_zeros_following(input, 0, (n_batch, s), 0) if batched else
+                          creation.zeros(n_batch, s, dtype=input.dtype, device=input.device)
                           for s in sizes[:len(state)])
         else:
             want = (n_batch, self.hidden_size) if batched else (self.hidden_size,)

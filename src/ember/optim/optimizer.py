@@ -94,8 +94,12 @@ class Optimizer:
                 if not effects.write(p, new):  # (under ember.jit the write happens after each run)
                     p._data[...] = new._data
                     p._bump_version()
-                _defer_state(self.state.get(p, {}), state)
+                before = self.state.get(p, effects.MISSING)
+                _defer_state({} if before is effects.MISSING else before, state)
                 self.state[p] = state
+                # under ember.jit the entry is put back when tracing ends and set by each run, so that a
+                # second trace (dynamic dimensions) starts from the same state as the first
+                effects.defer_item(self.state, p, state, before)
         return loss
 
     def _groups_for_step(self) -> list[dict]:

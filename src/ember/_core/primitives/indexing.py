@@ -45,8 +45,10 @@ def _wants(x: Any) -> bool:
     return isinstance(x, Tensor) and x._requires_grad
 
 
-def _zeros(shape, like: Tensor) -> Tensor:
-    return zeros(tuple(shape), dtype=like.dtype, device=like.device)
+def _zeros(shape_of: Tensor, like: Tensor) -> Tensor:
+    """Zeros shaped like `shape_of` with `like`'s dtype: under jit a node that reads `shape_of`, so that
+    its shape follows dynamic dimensions (a constant made with ``zeros`` would have the traced shape)."""
+    return full_like(shape_of, 0, dtype=like.dtype)
 
 
 def _np_key(index: tuple) -> tuple:
@@ -121,7 +123,7 @@ def _slice_scatter_impl(xp, base, src, index):
 
 
 def _getitem_vjp(g, out, x, index):
-    return (bind(slice_scatter_p, _zeros(x.shape, g), g, index=index),)
+    return (bind(slice_scatter_p, _zeros(x, g), g, index=index),)
 
 
 def _getitem_batch(values, bdims, index):
@@ -129,15 +131,15 @@ def _getitem_batch(values, bdims, index):
 
 
 def _slice_scatter_vjp(g, out, base, src, index):
-    gb = bind(slice_scatter_p, g, _zeros(src.shape, g), index=index) if _wants(base) else None
+    gb = bind(slice_scatter_p, g, _zeros(src, g), index=index) if _wants(base) else None
     gs = bind(getitem_p, g, index=index) if _wants(src) else None
     return gb, gs
 
 
 def _slice_scatter_jvp(primals, tangents, index):
     base, src = primals
-    tb = tangents[0] if tangents[0] is not None else _zeros(base.shape, base)
-    ts = tangents[1] if tangents[1] is not None else _zeros(src.shape, base)
+    tb = tangents[0] if tangents[0] is not None else _zeros(base, base)
+    ts = tangents[1] if tangents[1] is not None else _zeros(src, base)
     return bind(slice_scatter_p, base, src, index=index), bind(slice_scatter_p, tb, ts, index=index)
 
 
@@ -196,7 +198,7 @@ def _index_put_impl(xp, x, values, *idx, accumulate):
 
 
 def _index_vjp(g, out, x, *idx):
-    gx = bind(index_put_p, _zeros(x.shape, g), g, *idx, accumulate=True) if _wants(x) else None
+    gx = bind(index_put_p, _zeros(x, g), g, *idx, accumulate=True) if _wants(x) else None
     return (gx,) + (None,) * len(idx)
 
 
@@ -213,7 +215,7 @@ def _index_batch(values, bdims):
 def _index_put_vjp(g, out, x, values, *idx, accumulate):
     gx = gv = None
     if _wants(x):
-        gx = g if accumulate else bind(index_put_p, g, _zeros(values.shape, g), *idx, accumulate=False)
+        gx = g if accumulate else bind(index_put_p, g, _zeros(values, g), *idx, accumulate=False)
     if _wants(values):
         gv = bind(index_p, g, *idx)
     return (gx, gv) + (None,) * len(idx)
@@ -221,8 +223,8 @@ def _index_put_vjp(g, out, x, values, *idx, accumulate):
 
 def _index_put_jvp(primals, tangents, accumulate):
     x, values, idx = primals[0], primals[1], primals[2:]
-    tx = tangents[0] if tangents[0] is not None else _zeros(x.shape, x)
-    tv = tangents[1] if tangents[1] is not None else _zeros(values.shape, x)
+    tx = tangents[0] if tangents[0] is not None else _zeros(x, x)
+    tv = tangents[1] if tangents[1] is not None else _zeros(values, x)
     return (bind(index_put_p, x, values, *idx, accumulate=accumulate),
             bind(index_put_p, tx, tv, *idx, accumulate=accumulate))
 
@@ -294,7 +296,7 @@ def _index_reduce_jvp(primals, tangents, reduce):
     x, values, idx = primals[0], primals[1], primals[2:]
     out = bind(index_reduce_p, x, values, *idx, reduce=reduce)
     px, pv = _reduce_partials(out, x, values, idx, reduce)
-    tx = tangents[0] * px if tangents[0] is not None else _zeros(x.shape, out)
+    tx = tangents[0] * px if tangents[0] is not None else _zeros(x, out)
     if tangents[1] is not None:
         tx = bind(index_put_p, tx, tangents[1] * pv, *idx, accumulate=True)
     return out, tx
