@@ -57,13 +57,17 @@ def _step_of(model, opt):
     return step
 
 
-def _run(name: str, compiled: bool, steps: int = 20) -> tuple[list[float], dict]:
+def _setup(name: str):
+    """The model, its training step and the data of case `name`, from seed 0."""
     build, make_opt, data = CASES[name]
     ember.manual_seed(0)
     model = build()
-    opt = make_opt(model.parameters())
-    x, y = data()
-    step = _step_of(model, opt)
+    step = _step_of(model, make_opt(model.parameters()))
+    return model, step, data()
+
+
+def _run(name: str, compiled: bool, steps: int = 20) -> tuple[list[float], dict]:
+    model, step, (x, y) = _setup(name)
     fn = ember.jit(step) if compiled else step
     losses = [float(fn(x, y)) for _ in range(steps)]
     if compiled:
@@ -89,12 +93,7 @@ def test_a_training_step_with_a_dynamic_batch_dimension_compiles_once_for_every_
     ``1/N`` of the mean loss): one graph per optimiser-state structure, whatever the batch size."""
     runs = []
     for compiled in (False, True):
-        build, make_opt, data = CASES[name]
-        ember.manual_seed(0)
-        model = build()
-        opt = make_opt(model.parameters())
-        x, y = data()
-        step = _step_of(model, opt)
+        _, step, (x, y) = _setup(name)
         fn = ember.jit(step, dynamic_dims={0: {0: "batch"}, 1: {0: "batch"}}) if compiled else step
         sizes = [x.shape[0], 2, x.shape[0], 3, 1, x.shape[0] - 1]
         runs.append([float(fn(x[:n], y[:n])) for n in sizes])
