@@ -400,6 +400,36 @@ def test_second_build_of_a_source_is_a_cache_hit(fresh_cache):
     assert len(list(fresh_cache.glob("*.so"))) == 1 and not list(fresh_cache.glob("tmp*"))
 
 
+def test_prebuild_compiles_the_missing_sources_side_by_side_and_skips_the_rest(fresh_cache):
+    sources = [f"int ember_prebuild_{i}(void) {{ return {i}; }}\n" for i in range(3)]
+    assert build.build(sources[0]).ember_prebuild_0() == 0  # cached already
+    assert build.prebuild(sources + ["this is not C\n"], workers=2) == 2
+    assert all(build.library_path(s).exists() for s in sources)
+    assert not build.library_path("this is not C\n").exists() and not list(fresh_cache.glob("tmp*"))
+    assert build.build(sources[2]).ember_prebuild_2() == 2
+    assert codegen.STATS == {"builds": 3, "disk_hits": 1, "memory_hits": 0}
+    assert build.prebuild(sources) == 0
+
+
+def test_a_compiled_graph_builds_its_fused_kernels_before_its_first_run(fresh_cache):
+    def f(x, y, z):
+        a = (x * 2 + y).exp()  # an elementwise chain on one shape
+        b = (z.sin() - 1) * z.square()  # another on another shape
+        return a @ b, (a * 3).sum()
+
+    jitted = ember.jit(f)
+    x, y, z = ember.randn(6, 5), ember.randn(6, 5), ember.randn(5, 4)
+    sources = jitted.lower(x, y, z).kernels()
+    assert len(sources) >= 2
+    assert all(build.library_path(s).exists() for s in sources.values())  # before any run
+    built = codegen.STATS["builds"]
+    got = jitted(x, y, z)
+    want = f(x, y, z)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    assert codegen.STATS["builds"] - built <= 1  # (a library the run needs beyond the fused kernels)
+
+
 def test_cache_key_covers_the_source(fresh_cache):
     assert build.library_path("int f(void) { return 1; }\n") != build.library_path("int f(void) { return 2; }\n")
 

@@ -22,6 +22,7 @@ from .._core.errors import EmberError, RecompileLimitWarning, TraceError, user_f
 from .._core.inplace import _become
 from .._core.tensor import Tensor, Tracer
 from . import cost, dynamic, executor, memory, passes, remat
+from .codegen import build
 from .ir import Graph, Literal, Node, Value
 
 # Random primitives that carry their seed and offset as attributes: a graph would replay the same numbers.
@@ -346,14 +347,22 @@ class Lowered:
     def kernels(self) -> dict[str, str]:
         """The generated C source of each fused kernel (and matrix-product epilogue) in the graph, by
         primitive name."""
-        sources = {}
-        for node in self.graph.nodes:
-            kernel = node.prim.kernels.get("cpu")
-            generated = node.prim.name.startswith(("fused_", "matmul_fused_", "conv_fused_"))
-            if generated and hasattr(kernel, "source"):
-                shapes = [o.shape for o in node.operands if isinstance(o, Value)]
+        return _kernel_sources(self.graph)
+
+
+def _kernel_sources(graph: Graph) -> dict[str, str]:
+    """The C source of each fused kernel and epilogue of `graph` at its traced shapes, by primitive."""
+    sources = {}
+    for node in graph.nodes:
+        kernel = node.prim.kernels.get("cpu")
+        generated = node.prim.name.startswith(("fused_", "matmul_fused_", "conv_fused_"))
+        if generated and hasattr(kernel, "source"):
+            shapes = [o.shape for o in node.operands if isinstance(o, Value)]
+            try:
                 sources[node.prim.name] = kernel.source(shapes)
-        return sources
+            except ValueError:  # no loop nest fits: the kernel runs on NumPy
+                continue
+    return sources
 
 
 class _Compiled:
@@ -544,7 +553,7 @@ class Jitted:
         structure and hyper-parameters): a change means the graph no longer matches."""
         return tuple(sorted((k, obj._jit_signature()) for k, obj in self.stateful.items()))
 
-    def _trace(self, leaves: list, treedef) -> _Compiled:
+    def _trace(self, leaves: list, treedef, prebuild: bool = True) -> _Compiled:
         trace = JitTrace()
         try:
             with new_trace(trace):
@@ -582,6 +591,8 @@ class Jitted:
             dumps.append(("remat", before, str(graph)))
         self.stateful.update({k: obj for k, (obj, _) in trace.stateful.items()})
         self._state_keys[id(graph)] = tuple(sorted((k, sig) for k, (_, sig) in trace.stateful.items()))
+        if prebuild:  # all its kernels at once, one compiler per core
+            build.prebuild(_kernel_sources(graph).values())
         compiled = _Compiled(graph, out_tree, raw, dumps, len(outputs), effects)
         compiled.draws = draws
         compiled.refresh = tuple(trace.refresh.values())
@@ -617,7 +628,7 @@ class Jitted:
         for k, symbol in enumerate(_symbols(places)):
             moved, s0, s1 = dynamic.resized(leaves, places, symbol,
                                             lambda shape, t: zeros(*shape, dtype=t.dtype))
-            others.append((self._trace(moved, treedef).graph, k, s0, s1))
+            others.append((self._trace(moved, treedef, prebuild=False).graph, k, s0, s1))
         compiled.rules = dynamic.analyse(compiled.graph, others, name)
 
     def clear_cache(self) -> None:
