@@ -316,7 +316,11 @@ def _describe_change(old: tuple, new: tuple) -> str:
                 fields = ["shape", "dtype", "device", "requires_grad"]
                 diffs = [f"{f} {x} -> {y}" for f, x, y in zip(fields, a[1:], b[1:]) if x != y]
                 return f"argument leaf {i}: " + ", ".join(diffs)
-            return f"argument leaf {i}: {a[1:]} -> {b[1:]}"
+            change = f"argument leaf {i}: {a[1:]} -> {b[1:]}"
+            if a[0] == b[0] == "static" and a[1] == b[1] and a[1] in ("int", "float"):
+                change += (" (a Python number is part of the cache key; pass ember.tensor(value) to have "
+                           "the graph read it at run time)")
+            return change
     return "the number of arguments changed"
 
 
