@@ -1,7 +1,9 @@
 """The graph IR, its passes, and ember.jit (tracing, caching, recompilation, checks, composition)."""
 from __future__ import annotations
 
+import gc
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -393,6 +395,17 @@ def test_past_cache_size_new_signatures_run_eagerly_with_one_warning():
     g.clear_cache()
     g(ember.ones(5))
     assert g.compile_count == 3 and len(g.cache) == 1
+
+
+def test_a_dropped_graph_frees_the_tensors_it_captured():
+    big = ember.randn(256, 256)
+    f = ember.jit(lambda x: (x @ big).relu().sum())
+    f(ember.randn(4, 256))
+    graph, captured = (weakref.ref(o) for o in (next(iter(f.cache.values())).graph, big))
+    del big
+    f.clear_cache()
+    gc.collect()
+    assert graph() is None and captured() is None
 
 
 def test_cache_size_none_keeps_every_graph_and_bad_sizes_are_refused():
