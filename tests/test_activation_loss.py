@@ -294,3 +294,15 @@ def test_ctc_errors(rng):
         F.ctc_loss(lp, ember.tensor(targets), in_len, [1, 2])
     with pytest.raises(ember.errors.ShapeError, match=r"ctc_loss: log_probs must be \(T, N, C\)"):
         F.ctc_loss(ember.zeros(2, 3, 4, 5), ember.tensor(targets), in_len, tg_len)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_methods_match_torch(name):
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    for dim, dtype in [(-1, None), (0, ember.float64)]:
+        ours = getattr(ember.tensor(x), name)(dim, dtype=dtype)
+        theirs = getattr(torch.from_numpy(x), name)(dim, dtype=None if dtype is None else torch.float64)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)
+    jitted = ember.jit(ember.func.vmap(lambda r: getattr(r, name)(-1)))
+    np.testing.assert_allclose(jitted(ember.tensor(x)).numpy(), getattr(torch.from_numpy(x), name)(-1).numpy(),
+                               rtol=1e-6, atol=1e-7)

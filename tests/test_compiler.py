@@ -398,11 +398,10 @@ def test_past_cache_size_new_signatures_run_eagerly_with_one_warning():
 
 
 def test_a_dropped_graph_frees_the_tensors_it_captured():
-    big = ember.randn(256, 256)
-    f = ember.jit(lambda x: (x @ big).relu().sum())
+    held = {"w": ember.randn(256, 256)}
+    f = ember.jit(lambda x: (x @ held["w"]).relu().sum())
     f(ember.randn(4, 256))
-    graph, captured = (weakref.ref(o) for o in (next(iter(f.cache.values())).graph, big))
-    del big
+    graph, captured = (weakref.ref(o) for o in (next(iter(f.cache.values())).graph, held.pop("w")))
     f.clear_cache()
     gc.collect()
     assert graph() is None and captured() is None

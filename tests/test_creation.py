@@ -308,3 +308,15 @@ def test_linspace_endpoints_are_exact():
     x = np_of(ember.linspace(-3.0, 7.0, 11, dtype=ember.float64))
     assert x[0] == -3.0 and x[-1] == 7.0
     assert_close(t64(x), np.linspace(-3.0, 7.0, 11), rtol=0, atol=1e-15)
+
+
+def test_new_methods_take_the_tensors_dtype_and_device_as_pytorchs_do():
+    x, tx = ember.zeros(2, dtype=ember.float64), torch.zeros(2, dtype=torch.float64)
+    for name, args in [("new_zeros", (2, 3)), ("new_ones", ((4,),)), ("new_empty", (3, 1)),
+                       ("new_full", ((2, 2), 7.5)), ("new_tensor", ([1, 2, 3],))]:
+        ours, theirs = getattr(x, name)(*args), getattr(tx, name)(*args)
+        assert tuple(ours.shape) == tuple(theirs.shape) and ours.dtype is ember.float64, name
+        if name != "new_empty":
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    assert x.new_zeros(2, dtype=ember.int32).dtype is ember.int32
+    assert x.new_ones(2, requires_grad=True).requires_grad

@@ -193,6 +193,37 @@ INPLACE = {
 }
 
 
+def _new(make, what: str):
+    """A ``Tensor.new_*`` method: `make(*shape, dtype=, device=)` with this tensor's dtype and device as
+    defaults; the size as one tuple or as separate ints, as PyTorch takes it."""
+    def method(self, *size, dtype=None, device=None, requires_grad: bool = False):
+        shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+        return make(*shape, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
+    method.__doc__ = (f"A new tensor of {what} of the given size, with this tensor's dtype and device unless "
+                      "`dtype` or `device` is given.")
+    return method
+
+
+def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor of `size` filled with `fill_value`, with this tensor's dtype and device unless `dtype`
+    or `device` is given."""
+    return creation.full(tuple(size), fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                         requires_grad=requires_grad)
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of `data`, with this tensor's dtype and device unless `dtype` or
+    `device` is given."""
+    return creation.tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                           requires_grad=requires_grad)
+
+
+METHODS.update({"new_zeros": _new(creation.zeros, "zeros"), "new_ones": _new(creation.ones, "ones"),
+                "new_empty": _new(creation.empty, "uninitialised values"), "new_full": _new_full,
+                "new_tensor": _new_tensor})
+
+
 def install(methods: dict, inplace_methods: dict | None = None) -> None:
     """Attach `methods` (name -> function taking the tensor first) and in-place variants to Tensor."""
     for name, fn in methods.items():
