@@ -651,3 +651,22 @@ def test_in_place_reuse_on_large_arrays_keeps_the_values_and_the_inputs(rng, mon
         assert_close(g, np_of(e), rtol=1e-5, atol=1e-5)
         assert np.array_equal(np_of(g), np_of(g2))
     assert np.array_equal(np_of(x), x0)
+
+
+def test_a_graph_of_tensors_that_need_no_gradient_runs_on_arrays_with_recording_on(monkeypatch):
+    from ember.compiler import executor
+
+    calls = []
+    original = executor._run_arrays
+    monkeypatch.setattr(executor, "_run_arrays", lambda *a: calls.append(1) or original(*a))
+    f = ember.jit(lambda x, w: (x @ w).tanh().sum())
+    x, w = ember.randn(4, 3), ember.randn(3, 2)
+    out = f(x, w)
+    assert calls and not out.requires_grad  # as eagerly: nothing to differentiate
+    calls.clear()
+    w.requires_grad_()
+    out = f(x, w)  # a tape is recorded now, through the dispatching path
+    assert not calls and out.requires_grad
+    out.backward()
+    np.testing.assert_allclose(w.grad.numpy(), x.numpy().T @ (1 - np.tanh(x.numpy() @ w.detach().numpy()) ** 2),
+                               rtol=1e-5, atol=1e-6)
