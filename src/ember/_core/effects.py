@@ -86,14 +86,15 @@ def random_state(generator: Any, offset: int) -> tuple[Tensor, int] | None:
     return rec.random_state(generator, offset)
 
 
-def note_seed(generator: Any) -> None:
+def note_seed(generator: Any, before: tuple[int, int]) -> None:
     """`generator` was just seeded, or its state was set to one of another seed. Under a recorder that
     replays random draws (``ember.jit``), each run sets that state again before drawing, as the traced
-    code did. (Setting a state of the same seed rewinds relative to the call's state, as activation
-    checkpointing does to replay its draws, and is not reported.)"""
+    code did; `before` is the generator's (seed, offset) before (tracing itself changes nothing). (Setting
+    a state of the same seed rewinds relative to the call's state, as activation checkpointing does to
+    replay its draws, and is not reported.)"""
     rec = recorder()
     if rec is not None and hasattr(rec, "note_seed"):
-        rec.note_seed(generator)
+        rec.note_seed(generator, before)
 
 
 def batch_draws() -> list:

@@ -303,9 +303,10 @@ class Generator:
 
     def manual_seed(self, seed: int) -> "Generator":
         """Set the seed (any integer in [-2**63, 2**64)) and rewind the offset to 0; returns self."""
+        before = (self._seed, self._offset)
         self._seed = _check_seed(seed, "manual_seed")
         self._offset = 0
-        effects.note_seed(self)
+        effects.note_seed(self, before)
         return self
 
     def seed(self) -> int:
@@ -331,11 +332,11 @@ class Generator:
         seed_value, offset = (int(v) for v in state.tolist())
         if offset < 0:
             raise EmberError("set_state", f"the offset must be non-negative, got {offset}", (state,))
-        before = self._seed
+        before = (self._seed, self._offset)
         self._seed, self._offset = seed_value % 2 ** 64, offset
         # the same seed: a rewind to a state read earlier (activation checkpointing replays its draws)
-        if self._seed != before:
-            effects.note_seed(self)
+        if self._seed != before[0]:
+            effects.note_seed(self, before)
         return self
 
     def _replay_state(self, offset: int | None = None) -> Tensor:

@@ -82,8 +82,10 @@ class JitTrace(Trace):
         self.created: dict[int, Tensor] = {}  # tensors creation functions made during the trace
         # id(generator) -> (generator, its state tensor, seed, offset) at the trace's first draw from it
         self.generators: dict[int, tuple[Any, Tensor, int, int]] = {}
-        # id(generator) -> (generator, seed, offset) the traced code set before drawing from it
+        # id(generator) -> (generator, seed, offset) the traced code set before drawing from it, and the
+        # generator's (seed, offset) before that (put back when tracing ends: tracing changes nothing)
         self.seeds: dict[int, tuple[Any, int, int]] = {}
+        self.seeded: dict[int, tuple[Any, int, int]] = {}
         # id(obj) -> obj whose ``_jit_refresh()`` writes run-time scalars before each run (note_refresh)
         self.refresh: dict[int, Any] = {}
         self.finished = False  # the traced function has returned: its tracers hold no data any more
@@ -118,14 +120,16 @@ class JitTrace(Trace):
                              "generator's state once per call. Seed outside the compiled function")
         return state, offset - start
 
-    def note_seed(self, generator: Any) -> None:
-        """The traced code seeded `generator` (or set its state): each run does the same first."""
+    def note_seed(self, generator: Any, before: tuple[int, int]) -> None:
+        """The traced code seeded `generator` (or set its state; it was at `before`, a (seed, offset)):
+        each run does the same first."""
         if id(generator) in self.generators:
             raise TraceError("jit", "a generator was re-seeded or its state was set (manual_seed, "
                              "set_state) inside the traced function after drawing from it; a compiled "
                              "graph reads each generator's state once per call. Seed it before its first "
                              "draw in the function, or outside the compiled function")
         self.seeds[id(generator)] = (generator, generator._seed, generator._offset)
+        self.seeded.setdefault(id(generator), (generator, *before))
 
     def note_refresh(self, obj: Any) -> None:
         """Call ``obj._jit_refresh()`` before every run of the graph (see ``effects.note_refresh``)."""
@@ -469,6 +473,19 @@ def _root(a: Any) -> int:
     return id(a) if base is None else id(base)
 
 
+def _restore(trace: JitTrace) -> None:
+    """Put back the gradients and state entries that the traced code assigned (their writes were only
+    recorded), as :func:`_effects` does when the trace succeeds."""
+    for t, before in trace.grads.values():
+        t._grad = before
+    for container, key, value, before in trace.items.values():
+        if container.get(key) is value:
+            if before is MISSING:
+                del container[key]
+            else:
+                container[key] = before
+
+
 def _effects(trace: JitTrace) -> tuple[list, list]:
     """The effects of a finished trace as (kind, target, key) triples and the values that feed them.
 
@@ -479,25 +496,21 @@ def _effects(trace: JitTrace) -> tuple[list, list]:
     for target, value in trace.writes.values():
         effects.append(("data", target, None))
         values.append(value)
-    for t, before in trace.grads.values():
+    for t, _ in trace.grads.values():
         final = t._grad
-        t._grad = before
         if isinstance(final, GraphTracer) and final._trace is trace:
             effects.append(("grad", t, None))
             values.append(final)
         elif final is None:
             effects.append(("grad_none", t, None))
-    for container, key, value, before in trace.items.values():
+    for container, key, value, _ in trace.items.values():
         if container.get(key) is value:
             if isinstance(value, GraphTracer) and value._trace is trace:
                 effects.append(("item", container, key))
                 values.append(value)
             else:  # a constant: the same value after every run
                 effects.append(("constant", container, (key, value)))
-            if before is MISSING:
-                del container[key]
-            else:
-                container[key] = before
+    _restore(trace)
     return effects, values
 
 
@@ -565,9 +578,14 @@ class Jitted:
                 inputs = [w.value for w in wrapped if isinstance(w, GraphTracer)]
                 args, kwargs = pytree.unflatten(treedef, wrapped)
                 result = self.fn(*args, **kwargs)
+        except BaseException:
+            _restore(trace)  # a failed trace leaves gradients and optimiser state as they were
+            raise
         finally:
             trace.finished = True
             draws = _end_draws(trace)
+            for gen, seed, offset in trace.seeded.values():  # and the generators it seeded
+                gen._seed, gen._offset = seed, offset
         out_leaves, out_tree = pytree.flatten(result)
         outputs = []
         for o in out_leaves:
