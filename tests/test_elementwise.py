@@ -65,6 +65,12 @@ OPS = [
     Op("sign", ember.sign, np.sign, grad=False),
     Op("remainder", ember.remainder, np.remainder, 2, (0.5, 3.0), grad=False),
     Op("floor_divide", ember.floor_divide, np.floor_divide, 2, (0.5, 3.0), grad=False),
+    Op("fmod", ember.fmod, np.fmod, 2, (0.5, 3.0), grad=False),
+    Op("hypot", ember.hypot, np.hypot, 2, (0.3, 2.0)),
+    Op("logaddexp", ember.logaddexp, np.logaddexp, 2), Op("logaddexp2", ember.logaddexp2, np.logaddexp2, 2),
+    Op("xlogy", ember.xlogy, scipy.special.xlogy, 2, (0.2, 2.0)),
+    Op("frac", ember.frac, lambda x: x - np.trunc(x), domain=(0.1, 0.9)),
+    Op("deg2rad", ember.deg2rad, np.deg2rad), Op("rad2deg", ember.rad2deg, np.rad2deg),
 ]
 IDS = [op.name for op in OPS]
 SHAPES = [[(3, 4), (3, 4)], [(2, 3, 4), (4,)], [(3, 1), (1, 5)]]
@@ -308,3 +314,46 @@ def test_lerp_differentiates_and_batches(rng):
     check_vmap(ember.lerp, xs, [0, None, 0])
     fn = ember.jit(ember.lerp)
     assert_close(fn(*[t64(x) for x in xs]), np_of(ember.lerp(*[t64(x) for x in xs])), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["fmod", "hypot", "logaddexp", "logaddexp2", "xlogy"])
+def test_new_binary_ops_match_torch_at_the_edges(name):
+    special = np.array([0.0, -0.0, 1.0, -2.5, np.inf, -np.inf, np.nan, 1e30, -7.0], np.float32)
+    x, y = np.meshgrid(special, special)
+    theirs = getattr(torch, name)(torch.from_numpy(x), torch.from_numpy(y)).numpy()
+    fn = getattr(ember, name)
+    np.testing.assert_allclose(fn(ember.tensor(x), ember.tensor(y)).numpy(), theirs, rtol=1e-6, equal_nan=True)
+    fused = ember.jit(lambda a, b: fn(a, b) * 2.0)  # one generated C kernel
+    assert any(n.prim.name.startswith("fused_") for n in fused.lower(ember.tensor(x), ember.tensor(y)).graph.nodes)
+    np.testing.assert_allclose(fused(ember.tensor(x), ember.tensor(y)).numpy(), theirs * 2, rtol=1e-6,
+                               equal_nan=True)
+    ints = np.array([7, -7, 3, -3]), np.array([3, 3, -2, -2])
+    if name == "fmod":  # integers keep their dtype, the sign of the dividend
+        got = ember.fmod(ember.tensor(ints[0]), ember.tensor(ints[1]))
+        assert got.dtype is ember.int64 and got.tolist() == torch.fmod(*map(torch.tensor, ints)).tolist()
+
+
+def test_new_ops_compile_and_fuse():
+    def f(x, y):
+        return ember.logaddexp(ember.hypot(x, y), ember.xlogy(y, x.abs() + 1)).frac() + ember.fmod(x, 0.7)
+
+    x, y = (ember.tensor(np.random.default_rng(i).standard_normal((4, 5)).astype(np.float32)) for i in (1, 2))
+    jitted = ember.jit(f)
+    assert_close(jitted(x, y), np_of(f(x, y)), rtol=1e-5, atol=1e-6)
+    assert any(n.prim.name.startswith("fused_") for n in jitted.lower(x, y).graph.nodes)
+
+
+def test_isclose_allclose_equal_match_torch():
+    a = np.array([1.0, np.inf, -np.inf, np.nan, 1.0, 0.0, 5.0], np.float32)
+    b = np.array([1.0 + 1e-6, np.inf, np.inf, np.nan, 1.1, 1e-9, 5.0 + 4e-5], np.float32)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    for kwargs in [{}, {"equal_nan": True}, {"rtol": 0.2, "atol": 0.0}, {"rtol": 0.0, "atol": 1e-3}]:
+        assert ember.isclose(ember.tensor(a), ember.tensor(b), **kwargs).tolist() == \
+            torch.isclose(ta, tb, **kwargs).tolist()
+        for sl in (slice(0, 2), slice(0, 4), slice(None)):
+            assert ember.allclose(ember.tensor(a[sl]), ember.tensor(b[sl]), **kwargs) == \
+                torch.allclose(ta[sl], tb[sl], **kwargs)
+    assert ember.tensor([1.0, 2.0]).isclose(2.0).tolist() == [False, True]
+    assert ember.equal(ember.tensor([1, 2]), ember.tensor([1, 2]))
+    assert not ember.equal(ember.tensor([1, 2]), ember.tensor([1, 3]))
+    assert not ember.tensor([1.0]).equal(ember.tensor([1.0, 1.0]))

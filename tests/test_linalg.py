@@ -335,3 +335,26 @@ def test_matmul_gradient_for_a_transposed_operand_is_row_major_and_exact():
     (torch.tensor(x) @ tw.t()).pow(2).sum().backward()
     assert wt.grad.is_contiguous()
     np.testing.assert_allclose(wt.grad.numpy(), tw.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_trace_addmm_baddbmm_match_torch_and_differentiate(rng):
+    m = rng.standard_normal((4, 4))
+    assert_close(ember.trace(t64(m)), np.trace(m))
+    assert_close(t64(m).trace(), torch.trace(torch.from_numpy(m)).numpy())
+    check_grad(ember.trace, [m])
+    with pytest.raises(ShapeError, match="trace"):
+        ember.trace(ember.ones(2, 2, 2))
+    cases = [("addmm", [(3,), (2, 4), (4, 3)]), ("addmm", [(2, 3), (2, 4), (4, 3)]),
+             ("baddbmm", [(1, 2, 3), (5, 2, 4), (5, 4, 3)])]
+    for name, shapes in cases:
+        xs = [rng.standard_normal(s) for s in shapes]
+        for beta, alpha in [(1, 1), (0.5, -2.0), (0, 1)]:
+            ours = getattr(ember, name)(*map(t64, xs), beta=beta, alpha=alpha)
+            theirs = getattr(torch, name)(*map(torch.from_numpy, xs), beta=beta, alpha=alpha)
+            assert_close(ours, theirs.numpy())
+            assert_close(getattr(t64(xs[0]), name)(*map(t64, xs[1:]), beta=beta, alpha=alpha), theirs.numpy())
+        check_grad(lambda a, b, c, n=name: getattr(ember, n)(a, b, c, beta=0.5, alpha=2.0), xs)
+        jitted = ember.jit(lambda a, b, c, n=name: getattr(ember, n)(a, b, c, alpha=2.0))
+        assert_close(jitted(*map(t64, xs)), getattr(torch, name)(*map(torch.from_numpy, xs), alpha=2.0).numpy())
+    nan_input = np.full((2, 3), np.nan)  # beta=0 ignores the input's values, as PyTorch does
+    assert not np.isnan(np_of(ember.addmm(t64(nan_input), t64(np.ones((2, 4))), t64(np.ones((4, 3))), beta=0))).any()

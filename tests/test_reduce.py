@@ -539,3 +539,22 @@ def test_bad_var_and_norm_arguments_raise():
         ember.var(ember.ones(3), 0, True, correction=0)
     with pytest.raises(EmberError, match="unsupported p='nuc'"):
         ember.norm(ember.ones(2, 2), "nuc")
+
+
+@pytest.mark.parametrize("dim, keepdim", [(None, False), (1, False), ((0, 2), True)])
+def test_nansum_and_nanmean_match_torch_and_differentiate(dim, keepdim, rng):
+    x = rng.standard_normal((3, 4, 5))
+    x[0, 1, :] = np.nan  # a whole row of NaNs: nanmean gives NaN there
+    x[2, 3, 1] = np.nan
+    for name in ("nansum", "nanmean"):
+        ours = getattr(ember, name)(t64(x), dim, keepdim)
+        theirs = getattr(torch, name)(torch.from_numpy(x), dim, keepdim) if dim is not None else \
+            getattr(torch, name)(torch.from_numpy(x))
+        np.testing.assert_allclose(np_of(ours), theirs.numpy(), rtol=1e-12, equal_nan=True)
+        assert_close(ember.jit(lambda t, n=name: getattr(t, n)(dim, keepdim))(t64(x)), theirs.numpy())
+        clean = rng.standard_normal((3, 4, 5))  # (finite differences need finite values)
+        check_grad(lambda t, n=name: getattr(ember, n)(t, dim, keepdim), [clean])
+        check_vmap(lambda t, n=name: getattr(ember, n)(t, -1), [x], [0])
+    assert ember.nansum(ember.tensor([1, 2])).item() == 3  # integers have no NaNs
+    with pytest.raises(DTypeError, match="nanmean"):
+        ember.nanmean(ember.tensor([1, 2]))

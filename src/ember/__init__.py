@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os as _os
 import sys as _sys
+import warnings as _warnings
 
 # OpenBLAS threads spin for about 2**28 cycles after each product before sleeping, and on few cores
 # that takes the cores from the OpenMP threads of the generated kernels that follow (measured: fused
@@ -10,6 +11,11 @@ import sys as _sys
 # OpenBLAS, so it only applies when Ember is imported first; an explicit setting wins.
 if "numpy" not in _sys.modules:
     _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+
+# Kernels give NaN and inf silently, as PyTorch's do: NumPy's floating-point warnings ("invalid value
+# encountered in divide") raised inside Ember's own modules are not shown.
+_warnings.filterwarnings("ignore", message=r".* encountered in ", category=RuntimeWarning,
+                         module=r"ember(\.|$)")
 
 from ._core import methods as _methods  # noqa: F401  (attaches operators and methods to Tensor)
 from ._core.autograd import (enable_grad, inference_mode, is_anomaly_enabled, no_grad, set_detect_anomaly,

@@ -226,6 +226,9 @@ _atom("where", 3, np.where, "({0} ? {1} : {2})",
 _atom("floor_divide", 2, np.floor_divide, "floor({0} / {1})", _zero)
 _atom("remainder", 2, np.remainder, "remainder({0}, {1})",
       lambda x, y: (Const(1.0), -call("floor", x / y)))
+_atom("fmod", 2, np.fmod, "fmod({0}, {1})", lambda x, y: (Const(1.0), -call("trunc", x / y)))
+_atom("hypot", 2, np.hypot, "hypot({0}, {1})",
+      lambda x, y: (x / call("hypot", x, y), y / call("hypot", x, y)))
 for _name, _fn, _c in [("lt", np.less, "<"), ("le", np.less_equal, "<="), ("gt", np.greater, ">"),
                        ("ge", np.greater_equal, ">="), ("eq", np.equal, "=="), ("ne", np.not_equal, "!=")]:
     _atom(_name, 2, _fn, "({0} %s {1})" % _c, None, bool_out=True)

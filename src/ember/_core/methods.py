@@ -179,6 +179,9 @@ METHODS = {
     "half": _type_method(dtypes.float16), "bfloat16": _type_method(dtypes.bfloat16),
     "int": _type_method(dtypes.int32), "long": _type_method(dtypes.int64), "bool": _type_method(dtypes.bool_),
     "type_as": lambda self, other: ew.convert(self, other.dtype), "cpu": lambda self: to(self, "cpu"),
+    "fmod": ew.fmod, "hypot": ew.hypot, "logaddexp": ew.logaddexp, "logaddexp2": ew.logaddexp2,
+    "xlogy": ew.xlogy, "frac": ew.frac, "deg2rad": ew.deg2rad, "rad2deg": ew.rad2deg, "isclose": ew.isclose,
+    "allclose": ew.allclose, "equal": ew.equal,
 }
 
 INPLACE = {
@@ -188,6 +191,8 @@ INPLACE = {
     "ceil_": ew.ceil, "round_": ew.round, "trunc_": ew.trunc, "fill_": _fill, "zero_": _zero,
     "copy_": _copy, "square_": ew.square, "sin_": ew.sin, "cos_": ew.cos, "reciprocal_": ew.reciprocal,
     "nan_to_num_": ew.nan_to_num, "maximum_": ew.maximum, "minimum_": ew.minimum, "lerp_": ew.lerp,
+    "fmod_": ew.fmod, "hypot_": ew.hypot, "xlogy_": ew.xlogy, "frac_": ew.frac, "deg2rad_": ew.deg2rad,
+    "rad2deg_": ew.rad2deg,
     "__iadd__": ew.add, "__isub__": ew.sub, "__imul__": ew.mul, "__itruediv__": ew.true_divide,
     "__ipow__": ew.pow, "__ifloordiv__": ew.floor_divide, "__imod__": ew.remainder,
 }

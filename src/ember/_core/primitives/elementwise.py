@@ -25,7 +25,9 @@ __all__ = ["abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "ata
            "isnan", "le", "lerp", "log", "log1p", "log2", "log10", "logical_and", "logical_not", "logical_or",
            "logical_xor", "logit", "lt", "maximum", "minimum", "mul", "nan_to_num", "ne", "neg", "pow",
            "reciprocal", "relu", "remainder", "round", "rsqrt", "sigmoid", "sign", "silu", "sin",
-           "sinh", "softplus", "sqrt", "square", "sub", "tan", "tanh", "true_divide", "trunc", "where"]
+           "sinh", "softplus", "sqrt", "square", "sub", "tan", "tanh", "true_divide", "trunc", "where",
+           "fmod", "hypot", "logaddexp", "logaddexp2", "xlogy", "frac", "deg2rad", "rad2deg", "isclose",
+           "allclose", "equal"]
 
 SAME, FLOAT, BOOL, INT = "same", "float", "bool", "int"
 _HALF = (dtypes.float16, dtypes.bfloat16)
@@ -352,6 +354,16 @@ minimum_p = elementwise("minimum", "minimum(x, y)")
 atan2_p = elementwise("atan2", "atan2(y, x)", FLOAT, ("y", "x"))
 floor_divide_p = elementwise("floor_divide", "floor_divide(x, y)")
 remainder_p = elementwise("remainder", "remainder(x, y)")
+fmod_p = elementwise("fmod", "fmod(x, y)")
+hypot_p = elementwise("hypot", "hypot(x, y)", FLOAT)
+# log(e^x + e^y) = max + log1p(e^-|x - y|); equal infinities give themselves (not inf - inf)
+logaddexp_p = elementwise(
+    "logaddexp", "where(logical_and(isinf(x), eq(x, y)), x, maximum(x, y) + log1p(exp(-abs(x - y))))", FLOAT)
+logaddexp2_p = elementwise(
+    "logaddexp2", "where(logical_and(isinf(x), eq(x, y)), x, maximum(x, y) + "
+    "log1p(exp(-abs(x - y) * 0.6931471805599453)) * 1.4426950408889634)", FLOAT)
+# 0 where x is 0 (unless y is NaN), as PyTorch's xlogy
+xlogy_p = elementwise("xlogy", "where(logical_and(eq(x, 0), logical_not(isnan(y))), 0, x * log(y))", FLOAT)
 abs_p = elementwise("abs", "abs(x)")
 sign_p = elementwise("sign", "sign(x)")
 square_p = elementwise("square", "x * x")
@@ -365,6 +377,9 @@ UNARY["log2"] = elementwise("log2", "log(x) / log(2)", FLOAT)
 UNARY["log10"] = elementwise("log10", "log(x) / log(10)", FLOAT)
 UNARY["exp2"] = elementwise("exp2", "exp(x * log(2))", FLOAT)
 UNARY["reciprocal"] = elementwise("reciprocal", "1 / x", FLOAT)
+UNARY["frac"] = elementwise("frac", "x - trunc(x)")
+UNARY["deg2rad"] = elementwise("deg2rad", "x * 0.017453292519943295", FLOAT)
+UNARY["rad2deg"] = elementwise("rad2deg", "x * 57.29577951308232", FLOAT)
 UNARY["sigmoid"] = elementwise("sigmoid", "1 / (1 + exp(-x))", FLOAT)
 UNARY["gelu"] = elementwise("gelu", "0.5 * x * (1 + erf(x * 0.7071067811865476))", FLOAT)
 # 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3): one exp, no cancellation;
@@ -479,6 +494,46 @@ def lerp(input: Tensor, end: Any, weight: Any) -> Tensor:
     return apply(lerp_p, input, end, weight)
 
 
+def isclose(input: Tensor, other: Any, rtol: float = 1e-05, atol: float = 1e-08,
+            equal_nan: bool = False) -> Tensor:
+    """Elementwise ``|input - other| <= atol + rtol * |other|`` (equal infinities are close; NaNs only
+    with `equal_nan`), with broadcasting; a bool tensor, as PyTorch's ``isclose``.
+
+    Example:
+        >>> import ember
+        >>> ember.isclose(ember.tensor([1.0, 2.0]), ember.tensor([1.0 + 1e-7, 2.1])).tolist()
+        [True, False]
+    """
+    diff = abs(sub(input, other))
+    close = logical_or(eq(input, other), logical_and(isfinite(diff), diff <= atol + rtol * abs(other)))
+    if equal_nan:
+        close = logical_or(close, logical_and(isnan(input), isnan(other)))
+    return close
+
+
+def allclose(input: Tensor, other: Any, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
+    """Whether every element of :func:`isclose` holds (a Python bool).
+
+    Example:
+        >>> import ember
+        >>> ember.allclose(ember.ones(3), ember.ones(3) + 1e-9)
+        True
+    """
+    return bool(isclose(input, other, rtol, atol, equal_nan).all())
+
+
+def equal(input: Tensor, other: Tensor) -> bool:
+    """Whether the two tensors have the same shape and the same values (a Python bool).
+
+    Example:
+        >>> import ember
+        >>> ember.equal(ember.tensor([1, 2]), ember.tensor([1, 2])), ember.equal(ember.ones(2), ember.ones(3))
+        (True, False)
+    """
+    return tuple(input.shape) == tuple(other.shape) and bool(eq(input, other).all())
+
+
 def nan_to_num(x: Tensor, nan: float = 0.0, posinf: float | None = None,
                neginf: float | None = None) -> Tensor:
     """Replace NaN with `nan`, +inf with `posinf` and -inf with `neginf` (default: the dtype's extremes)."""
@@ -501,6 +556,14 @@ minimum = _binary(minimum_p, "Elementwise minimum (the gradient is split evenly 
 atan2 = _binary(atan2_p, "Elementwise arctangent of y/x using the signs of both.")
 floor_divide = _binary(floor_divide_p, "Elementwise division rounded down.")
 remainder = _binary(remainder_p, "Elementwise remainder with the sign of the divisor (Python's %).")
+fmod = _binary(fmod_p, "Elementwise remainder with the sign of the dividend (C's fmod; PyTorch's fmod).")
+hypot = _binary(hypot_p, "Elementwise ``sqrt(x**2 + y**2)`` without overflow or underflow on the way.")
+logaddexp = _binary(logaddexp_p, "Elementwise ``log(exp(x) + exp(y))``, computed stably.")
+logaddexp2 = _binary(logaddexp2_p, "Elementwise ``log2(2**x + 2**y)``, computed stably.")
+xlogy = _binary(xlogy_p, "Elementwise ``x * log(y)``, 0 where x is 0 (unless y is NaN).")
+frac = _unary(UNARY["frac"], "Elementwise fractional part ``x - trunc(x)`` (the sign of x).")
+deg2rad = _unary(UNARY["deg2rad"], "Elementwise degrees to radians.")
+rad2deg = _unary(UNARY["rad2deg"], "Elementwise radians to degrees.")
 neg = _unary(neg_p, "Elementwise negation.")
 abs = _unary(abs_p, "Elementwise absolute value.")
 sign = _unary(sign_p, "Elementwise sign (-1, 0 or 1).")

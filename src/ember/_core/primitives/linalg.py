@@ -21,7 +21,7 @@ from ..tensor import Tensor
 from .reduce import normalize_axis, sum_to_shape
 
 __all__ = ["matmul", "einsum", "dot", "vdot", "outer", "ger", "mm", "bmm", "mv", "inner", "tensordot",
-           "kron"]
+           "kron", "trace", "addmm", "baddbmm"]
 
 _HALF_NP = (dtypes.float16.np, dtypes.bfloat16.np)
 _LETTERS = string.ascii_uppercase + string.ascii_lowercase
@@ -597,5 +597,61 @@ def kron(a: Tensor, b: Tensor) -> Tensor:
     return reshape(out, tuple(x * y for x, y in zip(sa, sb)))
 
 
-TENSOR_METHODS = {"matmul": matmul, "mm": mm, "bmm": bmm, "mv": mv, "dot": dot, "vdot": vdot, "outer": outer,
+def trace(x: Tensor) -> Tensor:
+    """Sum of the main diagonal of a 2-D tensor.
+
+    Example:
+        >>> import ember
+        >>> ember.trace(ember.tensor([[1.0, 2.0], [3.0, 4.0]])).item()
+        5.0
+    """
+    from .movement import diagonal
+    from .reduce import sum as _sum
+
+    if x.ndim != 2:
+        raise ShapeError("trace", f"expected a 2-D tensor, got shape {tuple(x.shape)}", (x,))
+    return _sum(diagonal(x))
+
+
+def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
+    """``beta * input + alpha * product``; with beta 0 the values of `input` (NaNs included) are ignored
+    and only its shape broadcasts, as in PyTorch."""
+    from .elementwise import add, mul
+    from .movement import broadcast_shapes, broadcast_to
+
+    if alpha != 1:
+        product = mul(product, alpha)
+    if beta == 0:
+        shape = broadcast_shapes(tuple(input.shape), tuple(product.shape))
+        return product if tuple(product.shape) == shape else broadcast_to(product, shape) + 0
+    return add(input if beta == 1 else mul(input, beta), product)
+
+
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """``beta * input + alpha * (mat1 @ mat2)`` for 2-D `mat1`, `mat2` (`input` broadcasts).
+
+    Example:
+        >>> import ember
+        >>> ember.addmm(ember.ones(2, 2), ember.eye(2), ember.eye(2), beta=2).tolist()
+        [[3.0, 2.0], [2.0, 3.0]]
+    """
+    if mat1.ndim != 2 or mat2.ndim != 2:
+        raise ShapeError("addmm", f"expected 2-D matrices, got shapes {tuple(mat1.shape)} and "
+                         f"{tuple(mat2.shape)}", (mat1, mat2))
+    return _scaled_sum(input, mm(mat1, mat2), beta, alpha)
+
+
+def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """``beta * input + alpha * (batch1 @ batch2)`` for 3-D batches (`input` broadcasts).
+
+    Example:
+        >>> import ember
+        >>> ember.baddbmm(ember.zeros(1, 2, 2), ember.ones(3, 2, 1), ember.ones(3, 1, 2)).shape
+        (3, 2, 2)
+    """
+    return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
+
+
+TENSOR_METHODS = {"trace": trace, "addmm": addmm, "baddbmm": baddbmm,
+                  "matmul": matmul, "mm": mm, "bmm": bmm, "mv": mv, "dot": dot, "vdot": vdot, "outer": outer,
                   "ger": ger, "inner": inner, "kron": kron}

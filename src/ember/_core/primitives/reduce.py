@@ -25,7 +25,8 @@ from ..tensor import Tensor
 from . import elementwise as ew
 
 __all__ = ["sum", "mean", "prod", "amax", "amin", "max", "min", "argmax", "argmin", "var", "std", "var_mean",
-           "std_mean", "logsumexp", "norm", "cumsum", "cumprod", "all", "any", "count_nonzero"]
+           "std_mean", "logsumexp", "norm", "cumsum", "cumprod", "all", "any", "count_nonzero", "nansum",
+           "nanmean"]
 
 _HALF_NP = (dtypes.float16.np, dtypes.bfloat16.np)
 _INT64_NP = dtypes.int64.np
@@ -909,8 +910,38 @@ def sum_to_shape(g: Tensor, shape: Sequence[int]) -> Tensor:
     return reshape(out, shape)
 
 
+def nansum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """:func:`sum` with NaNs counted as zero.
+
+    Example:
+        >>> import ember
+        >>> ember.nansum(ember.tensor([1.0, float("nan"), 2.0])).item()
+        3.0
+    """
+    if x.dtype.is_floating_point:
+        x = ew.where(ew.isnan(x), 0, x)
+    return sum(x, dim, keepdim, dtype=dtype)
+
+
+def nanmean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """:func:`mean` of the values that are not NaN (NaN where all are).
+
+    Example:
+        >>> import ember
+        >>> ember.nanmean(ember.tensor([1.0, float("nan"), 2.0])).item()
+        1.5
+    """
+    if dtype is not None:
+        x = ew.convert(x, dtypes.as_dtype(dtype))
+    if not x.dtype.is_floating_point:
+        raise DTypeError("nanmean", f"expected a floating point input or dtype, got {x.dtype}", (x,))
+    present = ew.logical_not(ew.isnan(x))
+    return ew.div(nansum(x, dim, keepdim), sum(present, dim, keepdim))
+
+
 TENSOR_METHODS = {
     "sum": sum, "mean": mean, "prod": prod, "amax": amax, "amin": amin, "max": max, "min": min,
+    "nansum": nansum, "nanmean": nanmean,
     "argmax": argmax, "argmin": argmin, "var": var, "std": std, "logsumexp": logsumexp, "norm": norm,
     "cumsum": cumsum, "cumprod": cumprod, "all": all, "any": any, "count_nonzero": count_nonzero,
 }
