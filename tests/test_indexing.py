@@ -15,7 +15,7 @@ import ember
 from ember.errors import DTypeError, IndexingError, ShapeError, TraceError
 from ember.func import vmap
 
-from helpers import assert_close, check_grad, check_jvp, check_vmap, t64, torch
+from helpers import assert_close, check_grad, check_jvp, check_vmap, np_of, t64, torch
 
 
 def i64(a) -> ember.Tensor:
@@ -548,3 +548,30 @@ def test_index_put_accumulate_over_rows_matches_torch(rows, n, tail, seed):
     got = ember.index_put(t64(x), (i64(idx),), t64(vals), accumulate=True)
     want = torch.index_put(tt(x), (tt(idx),), tt(vals), accumulate=True).numpy()
     assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dim, keepdim", [(0, False), (1, True), (-1, False)])
+def test_median_nanmedian_kthvalue_match_torch(dim, keepdim, rng):
+    x = rng.standard_normal((5, 6))
+    with_nan = x.copy()
+    with_nan[1, 2] = np.nan
+    with_nan[3, :4] = np.nan
+    for name, data in [("median", with_nan), ("nanmedian", with_nan), ("median", x)]:
+        ours = getattr(ember, name)(t64(data), dim, keepdim)
+        theirs = getattr(torch, name)(torch.from_numpy(data), dim, keepdim)
+        np.testing.assert_array_equal(np_of(ours.values), theirs.values.numpy())
+        np.testing.assert_array_equal(np_of(ours.indices), theirs.indices.numpy())
+        np.testing.assert_array_equal(np_of(getattr(ember, name)(t64(data))),
+                                      getattr(torch, name)(torch.from_numpy(data)).numpy())
+    for k in (1, 3, x.shape[dim]):
+        ours, theirs = ember.kthvalue(t64(x), k, dim, keepdim), torch.kthvalue(torch.from_numpy(x), k, dim, keepdim)
+        np.testing.assert_array_equal(np_of(ours.values), theirs.values.numpy())
+        np.testing.assert_array_equal(np_of(ours.indices), theirs.indices.numpy())
+    check_grad(lambda t: ember.median(t, dim, keepdim).values, [x])
+    check_grad(lambda t: ember.kthvalue(t, 2, dim, keepdim).values, [x])
+    check_vmap(lambda t: ember.nanmedian(t, -1).values, [with_nan], [0])
+    assert_close(ember.jit(lambda t: t.median(dim, keepdim).values)(t64(x)),
+                 torch.median(torch.from_numpy(x), dim, keepdim).values.numpy())
+    assert ember.tensor([3, 1, 2, 5]).median().item() == 2  # integers: the lower median
+    with pytest.raises(IndexingError, match="kthvalue"):
+        ember.kthvalue(t64(x), 0)

@@ -358,3 +358,18 @@ def test_trace_addmm_baddbmm_match_torch_and_differentiate(rng):
         assert_close(jitted(*map(t64, xs)), getattr(torch, name)(*map(torch.from_numpy, xs), alpha=2.0).numpy())
     nan_input = np.full((2, 3), np.nan)  # beta=0 ignores the input's values, as PyTorch does
     assert not np.isnan(np_of(ember.addmm(t64(nan_input), t64(np.ones((2, 4))), t64(np.ones((4, 3))), beta=0))).any()
+
+
+def test_cross_matches_torch_and_differentiates(rng):
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((1, 3))
+    assert_close(ember.cross(t64(a), t64(b)), torch.cross(torch.from_numpy(a), torch.from_numpy(b).expand(4, 3),
+                                                         dim=1).numpy())
+    a, b = rng.standard_normal((3, 5)), rng.standard_normal((3, 5))
+    assert_close(t64(a).cross(t64(b)), torch.linalg.cross(torch.from_numpy(a), torch.from_numpy(b), dim=0).numpy())
+    check_grad(lambda x, y: ember.cross(x, y, dim=0), [a, b])
+    assert_close(ember.jit(lambda x, y: ember.cross(x, y, 0))(t64(a), t64(b)),
+                 torch.linalg.cross(torch.from_numpy(a), torch.from_numpy(b), dim=0).numpy())
+    with pytest.raises(ShapeError, match="cross"):
+        ember.cross(ember.ones(2, 4), ember.ones(2, 4))
+    with pytest.raises(ShapeError, match="size 4"):
+        ember.cross(ember.ones(3, 4), ember.ones(3, 4), dim=1)

@@ -558,3 +558,27 @@ def test_nansum_and_nanmean_match_torch_and_differentiate(dim, keepdim, rng):
     assert ember.nansum(ember.tensor([1, 2])).item() == 3  # integers have no NaNs
     with pytest.raises(DTypeError, match="nanmean"):
         ember.nanmean(ember.tensor([1, 2]))
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cummax_cummin_logcumsumexp_match_torch_and_differentiate(dim, rng):
+    x = rng.standard_normal((4, 7))
+    x[2, 2] = x[2, 4] = x[0, 1] = x[1, 1] = 5.0  # ties: the later index, as PyTorch
+    with_nan = x.copy()
+    with_nan[1, 3] = np.nan
+    for name in ("cummax", "cummin"):
+        for data in (x, with_nan, np.round(x * 3).astype(np.int64)):
+            ours, theirs = getattr(ember, name)(t64(data) if data.dtype.kind == "f" else ember.tensor(data), dim), \
+                getattr(torch, name)(torch.from_numpy(data), dim)
+            np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())
+            np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+        smooth = rng.standard_normal((4, 7))  # (distinct values: the derivative exists)
+        check_grad(lambda t, n=name: getattr(ember, n)(t, dim).values, [smooth])
+        check_vmap(lambda t, n=name: getattr(ember, n)(t, -1).values, [smooth], [0])
+    wide = rng.standard_normal((4, 7)) * 300  # exp of these overflows or underflows float64 alone
+    assert_close(ember.logcumsumexp(t64(wide), dim), torch.logcumsumexp(torch.from_numpy(wide), dim).numpy())
+    check_grad(lambda t: ember.logcumsumexp(t, dim), [x])
+    check_jvp(lambda t: ember.logcumsumexp(t, dim), [x])
+    jitted = ember.jit(lambda t: t.logcumsumexp(dim) + t.cummax(dim).values)
+    assert_close(jitted(t64(x)), torch.logcumsumexp(torch.from_numpy(x), dim).numpy()
+                 + torch.cummax(torch.from_numpy(x), dim).values.numpy())

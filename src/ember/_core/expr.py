@@ -229,6 +229,10 @@ _atom("remainder", 2, np.remainder, "remainder({0}, {1})",
 _atom("fmod", 2, np.fmod, "fmod({0}, {1})", lambda x, y: (Const(1.0), -call("trunc", x / y)))
 _atom("hypot", 2, np.hypot, "hypot({0}, {1})",
       lambda x, y: (x / call("hypot", x, y), y / call("hypot", x, y)))
+# log(e^x + e^y) as one atom: its partials (the logistic function of the difference) are smooth, where
+# those of a max-based formula lose the curvature at x == y
+_atom("logaddexp", 2, np.logaddexp, "ember_logaddexp({0}, {1})",
+      lambda x, y: (1.0 / (1.0 + call("exp", y - x)), 1.0 / (1.0 + call("exp", x - y))))
 for _name, _fn, _c in [("lt", np.less, "<"), ("le", np.less_equal, "<="), ("gt", np.greater, ">"),
                        ("ge", np.greater_equal, ">="), ("eq", np.equal, "=="), ("ne", np.not_equal, "!=")]:
     _atom(_name, 2, _fn, "({0} %s {1})" % _c, None, bool_out=True)

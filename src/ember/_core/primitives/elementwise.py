@@ -356,12 +356,9 @@ floor_divide_p = elementwise("floor_divide", "floor_divide(x, y)")
 remainder_p = elementwise("remainder", "remainder(x, y)")
 fmod_p = elementwise("fmod", "fmod(x, y)")
 hypot_p = elementwise("hypot", "hypot(x, y)", FLOAT)
-# log(e^x + e^y) = max + log1p(e^-|x - y|); equal infinities give themselves (not inf - inf)
-logaddexp_p = elementwise(
-    "logaddexp", "where(logical_and(isinf(x), eq(x, y)), x, maximum(x, y) + log1p(exp(-abs(x - y))))", FLOAT)
+logaddexp_p = elementwise("logaddexp", "logaddexp(x, y)", FLOAT)
 logaddexp2_p = elementwise(
-    "logaddexp2", "where(logical_and(isinf(x), eq(x, y)), x, maximum(x, y) + "
-    "log1p(exp(-abs(x - y) * 0.6931471805599453)) * 1.4426950408889634)", FLOAT)
+    "logaddexp2", "logaddexp(x * 0.6931471805599453, y * 0.6931471805599453) * 1.4426950408889634", FLOAT)
 # 0 where x is 0 (unless y is NaN), as PyTorch's xlogy
 xlogy_p = elementwise("xlogy", "where(logical_and(eq(x, 0), logical_not(isnan(y))), 0, x * log(y))", FLOAT)
 abs_p = elementwise("abs", "abs(x)")

@@ -32,7 +32,8 @@ from .reduce import normalize_axis
 
 __all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add", "index_copy",
            "index_fill", "index_put", "masked_fill", "masked_select", "take", "take_along_dim", "sort",
-           "argsort", "topk", "unique", "nonzero", "argwhere", "searchsorted", "bucketize"]
+           "argsort", "topk", "unique", "nonzero", "argwhere", "searchsorted", "bucketize", "kthvalue",
+           "median", "nanmedian"]
 
 _FULL = (None, None, None)  # the slice ``:`` as a hashable attribute entry
 
@@ -925,6 +926,104 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
     return topk_result(gather(x, dim, indices), indices)
 
 
+order_result = namedtuple("order_statistic", ["values", "indices"])
+
+
+def _pick(x: Tensor, dim: int, rank: Tensor | int, keepdim: bool):
+    """The element of rank `rank` (0-based; an int, or an int64 tensor of one rank per slice, shaped as
+    `x` with `dim` kept as 1) along `dim` in sorted order, as ``(values, indices)``."""
+    from .movement import squeeze
+
+    order = argsort(x, dim)
+    if isinstance(rank, int):
+        shape = list(x.shape)
+        shape[dim] = 1
+        rank = full(tuple(shape), rank, dtype=dtypes.int64, device=x.device)
+    indices = gather(order, dim, rank)
+    values = gather(x, dim, indices)
+    if not keepdim:
+        values, indices = squeeze(values, dim), squeeze(indices, dim)
+    return order_result(values, indices)
+
+
+def _of_all(fn, x: Tensor, op: str) -> Tensor:
+    """`fn` (median or nanmedian) of all the elements of `x`: the value only, 0-d."""
+    flat = reshape(x, (-1,))
+    if flat.shape[0] == 0:
+        raise IndexingError(op, "median of an empty tensor", (x,))
+    return fn(flat, 0).values
+
+
+def kthvalue(x: Tensor, k: int, dim: int = -1, keepdim: bool = False):
+    """The `k`-th smallest element (1-based) along `dim`, as a namedtuple ``(values, indices)``;
+    values are differentiable. NaN counts as the largest value.
+
+    Example:
+        >>> import ember
+        >>> ember.kthvalue(ember.tensor([3.0, 1.0, 2.0]), 2).values.item()
+        2.0
+    """
+    if x.ndim == 0:
+        x = reshape(x, (1,))
+    dim = normalize_axis(dim, x.ndim, "kthvalue", x)
+    if not 1 <= k <= x.shape[dim]:
+        raise IndexingError("kthvalue", f"k={k} is out of range for dimension {dim} with size {x.shape[dim]}",
+                            (x,))
+    return _pick(x, dim, k - 1, keepdim)
+
+
+def median(x: Tensor, dim: int | None = None, keepdim: bool = False):
+    """The lower median: of all elements (a 0-d tensor) when `dim` is None, else along `dim` as a
+    namedtuple ``(values, indices)``. A slice holding NaN has median NaN (at the first NaN's index), as
+    in PyTorch; :func:`nanmedian` skips NaNs.
+
+    Example:
+        >>> import ember
+        >>> ember.median(ember.tensor([4.0, 1.0, 3.0, 2.0])).item()
+        2.0
+    """
+    from .elementwise import isnan
+    from .reduce import any as _any
+    from .reduce import argmax
+
+    if dim is None:
+        return _of_all(median, x, "median")
+    if x.ndim == 0:
+        x = reshape(x, (1,))
+    dim = normalize_axis(dim, x.ndim, "median", x)
+    result = _pick(x, dim, (x.shape[dim] - 1) // 2, keepdim)
+    if not x.dtype.is_floating_point:
+        return result
+    nan = isnan(x)
+    has_nan = _any(nan, dim, keepdim)
+    values = where(has_nan, float("nan"), result.values)
+    first_nan = argmax(convert(nan, dtypes.int64), dim, keepdim)
+    return order_result(values, where(has_nan, first_nan, result.indices))
+
+
+def nanmedian(x: Tensor, dim: int | None = None, keepdim: bool = False):
+    """:func:`median` of the values that are not NaN (NaN where all are).
+
+    Example:
+        >>> import ember
+        >>> ember.nanmedian(ember.tensor([4.0, float("nan"), 1.0, 3.0])).item()
+        3.0
+    """
+    from .elementwise import isnan, logical_not, maximum, sub
+    from .reduce import sum as _sum
+
+    if dim is None:
+        return _of_all(nanmedian, x, "nanmedian")
+    if not x.dtype.is_floating_point:
+        return median(x, dim, keepdim)
+    if x.ndim == 0:
+        x = reshape(x, (1,))
+    dim = normalize_axis(dim, x.ndim, "nanmedian", x)
+    count = _sum(logical_not(isnan(x)), dim, keepdim=True)  # NaNs sort last: rank (count - 1) // 2
+    rank = div(maximum(sub(count, 1), 0), 2, rounding_mode="floor")
+    return _pick(x, dim, convert(rank, dtypes.int64), keepdim)
+
+
 # -- unique / nonzero / searchsorted (data-dependent shapes or int results; not differentiable) --------
 def _unique_impl(xp, x, dim, part):
     values, inverse, counts = xp.unique(x, return_inverse=True, return_counts=True, axis=dim)
@@ -1065,7 +1164,7 @@ TENSOR_METHODS = {
     "index_add": index_add, "index_copy": index_copy, "index_fill": index_fill, "index_put": index_put,
     "masked_fill": masked_fill, "masked_select": masked_select, "take": take,
     "take_along_dim": take_along_dim, "sort": sort, "argsort": argsort, "topk": topk, "unique": unique,
-    "nonzero": nonzero, "argwhere": argwhere,
+    "nonzero": nonzero, "argwhere": argwhere, "kthvalue": kthvalue, "median": median, "nanmedian": nanmedian,
 }
 
 TENSOR_INPLACE = {

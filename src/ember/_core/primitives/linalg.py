@@ -21,7 +21,7 @@ from ..tensor import Tensor
 from .reduce import normalize_axis, sum_to_shape
 
 __all__ = ["matmul", "einsum", "dot", "vdot", "outer", "ger", "mm", "bmm", "mv", "inner", "tensordot",
-           "kron", "trace", "addmm", "baddbmm"]
+           "kron", "trace", "addmm", "baddbmm", "cross"]
 
 _HALF_NP = (dtypes.float16.np, dtypes.bfloat16.np)
 _LETTERS = string.ascii_uppercase + string.ascii_lowercase
@@ -652,6 +652,36 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -
     return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
 
 
-TENSOR_METHODS = {"trace": trace, "addmm": addmm, "baddbmm": baddbmm,
+def cross(input: Tensor, other: Tensor, dim: int | None = None) -> Tensor:
+    """The cross product of 3-vectors along `dim` (after broadcasting; None: the first dimension of size
+    3, as ``torch.cross``).
+
+    Example:
+        >>> import ember
+        >>> ember.cross(ember.tensor([1.0, 0.0, 0.0]), ember.tensor([0.0, 1.0, 0.0])).tolist()
+        [0.0, 0.0, 1.0]
+    """
+    from ..creation import tensor
+    from .elementwise import mul, sub
+    from .indexing import index_select
+    from .movement import broadcast_shapes, broadcast_to
+
+    shape = broadcast_shapes(tuple(input.shape), tuple(other.shape), op="cross", operands=(input, other))
+    if dim is None:
+        dim = next((d for d, n in enumerate(shape) if n == 3), None)
+        if dim is None:
+            raise ShapeError("cross", f"no dimension of size 3 in the broadcast shape {shape}",
+                             (input, other))
+    dim = normalize_axis(dim, len(shape), "cross", input)
+    if shape[dim] != 3:
+        raise ShapeError("cross", f"dimension {dim} has size {shape[dim]}, expected 3 (shapes "
+                         f"{tuple(input.shape)} and {tuple(other.shape)})", (input, other))
+    a, b = broadcast_to(input, shape), broadcast_to(other, shape)
+    nxt, prv = (tensor(order, device=a.device) for order in ([1, 2, 0], [2, 0, 1]))
+    return sub(mul(index_select(a, dim, nxt), index_select(b, dim, prv)),
+               mul(index_select(a, dim, prv), index_select(b, dim, nxt)))
+
+
+TENSOR_METHODS = {"cross": cross, "trace": trace, "addmm": addmm, "baddbmm": baddbmm,
                   "matmul": matmul, "mm": mm, "bmm": bmm, "mv": mv, "dot": dot, "vdot": vdot, "outer": outer,
                   "ger": ger, "inner": inner, "kron": kron}

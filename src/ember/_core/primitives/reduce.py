@@ -26,7 +26,7 @@ from . import elementwise as ew
 
 __all__ = ["sum", "mean", "prod", "amax", "amin", "max", "min", "argmax", "argmin", "var", "std", "var_mean",
            "std_mean", "logsumexp", "norm", "cumsum", "cumprod", "all", "any", "count_nonzero", "nansum",
-           "nanmean"]
+           "nanmean", "logcumsumexp", "cummax", "cummin"]
 
 _HALF_NP = (dtypes.float16.np, dtypes.bfloat16.np)
 _INT64_NP = dtypes.int64.np
@@ -894,6 +894,88 @@ def cumprod(x: Tensor, dim: int, *, dtype=None) -> Tensor:
     return _scan(cumprod_p, x, dim, dtype, "cumprod")
 
 
+def _doubling_scan(values: list[Tensor], dim: int, combine) -> list[Tensor]:
+    """An inclusive scan along `dim` in ceil(log2 n) rounds, each combining every position with the one
+    `2**r` places before it (Hillis and Steele): `combine(earlier, later)` of lists of tensors. Built of
+    differentiable operations (slices, concatenation and what `combine` uses)."""
+    from .movement import cat, narrow
+
+    n, by = values[0].shape[dim], 1
+    while by < n:
+        earlier = [narrow(v, dim, 0, n - by) for v in values]
+        later = [narrow(v, dim, by, n - by) for v in values]
+        values = [cat([narrow(v, dim, 0, by), c], dim) for v, c in zip(values, combine(earlier, later))]
+        by *= 2
+    return values
+
+
+def logcumsumexp(x: Tensor, dim: int) -> Tensor:
+    """``log(cumsum(exp(x)))`` along `dim`, computed stably (a running :func:`~ember.logaddexp`).
+
+    Example:
+        >>> import ember
+        >>> [round(v, 4) for v in ember.logcumsumexp(ember.tensor([-1000.0, 0.0, 0.0]), 0).tolist()]
+        [-1000.0, 0.0, 0.6931]
+    """
+    if not x.dtype.is_floating_point:
+        raise DTypeError("logcumsumexp", f"expected a floating point input, got {x.dtype}", (x,))
+    if x.ndim == 0:
+        return x
+    dim = normalize_axis(dim, x.ndim, "logcumsumexp", x)
+    return _doubling_scan([x], dim, lambda a, b: [ew.logaddexp(a[0], b[0])])[0]
+
+
+cummax_result = namedtuple("cummax", ["values", "indices"])
+cummin_result = namedtuple("cummin", ["values", "indices"])
+
+
+def _cumulative_extreme(x: Tensor, dim: int, largest: bool, op: str):
+    from ..creation import zeros
+    from .movement import broadcast_to, reshape
+
+    result = cummax_result if largest else cummin_result
+    if x.ndim == 0:
+        return result(x, zeros((), dtype=dtypes.int64, device=x.device))
+    dim = normalize_axis(dim, x.ndim, op, x)
+    shape = [1] * x.ndim
+    shape[dim] = x.shape[dim]
+    index = broadcast_to(reshape(arange(x.shape[dim], device=x.device), tuple(shape)), tuple(x.shape))
+    floating = x.dtype.is_floating_point
+
+    def combine(earlier, later):
+        (v0, i0), (v1, i1) = earlier, later
+        better = ew.gt(v0, v1) if largest else ew.lt(v0, v1)  # ties keep the later index, as PyTorch
+        if floating:  # a NaN, once met, is carried on (with its index)
+            better = ew.logical_or(better, ew.logical_and(ew.isnan(v0), ew.logical_not(ew.isnan(v1))))
+        return [ew.where(better, v0, v1), ew.where(better, i0, i1)]
+
+    values, indices = _doubling_scan([x, index], dim, combine)
+    return result(values, indices)
+
+
+def cummax(x: Tensor, dim: int):
+    """Running maximum along `dim` and the index where it was reached, as a namedtuple
+    ``(values, indices)``; values are differentiable (the gradient goes to that index). NaN propagates.
+
+    Example:
+        >>> import ember
+        >>> ember.cummax(ember.tensor([1.0, 3.0, 2.0, 3.0]), 0).indices.tolist()
+        [0, 1, 1, 3]
+    """
+    return _cumulative_extreme(x, dim, True, "cummax")
+
+
+def cummin(x: Tensor, dim: int):
+    """Running minimum along `dim` and the index where it was reached (see :func:`cummax`).
+
+    Example:
+        >>> import ember
+        >>> ember.cummin(ember.tensor([2.0, 1.0, 3.0]), 0).values.tolist()
+        [2.0, 1.0, 1.0]
+    """
+    return _cumulative_extreme(x, dim, False, "cummin")
+
+
 # -- used by the other families ------------------------------------------------------------------------
 def sum_to_shape(g: Tensor, shape: Sequence[int]) -> Tensor:
     """Sum `g` over the dimensions that broadcasting added or stretched, giving `shape`."""
@@ -941,7 +1023,7 @@ def nanmean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
 
 TENSOR_METHODS = {
     "sum": sum, "mean": mean, "prod": prod, "amax": amax, "amin": amin, "max": max, "min": min,
-    "nansum": nansum, "nanmean": nanmean,
+    "nansum": nansum, "nanmean": nanmean, "logcumsumexp": logcumsumexp, "cummax": cummax, "cummin": cummin,
     "argmax": argmax, "argmin": argmin, "var": var, "std": std, "logsumexp": logsumexp, "norm": norm,
     "cumsum": cumsum, "cumprod": cumprod, "all": all, "any": any, "count_nonzero": count_nonzero,
 }

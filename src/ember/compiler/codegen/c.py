@@ -24,7 +24,7 @@ SUPPORTED = frozenset(
     ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh",
      "asin", "acos", "atan", "asinh", "acosh", "atanh", "sqrt", "rsqrt", "log1p", "expm1", "abs", "sign",
      "floor", "ceil", "round", "trunc", "erf", "erfinv", "maximum", "minimum", "atan2", "where", "remainder",
-     "fmod", "hypot",
+     "fmod", "hypot", "logaddexp",
      "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "logical_xor", "logical_not",
      "isnan", "isinf", "isfinite"])
 
@@ -43,6 +43,8 @@ _OVERRIDES = {
     "sign": ("ember_signf({0})", "ember_sign({0})", ("sign",), ("sign",)),
     "erfinv": ("((float)ember_erfinv((double){0}))", "ember_erfinv({0})", ("erfinv",), ("erfinv",)),
     "remainder": ("ember_remf({0}, {1})", "ember_rem({0}, {1})", ("rem",), ("rem",)),
+    "logaddexp": ("ember_logaddexpf({0}, {1})", "ember_logaddexp({0}, {1})", ("expf", "logaddexpf"),
+                  ("logaddexp",)),
 }
 
 # a * b + c in one rounding where the target has fused multiply-adds (polynomials by Horner's rule)
@@ -134,6 +136,19 @@ static inline double ember_min(double a, double b) { return a < b ? a : (a >= b 
     "sign": """\
 static inline float ember_signf(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); }
 static inline double ember_sign(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x); }""",
+    "logaddexp": """\
+static inline double ember_logaddexp(double x, double y) {
+  /* max + log1p(exp(-|x - y|)); equal arguments (equal infinities too) give x + ln 2 */
+  if (x == y) return x + 0.69314718055994531;
+  const double d = x - y;
+  return (d > 0.0 ? x : y) + log1p(exp(-fabs(d)));
+}""",
+    "logaddexpf": """\
+static inline float ember_logaddexpf(float x, float y) {
+  if (x == y) return x + 0.693147181f;
+  const float d = x - y;
+  return (d > 0.0f ? x : y) + log1pf(ember_expf(-fabsf(d)));
+}""",
     "rem": """\
 static inline double ember_rem(double x, double y) {
   /* Python's x % y: the sign of the divisor */
