@@ -71,6 +71,9 @@ OPS = [
     Op("xlogy", ember.xlogy, scipy.special.xlogy, 2, (0.2, 2.0)),
     Op("frac", ember.frac, lambda x: x - np.trunc(x), domain=(0.1, 0.9)),
     Op("deg2rad", ember.deg2rad, np.deg2rad), Op("rad2deg", ember.rad2deg, np.rad2deg),
+    Op("erfc", ember.erfc, scipy.special.erfc), Op("sinc", ember.sinc, np.sinc, domain=(0.1, 2.0)),
+    Op("copysign", ember.copysign, np.copysign, 2, (0.3, 2.0)),
+    Op("fmax", ember.fmax, np.fmax, 2), Op("fmin", ember.fmin, np.fmin, 2),
 ]
 IDS = [op.name for op in OPS]
 SHAPES = [[(3, 4), (3, 4)], [(2, 3, 4), (4,)], [(3, 1), (1, 5)]]
@@ -357,3 +360,48 @@ def test_isclose_allclose_equal_match_torch():
     assert ember.equal(ember.tensor([1, 2]), ember.tensor([1, 2]))
     assert not ember.equal(ember.tensor([1, 2]), ember.tensor([1, 3]))
     assert not ember.tensor([1.0]).equal(ember.tensor([1.0, 1.0]))
+
+
+@pytest.mark.parametrize("name", ["copysign", "fmax", "fmin", "heaviside"])
+def test_more_binary_ops_match_torch_at_the_edges(name):
+    special = np.array([0.0, -0.0, 1.0, -2.5, np.inf, -np.inf, np.nan, -7.0], np.float32)
+    x, y = np.meshgrid(special, special)
+    theirs = getattr(torch, name)(torch.from_numpy(x), torch.from_numpy(y)).numpy()
+    fn = getattr(ember, name)
+    ours = fn(ember.tensor(x), ember.tensor(y)).numpy()
+    np.testing.assert_array_equal(ours, theirs)
+    if name in ("copysign", "heaviside"):  # (the sign of a zero from fmax(0.0, -0.0) is unspecified)
+        assert np.array_equal(np.signbit(ours), np.signbit(theirs))
+    fused = ember.jit(lambda a, b: fn(a, b) * 2.0)
+    np.testing.assert_array_equal(fused(ember.tensor(x), ember.tensor(y)).numpy(), theirs * 2)
+
+
+def test_more_unary_ops_and_predicates_match_torch():
+    x = np.array([0.0, -0.0, 1.0, -2.5, np.inf, -np.inf, np.nan, 30.0, -30.0, 1e-3], np.float32)
+    for name in ("erfc", "sinc", "signbit", "isposinf", "isneginf"):
+        ours = getattr(ember, name)(ember.tensor(x)).numpy()
+        theirs = getattr(torch, name)(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(ours, theirs, rtol=2e-6, atol=1e-7, equal_nan=True)
+        assert ours.dtype == theirs.dtype
+    assert ember.erfc(ember.tensor([10.0], dtype=ember.float64)).item() > 0  # 1 - erf(10) would be 0
+
+
+def test_addcmul_addcdiv_clamp_min_max_float_power_match_torch(rng):
+    a, b, c = (rng.uniform(0.5, 2.0, s) for s in [(3, 4), (4,), (3, 1)])
+    for name in ("addcmul", "addcdiv"):
+        ours = getattr(ember, name)(t64(a), t64(b), t64(c), value=-0.5)
+        assert_close(ours, getattr(torch, name)(*map(torch.from_numpy, (a, b, c)), value=-0.5).numpy())
+        check_grad(lambda x, y, z, n=name: getattr(ember, n)(x, y, z, value=0.7), [a, b, c])
+        in_place = t64(a)
+        getattr(in_place, name + "_")(t64(b), t64(c), value=2)
+        assert_close(in_place, getattr(torch, name)(*map(torch.from_numpy, (a, b, c)), value=2).numpy())
+    assert_close(ember.clamp_min(t64(a), 1.0), np.maximum(a, 1.0))
+    assert_close(t64(a).clamp_max(1.0), np.minimum(a, 1.0))
+    got = ember.float_power(ember.tensor([2, 3]), 0.5)
+    assert got.dtype is ember.float64
+    np.testing.assert_allclose(got.numpy(), torch.float_power(torch.tensor([2, 3]), 0.5).numpy())
+    x = ember.tensor([1.5, -2.0])
+    assert (ember.numel(ember.ones(2, 3)), ember.is_tensor(x), ember.is_tensor(1.5)) == (6, True, False)
+    assert ember.is_floating_point(x) and not ember.is_complex(x)
+    assert ember.sgn(x).tolist() == [1.0, -1.0] and ember.positive(x).tolist() == [1.5, -2.0]
+    assert ember.not_equal(x, 1.5).tolist() == [False, True] and x.greater_equal(0).tolist() == [True, False]

@@ -1,6 +1,7 @@
 """Ember: a deep-learning framework with a PyTorch-style eager API and JAX-style composable transforms."""
 from __future__ import annotations
 
+import builtins as _builtins
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,6 +56,33 @@ divide = div
 negative = neg
 absolute = abs
 arcsin, arccos, arctan = asin, acos, atan
+sgn = sign  # noqa: F405
+not_equal, greater, less, greater_equal, less_equal = ne, gt, lt, ge, le  # noqa: F405
+
+
+def numel(input: Tensor) -> _builtins.int:
+    """The number of elements of `input`."""
+    return input.numel()
+
+
+def is_tensor(obj) -> _builtins.bool:
+    """Whether `obj` is an Ember tensor."""
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input: Tensor) -> _builtins.bool:
+    """Whether `input` has a floating-point dtype."""
+    return input.dtype.is_floating_point
+
+
+def is_complex(input: Tensor) -> _builtins.bool:
+    """Whether `input` has a complex dtype."""
+    return input.dtype.is_complex
+
+
+def positive(input: Tensor) -> Tensor:
+    """`input` itself (PyTorch's ``positive``; only numbers, not bools)."""
+    return +input
 
 from . import autograd, compiler, data, errors, func, io, models, nn, onnx, optim, utils  # noqa: E402
 from .compiler import jit  # noqa: E402

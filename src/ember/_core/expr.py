@@ -227,6 +227,9 @@ _atom("floor_divide", 2, np.floor_divide, "floor({0} / {1})", _zero)
 _atom("remainder", 2, np.remainder, "remainder({0}, {1})",
       lambda x, y: (Const(1.0), -call("floor", x / y)))
 _atom("fmod", 2, np.fmod, "fmod({0}, {1})", lambda x, y: (Const(1.0), -call("trunc", x / y)))
+_atom("erfc", 1, _special.erfc, "erfc({0})", lambda x: ((-2.0 / _SQRT_PI) * call("exp", -(x * x)),))
+_atom("copysign", 2, np.copysign, "copysign({0}, {1})",
+      lambda x, y: (call("sign", x) * call("sign", call("copysign", 1.0, y)), Const(0.0)))
 _atom("hypot", 2, np.hypot, "hypot({0}, {1})",
       lambda x, y: (x / call("hypot", x, y), y / call("hypot", x, y)))
 # log(e^x + e^y) as one atom: its partials (the logistic function of the difference) are smooth, where

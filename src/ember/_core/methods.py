@@ -181,7 +181,12 @@ METHODS = {
     "type_as": lambda self, other: ew.convert(self, other.dtype), "cpu": lambda self: to(self, "cpu"),
     "fmod": ew.fmod, "hypot": ew.hypot, "logaddexp": ew.logaddexp, "logaddexp2": ew.logaddexp2,
     "xlogy": ew.xlogy, "frac": ew.frac, "deg2rad": ew.deg2rad, "rad2deg": ew.rad2deg, "isclose": ew.isclose,
-    "allclose": ew.allclose, "equal": ew.equal,
+    "allclose": ew.allclose, "equal": ew.equal, "erfc": ew.erfc, "sinc": ew.sinc, "signbit": ew.signbit,
+    "copysign": ew.copysign, "fmax": ew.fmax, "fmin": ew.fmin, "heaviside": ew.heaviside,
+    "addcmul": ew.addcmul, "addcdiv": ew.addcdiv, "clamp_min": ew.clamp_min, "clamp_max": ew.clamp_max,
+    "float_power": ew.float_power, "isposinf": ew.isposinf, "isneginf": ew.isneginf, "sgn": ew.sign,
+    "positive": _pos, "not_equal": ew.ne, "greater": ew.gt, "less": ew.lt, "greater_equal": ew.ge,
+    "less_equal": ew.le,
 }
 
 INPLACE = {
@@ -192,7 +197,8 @@ INPLACE = {
     "copy_": _copy, "square_": ew.square, "sin_": ew.sin, "cos_": ew.cos, "reciprocal_": ew.reciprocal,
     "nan_to_num_": ew.nan_to_num, "maximum_": ew.maximum, "minimum_": ew.minimum, "lerp_": ew.lerp,
     "fmod_": ew.fmod, "hypot_": ew.hypot, "xlogy_": ew.xlogy, "frac_": ew.frac, "deg2rad_": ew.deg2rad,
-    "rad2deg_": ew.rad2deg,
+    "rad2deg_": ew.rad2deg, "addcmul_": ew.addcmul, "addcdiv_": ew.addcdiv, "clamp_min_": ew.clamp_min,
+    "clamp_max_": ew.clamp_max, "copysign_": ew.copysign, "erfc_": ew.erfc,
     "__iadd__": ew.add, "__isub__": ew.sub, "__imul__": ew.mul, "__itruediv__": ew.true_divide,
     "__ipow__": ew.pow, "__ifloordiv__": ew.floor_divide, "__imod__": ew.remainder,
 }

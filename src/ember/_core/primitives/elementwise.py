@@ -27,7 +27,8 @@ __all__ = ["abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "ata
            "reciprocal", "relu", "remainder", "round", "rsqrt", "sigmoid", "sign", "silu", "sin",
            "sinh", "softplus", "sqrt", "square", "sub", "tan", "tanh", "true_divide", "trunc", "where",
            "fmod", "hypot", "logaddexp", "logaddexp2", "xlogy", "frac", "deg2rad", "rad2deg", "isclose",
-           "allclose", "equal"]
+           "allclose", "equal", "erfc", "sinc", "signbit", "copysign", "fmax", "fmin", "heaviside", "addcmul",
+           "addcdiv", "clamp_min", "clamp_max", "float_power", "isposinf", "isneginf"]
 
 SAME, FLOAT, BOOL, INT = "same", "float", "bool", "int"
 _HALF = (dtypes.float16, dtypes.bfloat16)
@@ -360,6 +361,13 @@ logaddexp_p = elementwise("logaddexp", "logaddexp(x, y)", FLOAT)
 logaddexp2_p = elementwise(
     "logaddexp2", "logaddexp(x * 0.6931471805599453, y * 0.6931471805599453) * 1.4426950408889634", FLOAT)
 # 0 where x is 0 (unless y is NaN), as PyTorch's xlogy
+copysign_p = elementwise("copysign", "copysign(x, y)", FLOAT)
+# NaN-ignoring maximum and minimum: the other operand where one is NaN
+fmax_p = elementwise("fmax", "where(isnan(y), x, where(isnan(x), y, maximum(x, y)))")
+fmin_p = elementwise("fmin", "where(isnan(y), x, where(isnan(x), y, minimum(x, y)))")
+heaviside_p = elementwise("heaviside", "where(eq(x, 0), y, where(x > 0, 1, 0))")
+addcmul_p = elementwise("addcmul", "x + v * (a * b)", SAME, ("x", "a", "b", "v"))
+addcdiv_p = elementwise("addcdiv", "x + v * (a / b)", FLOAT, ("x", "a", "b", "v"))
 xlogy_p = elementwise("xlogy", "where(logical_and(eq(x, 0), logical_not(isnan(y))), 0, x * log(y))", FLOAT)
 abs_p = elementwise("abs", "abs(x)")
 sign_p = elementwise("sign", "sign(x)")
@@ -375,6 +383,10 @@ UNARY["log10"] = elementwise("log10", "log(x) / log(10)", FLOAT)
 UNARY["exp2"] = elementwise("exp2", "exp(x * log(2))", FLOAT)
 UNARY["reciprocal"] = elementwise("reciprocal", "1 / x", FLOAT)
 UNARY["frac"] = elementwise("frac", "x - trunc(x)")
+UNARY["erfc"] = elementwise("erfc", "erfc(x)", FLOAT)
+UNARY["sinc"] = elementwise(
+    "sinc", "where(eq(x, 0), 1, sin(x * 3.141592653589793) / (x * 3.141592653589793))", FLOAT)
+UNARY["signbit"] = elementwise("signbit", "lt(copysign(1, x), 0)", BOOL)
 UNARY["deg2rad"] = elementwise("deg2rad", "x * 0.017453292519943295", FLOAT)
 UNARY["rad2deg"] = elementwise("rad2deg", "x * 57.29577951308232", FLOAT)
 UNARY["sigmoid"] = elementwise("sigmoid", "1 / (1 + exp(-x))", FLOAT)
@@ -559,6 +571,64 @@ logaddexp = _binary(logaddexp_p, "Elementwise ``log(exp(x) + exp(y))``, computed
 logaddexp2 = _binary(logaddexp2_p, "Elementwise ``log2(2**x + 2**y)``, computed stably.")
 xlogy = _binary(xlogy_p, "Elementwise ``x * log(y)``, 0 where x is 0 (unless y is NaN).")
 frac = _unary(UNARY["frac"], "Elementwise fractional part ``x - trunc(x)`` (the sign of x).")
+erfc = _unary(UNARY["erfc"], "Elementwise complementary error function ``1 - erf(x)``, accurate for large x.")
+sinc = _unary(UNARY["sinc"], "Elementwise normalised sinc ``sin(pi x) / (pi x)`` (1 at 0).")
+signbit = _unary(UNARY["signbit"], "Elementwise: whether the sign bit is set (True for -0.0); returns bool.")
+copysign = _binary(copysign_p, "Elementwise magnitude of x with the sign of y.")
+fmax = _binary(fmax_p, "Elementwise maximum that ignores NaN (the other value where one is NaN).")
+fmin = _binary(fmin_p, "Elementwise minimum that ignores NaN (the other value where one is NaN).")
+heaviside = _binary(heaviside_p, "Elementwise step: 0 below 0, `values` at 0, 1 above.")
+
+
+def addcmul(input: Tensor, tensor1: Any, tensor2: Any, *, value=1) -> Tensor:
+    """``input + value * tensor1 * tensor2`` in one pass, with broadcasting.
+
+    Example:
+        >>> import ember
+        >>> a, b = ember.tensor([1.0, 2.0]), ember.tensor([3.0, 4.0])
+        >>> ember.addcmul(ember.ones(2), a, b, value=0.5).tolist()
+        [2.5, 5.0]
+    """
+    return apply(addcmul_p, input, tensor1, tensor2, value)
+
+
+def addcdiv(input: Tensor, tensor1: Any, tensor2: Any, *, value=1) -> Tensor:
+    """``input + value * tensor1 / tensor2`` in one pass, with broadcasting.
+
+    Example:
+        >>> import ember
+        >>> a, b = ember.tensor([1.0, 2.0]), ember.tensor([4.0, 4.0])
+        >>> ember.addcdiv(ember.zeros(2), a, b, value=2).tolist()
+        [0.5, 1.0]
+    """
+    return apply(addcdiv_p, input, tensor1, tensor2, value)
+
+
+def clamp_min(x: Tensor, min) -> Tensor:
+    """:func:`clamp` with only a lower bound."""
+    return clamp(x, min=min)
+
+
+def clamp_max(x: Tensor, max) -> Tensor:
+    """:func:`clamp` with only an upper bound."""
+    return clamp(x, max=max)
+
+
+def float_power(x: Any, y: Any) -> Tensor:
+    """``x ** y`` computed in float64 (complex128 for complex operands), as PyTorch's ``float_power``."""
+    wide = dtypes.complex128 if any(isinstance(t, Tensor) and t.dtype.is_complex or isinstance(t, complex)
+                                    for t in (x, y)) else dtypes.float64
+    return pow(*(convert(t, wide) if isinstance(t, Tensor) else t for t in (x, y)))
+
+
+def isposinf(x: Tensor) -> Tensor:
+    """Elementwise: whether the value is +inf; returns bool."""
+    return logical_and(isinf(x), gt(x, 0))
+
+
+def isneginf(x: Tensor) -> Tensor:
+    """Elementwise: whether the value is -inf; returns bool."""
+    return logical_and(isinf(x), lt(x, 0))
 deg2rad = _unary(UNARY["deg2rad"], "Elementwise degrees to radians.")
 rad2deg = _unary(UNARY["rad2deg"], "Elementwise radians to degrees.")
 neg = _unary(neg_p, "Elementwise negation.")
