@@ -320,3 +320,10 @@ def test_new_methods_take_the_tensors_dtype_and_device_as_pytorchs_do():
             np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
     assert x.new_zeros(2, dtype=ember.int32).dtype is ember.int32
     assert x.new_ones(2, requires_grad=True).requires_grad
+
+
+def test_cartesian_prod_matches_torch():
+    parts = [np.array([1, 2]), np.array([3, 4, 5]), np.array([6])]
+    np.testing.assert_array_equal(ember.cartesian_prod(*map(ember.tensor, parts)).numpy(),
+                                  torch.cartesian_prod(*map(torch.from_numpy, parts)).numpy())
+    assert ember.cartesian_prod(ember.tensor([1, 2])).tolist() == [1, 2]

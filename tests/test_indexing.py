@@ -575,3 +575,24 @@ def test_median_nanmedian_kthvalue_match_torch(dim, keepdim, rng):
     assert ember.tensor([3, 1, 2, 5]).median().item() == 2  # integers: the lower median
     with pytest.raises(IndexingError, match="kthvalue"):
         ember.kthvalue(t64(x), 0)
+
+
+def test_isin_bincount_histc_match_torch(rng):
+    e, t = rng.integers(0, 10, (3, 4)), rng.integers(0, 10, 5)
+    for invert in (False, True):
+        ours = ember.isin(ember.tensor(e), ember.tensor(t), invert=invert)
+        np.testing.assert_array_equal(ours.numpy(), torch.isin(torch.from_numpy(e), torch.from_numpy(t),
+                                                                invert=invert).numpy())
+    assert not ember.isin(ember.tensor([1.0, 2.0]), ember.tensor([])).numpy().any()
+    jitted = ember.jit(lambda a, b: ember.isin(a, b))
+    np.testing.assert_array_equal(jitted(ember.tensor(e), ember.tensor(t)).numpy(), np.isin(e, t))
+    x, w = rng.integers(0, 7, 20), rng.standard_normal(20)
+    np.testing.assert_array_equal(ember.bincount(ember.tensor(x)).numpy(), torch.bincount(torch.from_numpy(x)).numpy())
+    np.testing.assert_allclose(ember.tensor(x).bincount(t64(w), minlength=10).numpy(),
+                               torch.bincount(torch.from_numpy(x), torch.from_numpy(w), minlength=10).numpy())
+    with pytest.raises(IndexingError, match="non-negative"):
+        ember.bincount(ember.tensor([1, -1]))
+    y = rng.standard_normal(50).astype(np.float32)
+    for args in [(7,), (5, -1, 1), (3, 0, 0)]:
+        np.testing.assert_array_equal(ember.histc(ember.tensor(y), *args).numpy(),
+                                      torch.histc(torch.from_numpy(y), *args).numpy())

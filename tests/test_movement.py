@@ -417,3 +417,38 @@ def test_jacobians_by_reverse_and_forward_mode_match_torch(op, rng):
         got = transform(run_ember(op), argnums)(*[t64(x) for x in xs])
         for g, w in zip(got, want):
             assert_close(g, w.numpy(), rtol=0, atol=0)
+
+
+def test_rot90_select_ravel_broadcast_tensors_match_torch(rng):
+    x = rng.standard_normal((3, 4, 2))
+    tx = torch.from_numpy(x)
+    for k in range(-1, 5):
+        for dims in [(0, 1), (1, 2), (2, 0)]:
+            np.testing.assert_array_equal(ember.rot90(t64(x), k, dims).numpy(), torch.rot90(tx, k, dims).numpy())
+    check_grad(lambda t: ember.rot90(t, 1, (0, 2)), [x])
+    for dim, index in [(0, 2), (1, -1), (2, 0)]:
+        np.testing.assert_array_equal(ember.select(t64(x), dim, index).numpy(), tx.select(dim, index).numpy())
+    check_grad(lambda t: t.select(1, 2), [x])
+    with pytest.raises(IndexingError, match="select"):
+        ember.select(t64(x), 1, 4)
+    np.testing.assert_array_equal(t64(x).ravel().numpy(), tx.ravel().numpy())
+    a, b = ember.broadcast_tensors(ember.ones(3, 1), ember.arange(4))
+    assert tuple(a.shape) == tuple(b.shape) == (3, 4) and b.tolist()[2] == [0, 1, 2, 3]
+
+
+def test_stacking_and_splitting_helpers_match_torch(rng):
+    blocks = [rng.standard_normal(s) for s in [(2,), (2, 3), ()]]
+    np.testing.assert_array_equal(ember.block_diag(*map(t64, blocks)).numpy(),
+                                  torch.block_diag(*map(torch.from_numpy, blocks)).numpy())
+    check_grad(lambda a, b: ember.block_diag(a, b), blocks[:2])
+    cols = [rng.standard_normal(3), rng.standard_normal((3, 2))]
+    np.testing.assert_array_equal(ember.column_stack(list(map(t64, cols))).numpy(),
+                                  torch.column_stack(list(map(torch.from_numpy, cols))).numpy())
+    x = rng.standard_normal((4, 6, 2))
+    for name, sections in [("hsplit", 3), ("hsplit", [1, 4]), ("vsplit", 2), ("dsplit", [1])]:
+        ours, theirs = getattr(ember, name)(t64(x), sections), getattr(torch, name)(torch.from_numpy(x), sections)
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ShapeError, match="equal"):
+        ember.hsplit(t64(x), 4)

@@ -582,3 +582,54 @@ def test_cummax_cummin_logcumsumexp_match_torch_and_differentiate(dim, rng):
     jitted = ember.jit(lambda t: t.logcumsumexp(dim) + t.cummax(dim).values)
     assert_close(jitted(t64(x)), torch.logcumsumexp(torch.from_numpy(x), dim).numpy()
                  + torch.cummax(torch.from_numpy(x), dim).values.numpy())
+
+
+def test_quantile_and_nanquantile_match_torch(rng):
+    x = rng.standard_normal((4, 6))
+    with_nan = x.copy()
+    with_nan[1, 2] = np.nan
+    with_nan[3, :] = np.nan
+    for name in ("quantile", "nanquantile"):
+        for data in (x, with_nan):
+            for q in (0.3, [0.0, 0.25, 1.0]):
+                for dim, keepdim in [(None, False), (None, True), (0, False), (-1, True)]:
+                    for interpolation in ("linear", "lower", "higher", "midpoint", "nearest"):
+                        ours = getattr(ember, name)(t64(data), q, dim, keepdim, interpolation=interpolation)
+                        tq = torch.tensor(q, dtype=torch.float64) if isinstance(q, list) else q
+                        theirs = getattr(torch, name)(torch.from_numpy(data), tq, dim, keepdim,
+                                                      interpolation=interpolation)
+                        assert tuple(ours.shape) == tuple(theirs.shape)
+                        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12, equal_nan=True)
+    check_grad(lambda t: ember.quantile(t, [0.2, 0.7], 1), [x])
+    assert_close(ember.jit(lambda t: t.quantile(0.4, 0))(t64(x)), torch.quantile(torch.from_numpy(x), 0.4, 0).numpy())
+    with pytest.raises(EmberError, match=r"\[0, 1\]"):
+        ember.quantile(t64(x), 1.5)
+
+
+def test_cov_corrcoef_diff_aminmax_dist_cdist_match_torch(rng):
+    x = rng.standard_normal((3, 6))
+    tx = torch.from_numpy(x)
+    fw, aw = rng.integers(1, 4, 6), rng.uniform(0.1, 1.0, 6)
+    for correction in (0, 1, 2):
+        for kwargs, tkwargs in [({}, {}), ({"fweights": ember.tensor(fw)}, {"fweights": torch.from_numpy(fw)}),
+                                ({"aweights": t64(aw)}, {"aweights": torch.from_numpy(aw)})]:
+            assert_close(ember.cov(t64(x), correction=correction, **kwargs),
+                         torch.cov(tx, correction=correction, **tkwargs).numpy())
+    assert_close(ember.corrcoef(t64(x)), torch.corrcoef(tx).numpy())
+    check_grad(lambda t: ember.cov(t), [x])
+    for n, dim, extra in [(1, -1, {}), (2, 1, {}), (1, 0, {"prepend": x[:1], "append": x[-1:]})]:
+        ours = ember.diff(t64(x), n, dim, **{k: t64(v) for k, v in extra.items()})
+        theirs = torch.diff(tx, n, dim, **{k: torch.from_numpy(v) for k, v in extra.items()})
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy())
+    check_grad(lambda t: ember.diff(t, 2), [x])
+    bits = np.array([True, False, False, True])
+    assert ember.diff(ember.tensor(bits)).tolist() == torch.diff(torch.from_numpy(bits)).tolist()
+    low, high = ember.aminmax(t64(x), dim=1)
+    np.testing.assert_array_equal(low.numpy(), x.min(1))
+    np.testing.assert_array_equal(high.numpy(), x.max(1))
+    a, b = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 5, 3))
+    for p in (1, 2, 3.5):
+        assert_close(ember.cdist(t64(a), t64(b), p), torch.cdist(torch.from_numpy(a), torch.from_numpy(b), p).numpy())
+        assert_close(ember.dist(t64(a), t64(a[:, :1] * 2), p),
+                     torch.dist(torch.from_numpy(a), torch.from_numpy(a[:, :1] * 2), p).numpy())
+    check_grad(lambda u, v: ember.cdist(u, v), [a, b])

@@ -15,7 +15,7 @@ from .errors import DTypeError, EmberError, ShapeError
 from .primitives.movement import broadcast_to, reshape
 from .tensor import Tensor
 
-__all__ = ["meshgrid", "tril_indices", "triu_indices"]
+__all__ = ["meshgrid", "tril_indices", "triu_indices", "cartesian_prod"]
 
 
 def meshgrid(*tensors: Tensor | Sequence[Tensor], indexing: str = "ij") -> tuple[Tensor, ...]:
@@ -132,3 +132,23 @@ def triu_indices(row: int, col: int, offset: int = 0, *, dtype: Any = None, devi
         [[0, 0, 1], [1, 2, 2]]
     """
     return _triangle("triu_indices", np.greater_equal, row, col, offset, dtype, device)
+
+
+def cartesian_prod(*tensors: Tensor) -> Tensor:
+    """Every combination of one element from each 1-D tensor, as rows of an (N, len(tensors)) tensor
+    (a 1-D tensor itself when given one), in itertools.product's order.
+
+    Example:
+        >>> import ember
+        >>> ember.cartesian_prod(ember.tensor([1, 2]), ember.tensor([3, 4])).tolist()
+        [[1, 3], [1, 4], [2, 3], [2, 4]]
+    """
+    from .primitives.movement import stack
+
+    if any(t.ndim != 1 for t in tensors):
+        shapes = [tuple(t.shape) for t in tensors]
+        raise ShapeError("cartesian_prod", f"expected 1-D tensors, got shapes {shapes}", tensors)
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return stack([reshape(g, (-1,)) for g in grids], 1)

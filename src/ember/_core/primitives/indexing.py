@@ -33,7 +33,7 @@ from .reduce import normalize_axis
 __all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add", "index_copy",
            "index_fill", "index_put", "masked_fill", "masked_select", "take", "take_along_dim", "sort",
            "argsort", "topk", "unique", "nonzero", "argwhere", "searchsorted", "bucketize", "kthvalue",
-           "median", "nanmedian"]
+           "median", "nanmedian", "isin", "bincount", "histc"]
 
 _FULL = (None, None, None)  # the slice ``:`` as a hashable attribute entry
 
@@ -954,6 +954,89 @@ def _of_all(fn, x: Tensor, op: str) -> Tensor:
     return fn(flat, 0).values
 
 
+def isin(elements: Any, test_elements: Any, *, assume_unique: bool = False, invert: bool = False) -> Tensor:
+    """Elementwise: whether each of `elements` occurs in `test_elements` (by sorting the test values and
+    searching them, so it compiles); returns bool.
+
+    Example:
+        >>> import ember
+        >>> ember.isin(ember.tensor([1, 2, 3, 4]), ember.tensor([2, 4])).tolist()
+        [False, True, False, True]
+    """
+    from .elementwise import logical_not
+
+    elements = elements if isinstance(elements, Tensor) else tensor(elements)
+    test = test_elements if isinstance(test_elements, Tensor) else tensor(test_elements,
+                                                                          device=elements.device)
+    flat = reshape(test, (-1,))
+    if flat.shape[0] == 0:
+        found = full(tuple(elements.shape), False, dtype=dtypes.bool_, device=elements.device)
+    else:
+        ordered = sort(flat).values
+        at = clamp(searchsorted(ordered, elements), 0, flat.shape[0] - 1)
+        found = eq(reshape(gather(ordered, 0, reshape(at, (-1,))), tuple(elements.shape)), elements)
+    return logical_not(found) if invert else found
+
+
+def bincount(x: Tensor, weights: Tensor | None = None, minlength: int = 0) -> Tensor:
+    """How often each value 0, 1, ... occurs in the non-negative 1-D integer tensor `x` (the sums of
+    `weights` there, if given); the length is ``max(x) + 1`` (at least `minlength`), which depends on the
+    values, so this does not compile.
+
+    Example:
+        >>> import ember
+        >>> ember.bincount(ember.tensor([0, 1, 1, 3])).tolist()
+        [1, 2, 0, 1]
+    """
+    from .reduce import amax, amin
+
+    if x.ndim != 1 or x.dtype.is_floating_point or x.dtype.is_complex or x.dtype is dtypes.bool_:
+        raise DTypeError("bincount", f"expected a 1-D integer tensor, got {x.dtype} of shape "
+                         f"{tuple(x.shape)}", (x,))
+    if x.shape[0] and int(amin(x).item()) < 0:
+        raise IndexingError("bincount", "values must be non-negative", (x,))
+    length = max(int(amax(x).item()) + 1 if x.shape[0] else 0, minlength)
+    if weights is None:
+        source, dtype = full((x.shape[0],), 1, dtype=dtypes.int64, device=x.device), dtypes.int64
+    else:
+        if tuple(weights.shape) != tuple(x.shape):
+            raise ShapeError("bincount", f"weights of shape {tuple(weights.shape)} for input of shape "
+                             f"{tuple(x.shape)}", (x, weights))
+        dtype = weights.dtype if weights.dtype.is_floating_point else dtypes.float64
+        source = convert(weights, dtype)
+    return scatter_add(zeros((length,), dtype=dtype, device=x.device), 0, convert(x, dtypes.int64), source)
+
+
+def histc(x: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Tensor:
+    """A histogram of `x` with `bins` equal bins over [min, max] (the data's range when both are 0);
+    values outside are ignored, and the maximum falls in the last bin.
+
+    Example:
+        >>> import ember
+        >>> ember.histc(ember.tensor([1.0, 2.0, 1.0]), bins=4, min=0, max=3).tolist()
+        [0.0, 2.0, 1.0, 0.0]
+    """
+    from .elementwise import floor, ge, le, mul, sub
+    from .reduce import amax, amin
+
+    if not x.dtype.is_floating_point:
+        raise DTypeError("histc", f"expected a floating point input, got {x.dtype}", (x,))
+    if bins < 1:
+        raise IndexingError("histc", f"bins must be positive, got {bins}", (x,))
+    lo, hi = float(min), float(max)
+    if lo == hi and x.numel():
+        lo, hi = float(amin(x).item()), float(amax(x).item())
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    if lo > hi:
+        raise IndexingError("histc", f"max ({hi}) must not be below min ({lo})", (x,))
+    flat = reshape(x, (-1,))
+    inside = logical_and(ge(flat, lo), le(flat, hi))
+    at = convert(clamp(floor(mul(sub(flat, lo), bins / (hi - lo))), 0, bins - 1), dtypes.int64)
+    counts = scatter_add(zeros((bins,), dtype=x.dtype, device=x.device), 0, at, convert(inside, x.dtype))
+    return counts
+
+
 def kthvalue(x: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     """The `k`-th smallest element (1-based) along `dim`, as a namedtuple ``(values, indices)``;
     values are differentiable. NaN counts as the largest value.
@@ -1165,6 +1248,7 @@ TENSOR_METHODS = {
     "masked_fill": masked_fill, "masked_select": masked_select, "take": take,
     "take_along_dim": take_along_dim, "sort": sort, "argsort": argsort, "topk": topk, "unique": unique,
     "nonzero": nonzero, "argwhere": argwhere, "kthvalue": kthvalue, "median": median, "nanmedian": nanmedian,
+    "bincount": bincount, "histc": histc,
 }
 
 TENSOR_INPLACE = {

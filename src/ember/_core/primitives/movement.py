@@ -25,7 +25,9 @@ __all__ = ["reshape", "broadcast_to", "broadcast_shapes", "permute", "transpose"
            "swapaxes", "swapdims", "t", "squeeze", "unsqueeze", "flatten", "unflatten", "narrow", "cat",
            "concatenate", "concat", "stack", "hstack", "vstack", "dstack", "atleast_1d", "atleast_2d",
            "atleast_3d", "split", "chunk", "unbind", "tensor_split", "pad", "flip", "fliplr", "flipud",
-           "roll", "tile", "repeat_interleave", "tril", "triu", "diagonal", "diag", "diag_embed"]
+           "roll", "tile", "repeat_interleave", "tril", "triu", "diagonal", "diag", "diag_embed",
+           "broadcast_tensors", "ravel", "select", "rot90", "column_stack", "hsplit", "vsplit", "dsplit",
+           "block_diag"]
 
 
 def _shape_arg(shape) -> tuple[int, ...]:
@@ -1162,7 +1164,121 @@ def contiguous(x: Tensor) -> Tensor:
     return x if is_contiguous(x) else bind(dense_copy_p, x)
 
 
+def broadcast_tensors(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """The tensors broadcast to their common shape (views).
+
+    Example:
+        >>> import ember
+        >>> [tuple(t.shape) for t in ember.broadcast_tensors(ember.ones(3, 1), ember.ones(4))]
+        [(3, 4), (3, 4)]
+    """
+    shape = broadcast_shapes(*(tuple(t.shape) for t in tensors), op="broadcast_tensors", operands=tensors)
+    return tuple(broadcast_to(t, shape) for t in tensors)
+
+
+def ravel(x: Tensor) -> Tensor:
+    """`x` flattened to one dimension (a view where the layout allows)."""
+    return reshape(x, (-1,))
+
+
+def select(x: Tensor, dim: int, index: int) -> Tensor:
+    """The slice at `index` along `dim`, with that dimension removed (``x[..., index, ...]``).
+
+    Example:
+        >>> import ember
+        >>> ember.select(ember.arange(6).reshape(2, 3), 1, -1).tolist()
+        [2, 5]
+    """
+    dim = normalize_axis(dim, x.ndim, "select", x)
+    size = x.shape[dim]
+    if not -size <= index < size:
+        raise IndexingError("select", f"index {index} is out of range for dimension {dim} with size {size}",
+                            (x,))
+    return squeeze(narrow(x, dim, index % size, 1), dim)
+
+
+def rot90(x: Tensor, k: int = 1, dims: Sequence[int] = (0, 1)) -> Tensor:
+    """`x` rotated by 90 degrees `k` times in the plane of `dims`, from the first towards the second.
+
+    Example:
+        >>> import ember
+        >>> ember.rot90(ember.tensor([[1, 2], [3, 4]])).tolist()
+        [[2, 4], [1, 3]]
+    """
+    if len(dims) != 2:
+        raise ShapeError("rot90", f"expected two dimensions, got {tuple(dims)}", (x,))
+    a, b = (normalize_axis(d, x.ndim, "rot90", x) for d in dims)
+    if a == b:
+        raise ShapeError("rot90", f"the two dimensions must differ, got {tuple(dims)}", (x,))
+    k %= 4
+    if k == 1:
+        return transpose(flip(x, b), a, b)
+    if k == 2:
+        return flip(x, (a, b))
+    if k == 3:
+        return flip(transpose(x, a, b), b)
+    return x
+
+
+def column_stack(tensors: Sequence[Tensor]) -> Tensor:
+    """1-D tensors as columns (others as they are) side by side: ``hstack`` of ``(n, 1)`` columns."""
+    return hstack([reshape(t, (-1, 1)) if t.ndim <= 1 else t for t in tensors])
+
+
+def _split_along(x: Tensor, sections, dim: int, op: str, min_ndim: int) -> tuple[Tensor, ...]:
+    if x.ndim < min_ndim:
+        raise ShapeError(op, f"expected at least {min_ndim} dimensions, got shape {tuple(x.shape)}", (x,))
+    if isinstance(sections, int) and x.shape[dim] % sections:
+        raise ShapeError(op, f"dimension {dim} of size {x.shape[dim]} does not split into {sections} equal "
+                         "parts", (x,))
+    return tensor_split(x, sections, dim)
+
+
+def hsplit(x: Tensor, sections) -> tuple[Tensor, ...]:
+    """Split along the columns: dimension 1, or 0 for 1-D tensors (equal parts, or at the indices)."""
+    return _split_along(x, sections, 1 if x.ndim > 1 else 0, "hsplit", 1)
+
+
+def vsplit(x: Tensor, sections) -> tuple[Tensor, ...]:
+    """Split along dimension 0 of a tensor of at least 2 dimensions."""
+    return _split_along(x, sections, 0, "vsplit", 2)
+
+
+def dsplit(x: Tensor, sections) -> tuple[Tensor, ...]:
+    """Split along dimension 2 of a tensor of at least 3 dimensions."""
+    return _split_along(x, sections, 2, "dsplit", 3)
+
+
+def block_diag(*tensors: Tensor) -> Tensor:
+    """The tensors (0-, 1- or 2-D) as blocks on the diagonal of a matrix, zeros elsewhere.
+
+    Example:
+        >>> import ember
+        >>> ember.block_diag(ember.ones(1, 1), 2 * ember.ones(1, 2)).tolist()
+        [[1.0, 0.0, 0.0], [0.0, 2.0, 2.0]]
+    """
+    from .. import dtypes as _dtypes
+
+    blocks = [reshape(t, (1, -1)) if t.ndim < 2 else t for t in tensors]
+    if any(b.ndim != 2 for b in blocks):
+        raise ShapeError("block_diag", "expected tensors of at most 2 dimensions, got shapes "
+                         f"{[tuple(t.shape) for t in tensors]}", tensors)
+    if not blocks:
+        return zeros_like(tensor([[]]))
+    dtype = blocks[0].dtype
+    for b in blocks[1:]:
+        dtype = _dtypes.promote(dtype, b.dtype)
+    width = sum(b.shape[1] for b in blocks)
+    rows, left = [], 0
+    for b in blocks:
+        n, m = b.shape
+        rows.append(pad(convert(b, dtype), (left, width - left - m)))
+        left += m
+    return cat(rows, 0)
+
+
 TENSOR_METHODS = {
+    "ravel": ravel, "select": select, "rot90": rot90, "hsplit": hsplit, "vsplit": vsplit, "dsplit": dsplit,
     "reshape": reshape, "view": view, "view_as": view_as, "reshape_as": reshape_as,
     "broadcast_to": broadcast_to, "expand": broadcast_to, "expand_as": expand_as,
     "permute": permute, "transpose": transpose, "swapaxes": swapaxes, "swapdims": swapdims,

@@ -21,12 +21,13 @@ from ..creation import arange
 from ..dispatch import bind
 from ..errors import DTypeError, EmberError, IndexingError
 from ..primitive import Primitive
-from ..tensor import Tensor
+from ..tensor import Tensor, Tracer
 from . import elementwise as ew
 
 __all__ = ["sum", "mean", "prod", "amax", "amin", "max", "min", "argmax", "argmin", "var", "std", "var_mean",
            "std_mean", "logsumexp", "norm", "cumsum", "cumprod", "all", "any", "count_nonzero", "nansum",
-           "nanmean", "logcumsumexp", "cummax", "cummin"]
+           "nanmean", "logcumsumexp", "cummax", "cummin", "aminmax", "diff", "cov", "corrcoef", "quantile",
+           "nanquantile", "dist", "cdist"]
 
 _HALF_NP = (dtypes.float16.np, dtypes.bfloat16.np)
 _INT64_NP = dtypes.int64.np
@@ -976,6 +977,223 @@ def cummin(x: Tensor, dim: int):
     return _cumulative_extreme(x, dim, False, "cummin")
 
 
+aminmax_result = namedtuple("aminmax", ["min", "max"])
+
+
+def aminmax(x: Tensor, *, dim: int | None = None, keepdim: bool = False):
+    """The minimum and maximum together, as a namedtuple ``(min, max)``.
+
+    Example:
+        >>> import ember
+        >>> ember.aminmax(ember.tensor([3, 1, 2])).max.item()
+        3
+    """
+    axes = () if dim is None else dim
+    return aminmax_result(amin(x, axes, keepdim), amax(x, axes, keepdim))
+
+
+def diff(x: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None,
+         append: Tensor | None = None) -> Tensor:
+    """The `n`-th forward difference along `dim` (after concatenating `prepend` and `append` there);
+    booleans give their exclusive or, as in PyTorch.
+
+    Example:
+        >>> import ember
+        >>> ember.diff(ember.tensor([1, 4, 9, 16]), n=2).tolist()
+        [2, 2]
+    """
+    from .movement import cat, narrow
+
+    dim = normalize_axis(dim, x.ndim, "diff", x)
+    if n < 0:
+        raise EmberError("diff", f"order must be non-negative, got {n}", (x,))
+    parts = [t for t in (prepend, x, append) if t is not None]
+    if len(parts) > 1:
+        x = cat(parts, dim)
+    for _ in range(n):
+        size = x.shape[dim]
+        if size == 0:
+            break
+        later, earlier = narrow(x, dim, 1, size - 1), narrow(x, dim, 0, size - 1)
+        x = ew.logical_xor(later, earlier) if x.dtype is dtypes.bool_ else ew.sub(later, earlier)
+    return x
+
+
+def dist(input: Tensor, other: Tensor, p: float = 2) -> Tensor:
+    """The p-norm of ``input - other`` (broadcast), a 0-d tensor.
+
+    Example:
+        >>> import ember
+        >>> ember.dist(ember.tensor([0.0, 0.0]), ember.tensor([3.0, 4.0])).item()
+        5.0
+    """
+    return norm(ew.sub(input, other), p)
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0) -> Tensor:
+    """The p-norm distance between each row of `x1` (..., P, M) and each row of `x2` (..., R, M): a
+    (..., P, R) tensor (batch dimensions broadcast).
+
+    Example:
+        >>> import ember
+        >>> ember.cdist(ember.tensor([[0.0, 0.0]]), ember.tensor([[3.0, 4.0], [0.0, 1.0]])).tolist()
+        [[5.0, 1.0]]
+    """
+    from .movement import unsqueeze
+
+    if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
+        raise EmberError("cdist", f"expected (..., P, M) and (..., R, M) with the same M, got shapes "
+                         f"{tuple(x1.shape)} and {tuple(x2.shape)}", (x1, x2))
+    return norm(ew.sub(unsqueeze(x1, -2), unsqueeze(x2, -3)), p, -1)
+
+
+def cov(x: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
+        aweights: Tensor | None = None) -> Tensor:
+    """Covariance of the variables in the rows of `x` (observations in columns), as ``torch.cov``: with
+    integer frequency weights `fweights` and observation weights `aweights`; `correction` 1 gives the
+    unbiased estimate.
+
+    Example:
+        >>> import ember
+        >>> ember.cov(ember.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])).tolist()
+        [[1.0, -1.0], [-1.0, 1.0]]
+    """
+    from .linalg import matmul
+    from .movement import reshape, transpose
+
+    if x.ndim > 2:
+        raise EmberError("cov", f"expected at most 2 dimensions, got shape {tuple(x.shape)}", (x,))
+    if x.ndim < 2:
+        x = reshape(x, (1, -1))
+    if not (x.dtype.is_floating_point or x.dtype.is_complex):
+        x = ew.convert(x, dtypes.get_default_dtype())
+    w = None
+    for given in (fweights, aweights):
+        if given is not None:
+            if given.ndim != 1 or given.shape[0] != x.shape[1]:
+                raise EmberError("cov", f"weights must be 1-D with {x.shape[1]} entries, got shape "
+                                 f"{tuple(given.shape)}", (x, given))
+            w = given if w is None else ew.mul(w, given)
+    if w is None:
+        total = x.shape[1]
+        mean_ = mean(x, 1, keepdim=True)
+        centred = ew.sub(x, mean_)
+        denom = builtins.max(total - correction, 0)
+        return ew.div(matmul(centred, transpose(centred, 0, 1)), denom)
+    w = ew.convert(w, x.dtype)
+    total = sum(w)
+    mean_ = ew.div(sum(ew.mul(x, w), 1, keepdim=True), total)
+    centred = ew.sub(x, mean_)
+    if correction == 0:
+        denom = total
+    elif aweights is None:
+        denom = ew.sub(total, correction)
+    else:
+        weighted = sum(ew.mul(w, ew.convert(aweights, x.dtype)))
+        denom = ew.sub(total, ew.div(ew.mul(weighted, correction), total))
+    denom = ew.maximum(denom, 0)
+    return ew.div(matmul(ew.mul(centred, w), transpose(centred, 0, 1)), denom)
+
+
+def corrcoef(x: Tensor) -> Tensor:
+    """Pearson correlation coefficients of the variables in the rows of `x`, clipped to [-1, 1].
+
+    Example:
+        >>> import ember
+        >>> ember.corrcoef(ember.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])).tolist()
+        [[1.0, -1.0], [-1.0, 1.0]]
+    """
+    from .movement import diagonal, reshape
+
+    c = cov(x)
+    if c.ndim == 0 or tuple(c.shape) == (1, 1):
+        return ew.div(c, c)
+    d = ew.sqrt(diagonal(c))
+    out = ew.div(ew.div(c, reshape(d, (-1, 1))), reshape(d, (1, -1)))
+    return ew.clamp(out, -1.0, 1.0)
+
+
+def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, op: str, skip_nan: bool) -> Tensor:
+    from ..creation import tensor as make
+    from .indexing import gather, sort
+    from .movement import broadcast_to, moveaxis, reshape, squeeze
+
+    modes = ("linear", "lower", "higher", "midpoint", "nearest")
+    if interpolation not in modes:
+        raise EmberError(op, f"interpolation must be one of {modes}, got {interpolation!r}", (x,))
+    if not x.dtype.is_floating_point:
+        raise DTypeError(op, f"expected a floating point input, got {x.dtype}", (x,))
+    one_q = not isinstance(q, (Tensor, list, tuple))
+    if not isinstance(q, Tensor):  # numbers are checked here; a tensor of them where it is concrete
+        values = [q] if one_q else list(q)
+        if not builtins.all(0 <= v <= 1 for v in values):
+            raise EmberError(op, f"q values must be in [0, 1], got {q}", (x,))
+    qs = q if isinstance(q, Tensor) else make(q, dtype=x.dtype, device=x.device)
+    if qs.ndim > 1:
+        raise EmberError(op, f"q must be a number or 1-D, got shape {tuple(qs.shape)}", (x, qs))
+    qs = ew.convert(reshape(qs, (-1,)), x.dtype)
+    if isinstance(q, Tensor) and not isinstance(q, Tracer) and bool(any(ew.logical_or(ew.lt(qs, 0),
+                                                                                     ew.gt(qs, 1)))):
+        raise EmberError(op, "q values must be in [0, 1]", (qs,))
+    ndim = x.ndim
+    if dim is None:
+        x, dim = reshape(x, (-1,)), 0
+    else:
+        dim = normalize_axis(dim, x.ndim, op, x)
+    xs = moveaxis(sort(x, dim).values, dim, -1)  # (..., n), NaNs last
+    n = xs.shape[-1]
+    if n == 0:
+        raise EmberError(op, "quantile of an empty slice", (x,))
+    nan = ew.isnan(xs)
+    if skip_nan:
+        count = sum(ew.logical_not(nan), -1, keepdim=True)  # (..., 1)
+        last = ew.maximum(ew.sub(ew.convert(count, xs.dtype), 1), 0)
+    else:
+        last = n - 1
+    rank = ew.mul(reshape(qs, (-1,) + (1,) * xs.ndim), last)  # (Q, ..., 1)
+    if interpolation in ("lower", "higher", "nearest"):
+        rank = {"lower": ew.floor, "higher": ew.ceil, "nearest": ew.round}[interpolation](rank)
+    lo, hi = ew.floor(rank), ew.ceil(rank)
+    shape = (qs.shape[0],) + tuple(xs.shape[:-1]) + (1,)
+    table = broadcast_to(xs, (qs.shape[0],) + tuple(xs.shape))
+
+    def pick(r: Tensor) -> Tensor:
+        return gather(table, -1, broadcast_to(ew.convert(ew.clamp(r, 0, n - 1), dtypes.int64), shape))
+
+    low, high = pick(lo), pick(hi)
+    frac = ew.where(ew.eq(hi, lo), 0.0, 0.5) if interpolation == "midpoint" else ew.sub(rank, lo)
+    value = ew.where(ew.eq(frac, 0), low, ew.add(low, ew.mul(ew.sub(high, low), frac)))
+    missing = ew.eq(count, 0) if skip_nan else any(nan, -1, keepdim=True)
+    value = ew.where(missing, float("nan"), value)  # (Q, ..., 1)
+    if not keepdim:
+        value = squeeze(value, -1)
+    elif ndim != x.ndim:  # all elements: every dimension kept as 1
+        value = reshape(value, (value.shape[0],) + (1,) * ndim)
+    else:
+        value = moveaxis(value, -1, dim + 1)
+    return reshape(value, tuple(value.shape[1:])) if one_q else value
+
+
+def quantile(x: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
+             interpolation: str = "linear") -> Tensor:
+    """The `q`-th quantiles (a number or a 1-D tensor of them, in [0, 1]) of `x` along `dim` (all elements
+    when None), interpolated as `interpolation` says; the quantile dimension comes first when `q` is a
+    tensor, as in PyTorch. NaN where a slice holds NaN (:func:`nanquantile` skips them).
+
+    Example:
+        >>> import ember
+        >>> ember.quantile(ember.tensor([1.0, 2.0, 3.0, 4.0]), 0.5).item()
+        2.5
+    """
+    return _quantile(x, q, dim, keepdim, interpolation, "quantile", False)
+
+
+def nanquantile(x: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
+                interpolation: str = "linear") -> Tensor:
+    """:func:`quantile` of the values that are not NaN (NaN where all are)."""
+    return _quantile(x, q, dim, keepdim, interpolation, "nanquantile", True)
+
+
 # -- used by the other families ------------------------------------------------------------------------
 def sum_to_shape(g: Tensor, shape: Sequence[int]) -> Tensor:
     """Sum `g` over the dimensions that broadcasting added or stretched, giving `shape`."""
@@ -1024,6 +1242,8 @@ def nanmean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor
 TENSOR_METHODS = {
     "sum": sum, "mean": mean, "prod": prod, "amax": amax, "amin": amin, "max": max, "min": min,
     "nansum": nansum, "nanmean": nanmean, "logcumsumexp": logcumsumexp, "cummax": cummax, "cummin": cummin,
+    "aminmax": aminmax, "diff": diff, "cov": cov, "corrcoef": corrcoef, "quantile": quantile,
+    "nanquantile": nanquantile, "dist": dist,
     "argmax": argmax, "argmin": argmin, "var": var, "std": std, "logsumexp": logsumexp, "norm": norm,
     "cumsum": cumsum, "cumprod": cumprod, "all": all, "any": any, "count_nonzero": count_nonzero,
 }
