@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ember
+from ember.errors import DTypeError
 
 from helpers import TORCH_DTYPES, assert_close, check_grad, check_jvp, check_vmap, np_of, t64, torch
 
@@ -74,6 +75,9 @@ OPS = [
     Op("erfc", ember.erfc, scipy.special.erfc), Op("sinc", ember.sinc, np.sinc, domain=(0.1, 2.0)),
     Op("copysign", ember.copysign, np.copysign, 2, (0.3, 2.0)),
     Op("fmax", ember.fmax, np.fmax, 2), Op("fmin", ember.fmin, np.fmin, 2),
+    Op("lgamma", ember.lgamma, scipy.special.gammaln, domain=(0.3, 3.0)),
+    Op("digamma", ember.digamma, scipy.special.psi, domain=(0.3, 3.0)),
+    Op("ldexp", ember.ldexp, lambda x, e: x * 2.0 ** e, 2, (-2.0, 2.0)),
 ]
 IDS = [op.name for op in OPS]
 SHAPES = [[(3, 4), (3, 4)], [(2, 3, 4), (4,)], [(3, 1), (1, 5)]]
@@ -405,3 +409,25 @@ def test_addcmul_addcdiv_clamp_min_max_float_power_match_torch(rng):
     assert ember.is_floating_point(x) and not ember.is_complex(x)
     assert ember.sgn(x).tolist() == [1.0, -1.0] and ember.positive(x).tolist() == [1.5, -2.0]
     assert ember.not_equal(x, 1.5).tolist() == [False, True] and x.greater_equal(0).tolist() == [True, False]
+
+
+def test_special_and_integer_functions_match_torch(rng):
+    x = rng.uniform(0.3, 4.0, (3, 4))
+    tx = torch.from_numpy(x)
+    for n in (0, 1, 3):
+        assert_close(ember.polygamma(n, t64(x)), torch.polygamma(n, tx).numpy(), rtol=1e-10)
+    check_grad(lambda t: ember.polygamma(1, t), [x])  # its derivative is polygamma(2, x), and so on
+    assert_close(ember.mvlgamma(t64(x + 2), 3), torch.mvlgamma(tx + 2, 3).numpy())
+    with pytest.raises(DTypeError, match="polygamma"):
+        ember.polygamma(-1, t64(x))
+    jitted = ember.jit(lambda t: ember.lgamma(t) * 2 + ember.digamma(t))
+    assert_close(jitted(t64(x)), 2 * scipy.special.gammaln(x) + scipy.special.psi(x))
+    a, b = rng.integers(0, 60, 10), rng.integers(0, 60, 10)
+    for name in ("gcd", "lcm"):
+        ours = getattr(ember, name)(ember.tensor(a), ember.tensor(b))
+        np.testing.assert_array_equal(ours.numpy(), getattr(torch, name)(torch.from_numpy(a), torch.from_numpy(b)).numpy())
+    with pytest.raises(DTypeError, match="gcd"):
+        ember.gcd(ember.ones(2), ember.ones(2))
+    f, g = (rng.standard_normal(6).astype(np.float32) for _ in range(2))
+    np.testing.assert_array_equal(ember.nextafter(ember.tensor(f), ember.tensor(g)).numpy(),
+                                  torch.nextafter(torch.from_numpy(f), torch.from_numpy(g)).numpy())

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ember
-from ember.errors import DTypeError, IndexingError, ShapeError, TraceError
+from ember.errors import DTypeError, EmberError, IndexingError, ShapeError, TraceError
 from ember.func import vmap
 
 from helpers import assert_close, check_grad, check_jvp, check_vmap, np_of, t64, torch
@@ -596,3 +596,17 @@ def test_isin_bincount_histc_match_torch(rng):
     for args in [(7,), (5, -1, 1), (3, 0, 0)]:
         np.testing.assert_array_equal(ember.histc(ember.tensor(y), *args).numpy(),
                                       torch.histc(torch.from_numpy(y), *args).numpy())
+
+
+def test_msort_unravel_index_is_nonzero_match_torch(rng):
+    x = rng.standard_normal((4, 3))
+    np.testing.assert_array_equal(ember.msort(t64(x)).numpy(), torch.msort(torch.from_numpy(x)).numpy())
+    flat = np.array([0, 5, 11, -1])
+    for ours, theirs in zip(ember.unravel_index(ember.tensor(flat), (3, 4)),
+                            torch.unravel_index(torch.from_numpy(flat), (3, 4))):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    with pytest.raises(IndexingError, match="unravel_index"):
+        ember.unravel_index(ember.tensor([12]), (3, 4))
+    assert ember.is_nonzero(ember.tensor([0.5])) and not ember.is_nonzero(ember.tensor(0))
+    with pytest.raises(EmberError, match="is_nonzero"):
+        ember.is_nonzero(ember.ones(2))

@@ -373,3 +373,15 @@ def test_cross_matches_torch_and_differentiates(rng):
         ember.cross(ember.ones(2, 4), ember.ones(2, 4))
     with pytest.raises(ShapeError, match="size 4"):
         ember.cross(ember.ones(3, 4), ember.ones(3, 4), dim=1)
+
+
+def test_addmv_vander_diagflat_match_torch(rng):
+    m, v, b = rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal(3)
+    assert_close(ember.addmv(t64(b), t64(m), t64(v), beta=0.5, alpha=2),
+                 torch.addmv(*map(torch.from_numpy, (b, m, v)), beta=0.5, alpha=2).numpy())
+    check_grad(lambda x, y, z: ember.addmv(x, y, z, alpha=-1), [b, m, v])
+    for values, n, increasing in [(np.array([1, 2, 3]), None, False), (np.array([0.5, -2.0]), 4, True)]:
+        np.testing.assert_array_equal(ember.vander(ember.tensor(values), n, increasing).numpy(),
+                                      torch.vander(torch.from_numpy(values), n, increasing).numpy())
+    np.testing.assert_array_equal(ember.diagflat(t64(m[:2, :2]), -1).numpy(),
+                                  torch.diagflat(torch.from_numpy(m[:2, :2]), -1).numpy())

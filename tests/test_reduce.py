@@ -633,3 +633,20 @@ def test_cov_corrcoef_diff_aminmax_dist_cdist_match_torch(rng):
         assert_close(ember.dist(t64(a), t64(a[:, :1] * 2), p),
                      torch.dist(torch.from_numpy(a), torch.from_numpy(a[:, :1] * 2), p).numpy())
     check_grad(lambda u, v: ember.cdist(u, v), [a, b])
+
+
+def test_trapezoid_cumulative_trapezoid_renorm_match_torch(rng):
+    y = rng.standard_normal((3, 5))
+    points = np.sort(rng.uniform(0, 3, 5))
+    grid = np.sort(rng.uniform(0, 3, (3, 5)), 1)
+    ty = torch.from_numpy(y)
+    for x in (None, points, grid):
+        kwargs = {} if x is None else {"x": t64(x)}
+        tkwargs = {} if x is None else {"x": torch.from_numpy(x)}
+        assert_close(ember.trapezoid(t64(y), **kwargs), torch.trapezoid(ty, **tkwargs).numpy())
+        assert_close(ember.cumulative_trapezoid(t64(y), **kwargs), torch.cumulative_trapezoid(ty, **tkwargs).numpy())
+    assert_close(ember.trapz(t64(y), dx=0.5, dim=0), torch.trapz(ty, dx=0.5, dim=0).numpy())
+    check_grad(lambda t, s: ember.trapezoid(t, s), [y, points])
+    for p, dim, maxnorm in [(2, 0, 1.0), (1, 1, 0.5)]:
+        assert_close(ember.renorm(t64(y), p, dim, maxnorm), torch.renorm(ty, p, dim, maxnorm).numpy(), rtol=1e-6)
+    check_grad(lambda t: ember.renorm(t, 2, 0, 1.0), [y])

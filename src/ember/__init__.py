@@ -41,6 +41,7 @@ from ._core.primitives.reduce import *  # noqa: F403
 from ._core.memory import *  # noqa: F403
 from ._core.creation_extra import *  # noqa: F403
 from ._core.random import *  # noqa: F403
+from ._core.errors import EmberError as _EmberError
 from ._core.tensor import Tensor
 
 float = float32  # noqa: A001
@@ -78,6 +79,14 @@ def is_floating_point(input: Tensor) -> _builtins.bool:
 def is_complex(input: Tensor) -> _builtins.bool:
     """Whether `input` has a complex dtype."""
     return input.dtype.is_complex
+
+
+def is_nonzero(input: Tensor) -> _builtins.bool:
+    """Whether the one element of `input` is not zero (an error for more or fewer elements)."""
+    if input.numel() != 1:
+        raise _EmberError("is_nonzero", f"expected a tensor of one element, got shape {tuple(input.shape)}",
+                          (input,))
+    return _builtins.bool(input.item())
 
 
 def positive(input: Tensor) -> Tensor:

@@ -228,6 +228,22 @@ _atom("remainder", 2, np.remainder, "remainder({0}, {1})",
       lambda x, y: (Const(1.0), -call("floor", x / y)))
 _atom("fmod", 2, np.fmod, "fmod({0}, {1})", lambda x, y: (Const(1.0), -call("trunc", x / y)))
 _atom("erfc", 1, _special.erfc, "erfc({0})", lambda x: ((-2.0 / _SQRT_PI) * call("exp", -(x * x)),))
+def _polygamma(n, x, out=None):
+    """scipy's polygamma (not a ufunc) in `x`'s dtype, written into `out` when given."""
+    result = np.asarray(_special.polygamma(n, x), dtype=np.result_type(x, np.float32))
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+_atom("lgamma", 1, _special.gammaln, "lgamma({0})", lambda x: (call("digamma", x),))
+_atom("digamma", 1, _special.psi, "digamma({0})", lambda x: (call("polygamma", Const(1.0), x),))
+_atom("polygamma", 2, _polygamma, "polygamma({0}, {1})",
+      lambda n, x: (Const(0.0), call("polygamma", n + 1.0, x)))
+_atom("gcd", 2, np.gcd, "gcd({0}, {1})", None)
+_atom("lcm", 2, np.lcm, "lcm({0}, {1})", None)
+_atom("nextafter", 2, np.nextafter, "nextafter({0}, {1})", _zero)
 _atom("copysign", 2, np.copysign, "copysign({0}, {1})",
       lambda x, y: (call("sign", x) * call("sign", call("copysign", 1.0, y)), Const(0.0)))
 _atom("hypot", 2, np.hypot, "hypot({0}, {1})",

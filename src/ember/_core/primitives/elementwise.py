@@ -28,7 +28,8 @@ __all__ = ["abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "ata
            "sinh", "softplus", "sqrt", "square", "sub", "tan", "tanh", "true_divide", "trunc", "where",
            "fmod", "hypot", "logaddexp", "logaddexp2", "xlogy", "frac", "deg2rad", "rad2deg", "isclose",
            "allclose", "equal", "erfc", "sinc", "signbit", "copysign", "fmax", "fmin", "heaviside", "addcmul",
-           "addcdiv", "clamp_min", "clamp_max", "float_power", "isposinf", "isneginf"]
+           "addcdiv", "clamp_min", "clamp_max", "float_power", "isposinf", "isneginf", "lgamma", "digamma",
+           "polygamma", "mvlgamma", "gcd", "lcm", "nextafter", "ldexp"]
 
 SAME, FLOAT, BOOL, INT = "same", "float", "bool", "int"
 _HALF = (dtypes.float16, dtypes.bfloat16)
@@ -362,6 +363,11 @@ logaddexp2_p = elementwise(
     "logaddexp2", "logaddexp(x * 0.6931471805599453, y * 0.6931471805599453) * 1.4426950408889634", FLOAT)
 # 0 where x is 0 (unless y is NaN), as PyTorch's xlogy
 copysign_p = elementwise("copysign", "copysign(x, y)", FLOAT)
+polygamma_p = elementwise("polygamma", "polygamma(n, x)", FLOAT, ("n", "x"))
+gcd_p = elementwise("gcd", "gcd(x, y)")
+lcm_p = elementwise("lcm", "lcm(x, y)")
+nextafter_p = elementwise("nextafter", "nextafter(x, y)", FLOAT)
+ldexp_p = elementwise("ldexp", "x * pow(2.0, y)", FLOAT)
 # NaN-ignoring maximum and minimum: the other operand where one is NaN
 fmax_p = elementwise("fmax", "where(isnan(y), x, where(isnan(x), y, maximum(x, y)))")
 fmin_p = elementwise("fmin", "where(isnan(y), x, where(isnan(x), y, minimum(x, y)))")
@@ -384,6 +390,8 @@ UNARY["exp2"] = elementwise("exp2", "exp(x * log(2))", FLOAT)
 UNARY["reciprocal"] = elementwise("reciprocal", "1 / x", FLOAT)
 UNARY["frac"] = elementwise("frac", "x - trunc(x)")
 UNARY["erfc"] = elementwise("erfc", "erfc(x)", FLOAT)
+UNARY["lgamma"] = elementwise("lgamma", "lgamma(x)", FLOAT)
+UNARY["digamma"] = elementwise("digamma", "digamma(x)", FLOAT)
 UNARY["sinc"] = elementwise(
     "sinc", "where(eq(x, 0), 1, sin(x * 3.141592653589793) / (x * 3.141592653589793))", FLOAT)
 UNARY["signbit"] = elementwise("signbit", "lt(copysign(1, x), 0)", BOOL)
@@ -578,6 +586,59 @@ copysign = _binary(copysign_p, "Elementwise magnitude of x with the sign of y.")
 fmax = _binary(fmax_p, "Elementwise maximum that ignores NaN (the other value where one is NaN).")
 fmin = _binary(fmin_p, "Elementwise minimum that ignores NaN (the other value where one is NaN).")
 heaviside = _binary(heaviside_p, "Elementwise step: 0 below 0, `values` at 0, 1 above.")
+
+
+lgamma = _unary(UNARY["lgamma"], "Elementwise log of the absolute value of the gamma function.")
+digamma = _unary(UNARY["digamma"], "Elementwise digamma (the derivative of lgamma).")
+nextafter = _binary(nextafter_p, "Elementwise next representable value after x towards y.")
+ldexp = _binary(ldexp_p, "Elementwise ``x * 2**y``.")
+
+
+def gcd(x: Tensor, y: Any) -> Tensor:
+    """Elementwise greatest common divisor of integers (non-negative; ``gcd(0, 0) = 0``)."""
+    _integers("gcd", x, y)
+    return apply(gcd_p, x, y)
+
+
+def lcm(x: Tensor, y: Any) -> Tensor:
+    """Elementwise least common multiple of integers (non-negative)."""
+    _integers("lcm", x, y)
+    return apply(lcm_p, x, y)
+
+
+def _integers(op: str, *operands) -> None:
+    for t in operands:
+        if isinstance(t, Tensor) and (t.dtype.is_floating_point or t.dtype.is_complex):
+            raise DTypeError(op, f"expected integer tensors, got {t.dtype}", (t,))
+        if isinstance(t, float):
+            raise DTypeError(op, f"expected integers, got {t!r}")
+
+
+def polygamma(n: int, input: Tensor) -> Tensor:
+    """Elementwise n-th derivative of digamma (``polygamma(0, x)`` is digamma); differentiable in x to
+    any order.
+
+    Example:
+        >>> import ember
+        >>> round(ember.polygamma(1, ember.tensor([1.0])).item(), 5)  # pi**2 / 6
+        1.64493
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise DTypeError("polygamma", f"n must be a non-negative int, got {n!r}", (input,))
+    return apply(polygamma_p, n, input)
+
+
+def mvlgamma(input: Tensor, p: int) -> Tensor:
+    """Elementwise log of the multivariate gamma function of dimension `p`:
+    ``p (p - 1) / 4 log(pi) + sum_i lgamma(x - i / 2)`` for i < p (every x must exceed (p - 1) / 2)."""
+    import math as _math
+
+    if not isinstance(p, int) or p < 1:
+        raise DTypeError("mvlgamma", f"p must be a positive int, got {p!r}", (input,))
+    total = lgamma(input)
+    for i in range(1, p):
+        total = add(total, lgamma(sub(input, i / 2)))
+    return add(total, p * (p - 1) / 4 * _math.log(_math.pi))
 
 
 def addcmul(input: Tensor, tensor1: Any, tensor2: Any, *, value=1) -> Tensor:

@@ -33,7 +33,7 @@ from .reduce import normalize_axis
 __all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add", "index_copy",
            "index_fill", "index_put", "masked_fill", "masked_select", "take", "take_along_dim", "sort",
            "argsort", "topk", "unique", "nonzero", "argwhere", "searchsorted", "bucketize", "kthvalue",
-           "median", "nanmedian", "isin", "bincount", "histc"]
+           "median", "nanmedian", "isin", "bincount", "histc", "msort", "unravel_index"]
 
 _FULL = (None, None, None)  # the slice ``:`` as a hashable attribute entry
 
@@ -1037,6 +1037,39 @@ def histc(x: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Tensor:
     return counts
 
 
+def msort(x: Tensor) -> Tensor:
+    """`x` sorted along its first dimension (the values)."""
+    return sort(x, 0).values
+
+
+def unravel_index(indices: Any, shape) -> tuple[Tensor, ...]:
+    """The coordinates in an array of `shape` of each flat (row-major) index, one int64 tensor per
+    dimension.
+
+    Example:
+        >>> import ember
+        >>> [t.tolist() for t in ember.unravel_index(ember.tensor([5, 7]), (3, 4))]
+        [[1, 1], [1, 3]]
+    """
+    from .elementwise import floor_divide, ge, lt, remainder
+    from .reduce import any as _any
+
+    shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
+    flat = indices if isinstance(indices, Tensor) else tensor(indices)
+    if flat.dtype.is_floating_point or flat.dtype.is_complex or flat.dtype is dtypes.bool_:
+        raise DTypeError("unravel_index", f"expected integer indices, got {flat.dtype}", (flat,))
+    total = int(np.prod(shape)) if shape else 1
+    if not isinstance(flat, Tracer) and bool(_any(logical_and(ge(flat, -total), lt(flat, total)) == 0)):
+        raise IndexingError("unravel_index", f"indices out of range for shape {shape}", (flat,))
+    flat = convert(flat, dtypes.int64)
+    flat = remainder(flat, total) if total else flat  # negative indices count from the end
+    coords = []
+    for size in reversed(shape):
+        coords.append(remainder(flat, size))
+        flat = floor_divide(flat, size)
+    return tuple(reversed(coords))
+
+
 def kthvalue(x: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     """The `k`-th smallest element (1-based) along `dim`, as a namedtuple ``(values, indices)``;
     values are differentiable. NaN counts as the largest value.
@@ -1248,7 +1281,7 @@ TENSOR_METHODS = {
     "masked_fill": masked_fill, "masked_select": masked_select, "take": take,
     "take_along_dim": take_along_dim, "sort": sort, "argsort": argsort, "topk": topk, "unique": unique,
     "nonzero": nonzero, "argwhere": argwhere, "kthvalue": kthvalue, "median": median, "nanmedian": nanmedian,
-    "bincount": bincount, "histc": histc,
+    "bincount": bincount, "histc": histc, "msort": msort,
 }
 
 TENSOR_INPLACE = {

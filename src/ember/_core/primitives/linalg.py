@@ -21,7 +21,7 @@ from ..tensor import Tensor
 from .reduce import normalize_axis, sum_to_shape
 
 __all__ = ["matmul", "einsum", "dot", "vdot", "outer", "ger", "mm", "bmm", "mv", "inner", "tensordot",
-           "kron", "trace", "addmm", "baddbmm", "cross"]
+           "kron", "trace", "addmm", "baddbmm", "cross", "addmv"]
 
 _HALF_NP = (dtypes.float16.np, dtypes.bfloat16.np)
 _LETTERS = string.ascii_uppercase + string.ascii_lowercase
@@ -641,6 +641,17 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tens
     return _scaled_sum(input, mm(mat1, mat2), beta, alpha)
 
 
+def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """``beta * input + alpha * (mat @ vec)`` for a 2-D `mat` and 1-D `vec` (`input` broadcasts).
+
+    Example:
+        >>> import ember
+        >>> ember.addmv(ember.ones(2), ember.eye(2), ember.tensor([1.0, 2.0]), alpha=3).tolist()
+        [4.0, 7.0]
+    """
+    return _scaled_sum(input, mv(mat, vec), beta, alpha)
+
+
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """``beta * input + alpha * (batch1 @ batch2)`` for 3-D batches (`input` broadcasts).
 
@@ -682,6 +693,6 @@ def cross(input: Tensor, other: Tensor, dim: int | None = None) -> Tensor:
                mul(index_select(a, dim, prv), index_select(b, dim, nxt)))
 
 
-TENSOR_METHODS = {"cross": cross, "trace": trace, "addmm": addmm, "baddbmm": baddbmm,
+TENSOR_METHODS = {"addmv": addmv, "cross": cross, "trace": trace, "addmm": addmm, "baddbmm": baddbmm,
                   "matmul": matmul, "mm": mm, "bmm": bmm, "mv": mv, "dot": dot, "vdot": vdot, "outer": outer,
                   "ger": ger, "inner": inner, "kron": kron}

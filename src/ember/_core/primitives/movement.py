@@ -27,7 +27,7 @@ __all__ = ["reshape", "broadcast_to", "broadcast_shapes", "permute", "transpose"
            "atleast_3d", "split", "chunk", "unbind", "tensor_split", "pad", "flip", "fliplr", "flipud",
            "roll", "tile", "repeat_interleave", "tril", "triu", "diagonal", "diag", "diag_embed",
            "broadcast_tensors", "ravel", "select", "rot90", "column_stack", "hsplit", "vsplit", "dsplit",
-           "block_diag"]
+           "block_diag", "diagflat", "vander"]
 
 
 def _shape_arg(shape) -> tuple[int, ...]:
@@ -1249,6 +1249,41 @@ def dsplit(x: Tensor, sections) -> tuple[Tensor, ...]:
     return _split_along(x, sections, 2, "dsplit", 3)
 
 
+def diagflat(x: Tensor, offset: int = 0) -> Tensor:
+    """A matrix with the elements of `x` (flattened) on its `offset`-th diagonal.
+
+    Example:
+        >>> import ember
+        >>> ember.diagflat(ember.tensor([[1, 2]])).tolist()
+        [[1, 0], [0, 2]]
+    """
+    return diag(reshape(x, (-1,)), offset)
+
+
+def vander(x: Tensor, N: int | None = None, increasing: bool = False) -> Tensor:
+    """The Vandermonde matrix of the 1-D `x`: columns ``x**(N-1), ..., x, 1`` (the other way round with
+    `increasing`), N defaulting to ``len(x)``.
+
+    Example:
+        >>> import ember
+        >>> ember.vander(ember.tensor([1, 2, 3]), 3).tolist()
+        [[1, 1, 1], [4, 2, 1], [9, 3, 1]]
+    """
+    from .elementwise import pow as _pow
+
+    if x.ndim != 1:
+        raise ShapeError("vander", f"expected a 1-D tensor, got shape {tuple(x.shape)}", (x,))
+    n = x.shape[0] if N is None else N
+    if n < 0:
+        raise ShapeError("vander", f"N must be non-negative, got {n}", (x,))
+    if x.dtype is dtypes.bool_:
+        x = convert(x, dtypes.int64)
+    powers = arange(n, dtype=dtypes.int64 if not x.dtype.is_floating_point else x.dtype, device=x.device)
+    if not increasing:
+        powers = flip(powers, 0)
+    return _pow(reshape(x, (-1, 1)), reshape(powers, (1, -1)))
+
+
 def block_diag(*tensors: Tensor) -> Tensor:
     """The tensors (0-, 1- or 2-D) as blocks on the diagonal of a matrix, zeros elsewhere.
 
@@ -1278,7 +1313,8 @@ def block_diag(*tensors: Tensor) -> Tensor:
 
 
 TENSOR_METHODS = {
-    "ravel": ravel, "select": select, "rot90": rot90, "hsplit": hsplit, "vsplit": vsplit, "dsplit": dsplit,
+    "ravel": ravel, "select": select, "diagflat": diagflat, "rot90": rot90, "hsplit": hsplit,
+    "vsplit": vsplit, "dsplit": dsplit,
     "reshape": reshape, "view": view, "view_as": view_as, "reshape_as": reshape_as,
     "broadcast_to": broadcast_to, "expand": broadcast_to, "expand_as": expand_as,
     "permute": permute, "transpose": transpose, "swapaxes": swapaxes, "swapdims": swapdims,

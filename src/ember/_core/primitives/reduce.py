@@ -27,7 +27,7 @@ from . import elementwise as ew
 __all__ = ["sum", "mean", "prod", "amax", "amin", "max", "min", "argmax", "argmin", "var", "std", "var_mean",
            "std_mean", "logsumexp", "norm", "cumsum", "cumprod", "all", "any", "count_nonzero", "nansum",
            "nanmean", "logcumsumexp", "cummax", "cummin", "aminmax", "diff", "cov", "corrcoef", "quantile",
-           "nanquantile", "dist", "cdist"]
+           "nanquantile", "dist", "cdist", "trapezoid", "trapz", "cumulative_trapezoid", "renorm"]
 
 _HALF_NP = (dtypes.float16.np, dtypes.bfloat16.np)
 _INT64_NP = dtypes.int64.np
@@ -1019,6 +1019,67 @@ def diff(x: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None,
     return x
 
 
+def _trapezoid_parts(y: Tensor, x: Tensor | None, dx: float, dim: int, op: str):
+    """The pieces of the trapezoidal rule along `dim`: the mean of neighbouring `y` and the spacing."""
+    from .movement import narrow, reshape
+
+    dim = normalize_axis(dim, y.ndim, op, y)
+    n = y.shape[dim]
+    mid = ew.mul(ew.add(narrow(y, dim, 1, n - 1), narrow(y, dim, 0, n - 1)), 0.5) if n else y
+    if x is None:
+        return mid, dx, dim
+    if x.ndim == 1:
+        if x.shape[0] != n:
+            raise EmberError(op, f"x has {x.shape[0]} points for {n} along dimension {dim}", (y, x))
+        shape = [1] * y.ndim
+        shape[dim] = n - 1
+        return mid, reshape(diff(x), tuple(shape)), dim
+    return mid, diff(x, dim=dim), dim
+
+
+def trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float = 1.0, dim: int = -1) -> Tensor:
+    """The integral of `y` along `dim` by the trapezoidal rule, at points `x` (1-D, or shaped like `y`)
+    or spaced `dx` apart.
+
+    Example:
+        >>> import ember
+        >>> ember.trapezoid(ember.tensor([0.0, 1.0, 4.0])).item()
+        3.0
+    """
+    mid, step, dim = _trapezoid_parts(y, x, dx, dim, "trapezoid")
+    return sum(ew.mul(mid, step), dim)
+
+
+trapz = trapezoid
+
+
+def cumulative_trapezoid(y: Tensor, x: Tensor | None = None, *, dx: float = 1.0, dim: int = -1) -> Tensor:
+    """The running integral of :func:`trapezoid` (one value fewer than `y` along `dim`).
+
+    Example:
+        >>> import ember
+        >>> ember.cumulative_trapezoid(ember.tensor([0.0, 1.0, 4.0])).tolist()
+        [0.5, 3.0]
+    """
+    mid, step, dim = _trapezoid_parts(y, x, dx, dim, "cumulative_trapezoid")
+    return cumsum(ew.mul(mid, step), dim)
+
+
+def renorm(input: Tensor, p: float, dim: int, maxnorm: float) -> Tensor:
+    """`input` with each slice along `dim` whose p-norm exceeds `maxnorm` scaled down to that norm.
+
+    Example:
+        >>> import ember
+        >>> ember.renorm(ember.tensor([[3.0, 4.0], [0.3, 0.4]]), 2, 0, 1.0).tolist()
+        [[0.6000000238418579, 0.800000011920929], [0.30000001192092896, 0.4000000059604645]]
+    """
+    dim = normalize_axis(dim, input.ndim, "renorm", input)
+    others = tuple(d for d in range(input.ndim) if d != dim)
+    size = norm(input, p, others, keepdim=True)
+    scale = ew.where(ew.gt(size, maxnorm), ew.div(maxnorm, ew.add(size, 1e-7)), 1.0)
+    return ew.mul(input, ew.convert(scale, input.dtype))
+
+
 def dist(input: Tensor, other: Tensor, p: float = 2) -> Tensor:
     """The p-norm of ``input - other`` (broadcast), a 0-d tensor.
 
@@ -1243,7 +1304,7 @@ TENSOR_METHODS = {
     "sum": sum, "mean": mean, "prod": prod, "amax": amax, "amin": amin, "max": max, "min": min,
     "nansum": nansum, "nanmean": nanmean, "logcumsumexp": logcumsumexp, "cummax": cummax, "cummin": cummin,
     "aminmax": aminmax, "diff": diff, "cov": cov, "corrcoef": corrcoef, "quantile": quantile,
-    "nanquantile": nanquantile, "dist": dist,
+    "nanquantile": nanquantile, "dist": dist, "renorm": renorm,
     "argmax": argmax, "argmin": argmin, "var": var, "std": std, "logsumexp": logsumexp, "norm": norm,
     "cumsum": cumsum, "cumprod": cumprod, "all": all, "any": any, "count_nonzero": count_nonzero,
 }
