@@ -590,6 +590,7 @@ class Jitted:
         outputs = []
         for o in out_leaves:
             if not isinstance(o, GraphTracer) or o._trace is not trace:
+                _restore(trace)
                 raise TraceError("jit", f"the function returned {type(o).__name__}, which does not depend on "
                                  "the traced inputs; return tensors computed from the arguments")
             outputs.append(o.value)
