@@ -150,8 +150,9 @@ def prebuild(sources: Iterable[str], workers: int | None = None) -> int:
     many were compiled. The libraries are loaded later, by :func:`build` when first used. A source that
     fails to compile is left for :func:`build` to report when it is used.
 
-    A compiled graph needs all its fused kernels before its first run, and one compiler process per core
-    takes a cold compile of the GPT step from 6.9 s to about half that on two cores."""
+    A compiled graph needs all its fused kernels before its first run; one compiler process per core
+    took the cold compile of the GPT benchmark step from 6.9 s to 5.6-5.9 s on two cores (the shared
+    libraries it also needs are built on first use)."""
     if not compiler_available():
         return 0
     cc = compiler()
