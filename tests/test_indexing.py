@@ -610,3 +610,30 @@ def test_msort_unravel_index_is_nonzero_match_torch(rng):
     assert ember.is_nonzero(ember.tensor([0.5])) and not ember.is_nonzero(ember.tensor(0))
     with pytest.raises(EmberError, match="is_nonzero"):
         ember.is_nonzero(ember.ones(2))
+
+
+def test_scatter_variants_match_torch_and_differentiate(rng):
+    x = rng.standard_normal((3, 4, 5))
+    tx = torch.from_numpy(x)
+    for offset, d1, d2 in [(0, 0, 1), (1, 1, 2), (-2, 2, 0), (0, 2, 1)]:
+        src = rng.standard_normal(tuple(tx.diagonal(offset, d1, d2).shape))
+        np.testing.assert_array_equal(ember.diagonal_scatter(t64(x), t64(src), offset, d1, d2).numpy(),
+                                      torch.diagonal_scatter(tx, torch.from_numpy(src), offset, d1, d2).numpy())
+    check_grad(lambda a, b: ember.diagonal_scatter(a, b, 1, 1, 2), [x, rng.standard_normal((3, 4))])
+    part = rng.standard_normal((3, 2, 5))
+    np.testing.assert_array_equal(ember.slice_scatter(t64(x), t64(part), 1, 1, 4, 2).numpy(),
+                                  torch.slice_scatter(tx, torch.from_numpy(part), 1, 1, 4, 2).numpy())
+    check_grad(lambda a, b: ember.slice_scatter(a, b, 1, 1, 4, 2), [x, part])
+    row = rng.standard_normal((3, 5))
+    np.testing.assert_array_equal(t64(x).select_scatter(t64(row), 1, -1).numpy(),
+                                  tx.select_scatter(torch.from_numpy(row), 1, -1).numpy())
+    with pytest.raises(ShapeError, match="slice_scatter"):
+        ember.slice_scatter(t64(x), t64(row), 1, 0, 2)
+    mask, source = rng.random((1, 4, 5)) > 0.5, rng.standard_normal(60)
+    ours = ember.masked_scatter(t64(x), ember.tensor(mask), t64(source))
+    np.testing.assert_array_equal(ours.numpy(), tx.masked_scatter(torch.from_numpy(mask), torch.from_numpy(source)).numpy())
+    check_grad(lambda a, b: ember.masked_scatter(a, ember.tensor(mask), b), [x, source])
+    jitted = ember.jit(lambda a, b: a.masked_scatter(ember.tensor(mask), b) * 2)
+    assert_close(jitted(t64(x), t64(source)), ours.numpy() * 2)
+    with pytest.raises(ShapeError, match="masked_scatter"):
+        ember.masked_scatter(t64(x), ember.tensor(mask), t64(source[:3]))

@@ -33,7 +33,8 @@ from .reduce import normalize_axis
 __all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add", "index_copy",
            "index_fill", "index_put", "masked_fill", "masked_select", "take", "take_along_dim", "sort",
            "argsort", "topk", "unique", "nonzero", "argwhere", "searchsorted", "bucketize", "kthvalue",
-           "median", "nanmedian", "isin", "bincount", "histc", "msort", "unravel_index"]
+           "median", "nanmedian", "isin", "bincount", "histc", "msort", "unravel_index", "slice_scatter",
+           "select_scatter", "diagonal_scatter", "masked_scatter"]
 
 _FULL = (None, None, None)  # the slice ``:`` as a hashable attribute entry
 
@@ -1070,6 +1071,113 @@ def unravel_index(indices: Any, shape) -> tuple[Tensor, ...]:
     return tuple(reversed(coords))
 
 
+def masked_scatter(input: Tensor, mask: Tensor, source: Tensor) -> Tensor:
+    """A copy of `input` whose positions where `mask` (broadcast) is true take the elements of `source`
+    in order (row-major), as PyTorch's ``masked_scatter``; differentiable in `input` and `source`.
+
+    Example:
+        >>> import ember
+        >>> ember.masked_scatter(ember.zeros(4), ember.tensor([True, False, True, False]),
+        ...                      ember.tensor([1.0, 2.0, 3.0])).tolist()
+        [1.0, 0.0, 2.0, 0.0]
+    """
+    from .reduce import cumsum
+
+    if mask.dtype is not dtypes.bool_:
+        raise DTypeError("masked_scatter", f"mask must be bool, got {mask.dtype}", (mask,))
+    shape = tuple(input.shape)
+    full_mask = broadcast_to(mask, broadcast_shapes(shape, tuple(mask.shape), op="masked_scatter",
+                                                    operands=(input, mask)))
+    flat_source = reshape(source, (-1,))
+    if not isinstance(mask, Tracer):  # (a traced mask has no values to count: the gather clamps instead)
+        count = int(np.count_nonzero(np.broadcast_to(np.asarray(mask._data), tuple(full_mask.shape))))
+        if count > flat_source.shape[0]:
+            raise ShapeError("masked_scatter", f"source has {flat_source.shape[0]} elements for {count} true "
+                             "positions of the mask", (input, mask, source))
+    if flat_source.shape[0] == 0:
+        return input
+    order = cumsum(reshape(convert(full_mask, dtypes.int64), (-1,)), 0)  # the source index + 1 at each
+    taken = gather(flat_source, 0, clamp(order - 1, 0, flat_source.shape[0] - 1))
+    return where(full_mask, reshape(convert(taken, input.dtype), shape), input)
+
+
+def slice_scatter(input: Tensor, src: Tensor, dim: int = 0, start: int | None = None, end: int | None = None,
+                  step: int = 1) -> Tensor:
+    """A copy of `input` with ``input[start:end:step]`` along `dim` replaced by `src` (differentiable in
+    both).
+
+    Example:
+        >>> import ember
+        >>> ember.slice_scatter(ember.zeros(4), ember.ones(2), start=1, end=3).tolist()
+        [0.0, 1.0, 1.0, 0.0]
+    """
+    dim = normalize_axis(dim, input.ndim, "slice_scatter", input)
+    index = (_FULL,) * dim + ((start, end, step),)
+    expected = tuple(np.empty(input.shape, dtype=np.bool_)[_np_key(index)].shape)
+    if tuple(src.shape) != expected:
+        raise ShapeError("slice_scatter", f"src of shape {tuple(src.shape)} for a slice of shape {expected}",
+                         (input, src))
+    return bind(slice_scatter_p, input, convert(src, input.dtype), index=index)
+
+
+def select_scatter(input: Tensor, src: Tensor, dim: int, index: int) -> Tensor:
+    """A copy of `input` with the slice at `index` along `dim` replaced by `src` (of the slice's shape).
+
+    Example:
+        >>> import ember
+        >>> ember.select_scatter(ember.zeros(2, 2), ember.ones(2), 0, 1).tolist()
+        [[0.0, 0.0], [1.0, 1.0]]
+    """
+    dim = normalize_axis(dim, input.ndim, "select_scatter", input)
+    size = input.shape[dim]
+    if not -size <= index < size:
+        raise IndexingError("select_scatter", f"index {index} is out of range for dimension {dim} with size "
+                            f"{size}", (input,))
+    from .movement import unsqueeze
+
+    i = index % size
+    return slice_scatter(input, unsqueeze(src, dim), dim, i, i + 1)
+
+
+def diagonal_scatter(input: Tensor, src: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """A copy of `input` with its diagonal `offset` in `dim1`, `dim2` replaced by `src` (shaped as
+    ``input.diagonal(offset, dim1, dim2)``).
+
+    Example:
+        >>> import ember
+        >>> ember.diagonal_scatter(ember.zeros(2, 3), ember.ones(2), 1).tolist()
+        [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    from .elementwise import sub
+    from .movement import diagonal, unsqueeze
+
+    d1 = normalize_axis(dim1, input.ndim, "diagonal_scatter", input)
+    d2 = normalize_axis(dim2, input.ndim, "diagonal_scatter", input)
+    expected = tuple(diagonal(input, offset, d1, d2).shape)
+    if tuple(src.shape) != expected:
+        raise ShapeError("diagonal_scatter", f"src of shape {tuple(src.shape)} for a diagonal of shape "
+                         f"{expected}", (input, src))
+    rows = arange(input.shape[d1], device=input.device)
+    cols = arange(input.shape[d2], device=input.device)
+    on = eq(sub(unsqueeze(cols, 0), unsqueeze(rows, 1)), offset)  # (rows, cols): the diagonal
+    shape = [1] * input.ndim
+    shape[d1], shape[d2] = input.shape[d1], input.shape[d2]
+    on = reshape(on if d1 < d2 else permute(on, (1, 0)), tuple(shape))
+    return where(on, _diagonal_values(input, convert(src, input.dtype), d1, d2, offset), input)
+
+
+def _diagonal_values(input: Tensor, src: Tensor, d1: int, d2: int, offset: int) -> Tensor:
+    """`src` (the diagonal's values, last axis along the diagonal) spread over `input`'s shape so that
+    each diagonal position holds its value (the other positions hold something of no use)."""
+    from .movement import diag_embed, moveaxis, pad
+
+    n1, n2 = input.shape[d1], input.shape[d2]
+    square = diag_embed(src, offset)  # (..., L + |offset|, L + |offset|), the diagonal where it belongs
+    size = square.shape[-1]
+    square = pad(square, (0, max(n2 - size, 0), 0, max(n1 - size, 0)))[..., :n1, :n2]
+    return moveaxis(square, (-2, -1), (d1, d2))
+
+
 def kthvalue(x: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     """The `k`-th smallest element (1-based) along `dim`, as a namedtuple ``(values, indices)``;
     values are differentiable. NaN counts as the largest value.
@@ -1281,13 +1389,14 @@ TENSOR_METHODS = {
     "masked_fill": masked_fill, "masked_select": masked_select, "take": take,
     "take_along_dim": take_along_dim, "sort": sort, "argsort": argsort, "topk": topk, "unique": unique,
     "nonzero": nonzero, "argwhere": argwhere, "kthvalue": kthvalue, "median": median, "nanmedian": nanmedian,
-    "bincount": bincount, "histc": histc, "msort": msort,
+    "bincount": bincount, "histc": histc, "msort": msort, "masked_scatter": masked_scatter,
+    "slice_scatter": slice_scatter, "select_scatter": select_scatter, "diagonal_scatter": diagonal_scatter,
 }
 
 TENSOR_INPLACE = {
     "masked_fill_": masked_fill, "scatter_": scatter, "scatter_add_": scatter_add,
     "scatter_reduce_": scatter_reduce, "index_add_": index_add, "index_copy_": index_copy,
-    "index_fill_": index_fill, "index_put_": index_put,
+    "index_fill_": index_fill, "index_put_": index_put, "masked_scatter_": masked_scatter,
 }
 
 getitem_p.unview = lambda base, value, index: bind(slice_scatter_p, base, value, index=index)
