@@ -431,3 +431,22 @@ def test_special_and_integer_functions_match_torch(rng):
     f, g = (rng.standard_normal(6).astype(np.float32) for _ in range(2))
     np.testing.assert_array_equal(ember.nextafter(ember.tensor(f), ember.tensor(g)).numpy(),
                                   torch.nextafter(torch.from_numpy(f), torch.from_numpy(g)).numpy())
+
+
+def test_exp2_log2_log10_are_exact_at_powers_and_frexp_matches_torch(rng):
+    powers = np.arange(-60, 61, dtype=np.float64)
+    np.testing.assert_array_equal(ember.exp2(t64(powers)).numpy(), np.exp2(powers))  # exp(x ln 2) was not
+    np.testing.assert_array_equal(ember.log2(t64(np.exp2(powers))).numpy(), powers)
+    np.testing.assert_array_equal(ember.log10(t64(10.0 ** np.arange(0, 20))).numpy(), np.arange(0, 20.0))
+    fused = ember.jit(lambda t: ember.exp2(t) * 2.0)  # the generated C kernel uses the same functions
+    np.testing.assert_array_equal(fused(ember.tensor(powers.astype(np.float32))).numpy(),
+                                  np.exp2(powers.astype(np.float32)) * 2)
+    special = np.array([8.0, 0.3, -5.0, 0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, 3.4e38, 1.0, 0.5,
+                        2.0 ** -149], np.float32)
+    wide = rng.standard_normal(500) * 10.0 ** rng.integers(-300, 300, 500)
+    for values in (special, wide, np.array([1e-310, 5e-324, 1.7e308])):
+        ours, theirs = ember.frexp(ember.tensor(values)), torch.frexp(torch.from_numpy(values))
+        np.testing.assert_array_equal(ours.mantissa.numpy(), theirs.mantissa.numpy())
+        np.testing.assert_array_equal(ours.exponent.numpy(), theirs.exponent.numpy())
+        assert ours.exponent.dtype is ember.int32
+    check_grad(lambda t: ember.frexp(t).mantissa, [rng.uniform(0.6, 0.9, 5) * 2.0 ** rng.integers(-5, 5, 5)])

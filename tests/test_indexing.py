@@ -637,3 +637,27 @@ def test_scatter_variants_match_torch_and_differentiate(rng):
     assert_close(jitted(t64(x), t64(source)), ours.numpy() * 2)
     with pytest.raises(ShapeError, match="masked_scatter"):
         ember.masked_scatter(t64(x), ember.tensor(mask), t64(source[:3]))
+
+
+def test_mode_and_unique_consecutive_match_torch(rng):
+    x = rng.integers(0, 4, (5, 7))
+    for dim, keepdim in [(1, False), (0, True), (-1, True)]:
+        ours, theirs = ember.mode(ember.tensor(x), dim, keepdim), torch.mode(torch.from_numpy(x), dim, keepdim)
+        np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())
+        np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+    smooth = np.round(rng.standard_normal((4, 6)), 0)
+    picked = ember.mode(t64(smooth), 1).indices.numpy()
+    gradient = ember.func.grad(lambda t: ember.mode(t, 1).values.sum())(t64(smooth)).numpy()
+    expected = np.zeros_like(smooth)
+    expected[np.arange(4), picked] = 1.0  # (a step function of ties: finite differences do not apply)
+    np.testing.assert_array_equal(gradient, expected)
+    assert_close(ember.jit(lambda t: t.mode(0).values)(t64(smooth)), torch.mode(torch.from_numpy(smooth), 0).values.numpy())
+    runs = np.array([1, 1, 2, 2, 3, 1, 1])
+    for ours, theirs in zip(ember.unique_consecutive(ember.tensor(runs), True, True),
+                            torch.unique_consecutive(torch.from_numpy(runs), return_inverse=True, return_counts=True)):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    rows = np.array([[1, 1, 2], [1, 1, 2], [3, 3, 3], [1, 1, 2]])
+    for ours, theirs in zip(ember.tensor(rows).unique_consecutive(True, True, dim=0),
+                            torch.unique_consecutive(torch.from_numpy(rows), return_inverse=True,
+                                                     return_counts=True, dim=0)):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

@@ -237,6 +237,10 @@ def _polygamma(n, x, out=None):
     return out
 
 
+# exp2, log2 and log10 from the C library: exact at powers of two (and ten), where exp(x ln 2) is not
+_atom("exp2", 1, np.exp2, "exp2({0})", lambda x: (0.6931471805599453 * call("exp2", x),))
+_atom("log2", 1, np.log2, "log2({0})", lambda x: (1.4426950408889634 / x,))
+_atom("log10", 1, np.log10, "log10({0})", lambda x: (0.4342944819032518 / x,))
 _atom("lgamma", 1, _special.gammaln, "lgamma({0})", lambda x: (call("digamma", x),))
 _atom("digamma", 1, _special.psi, "digamma({0})", lambda x: (call("polygamma", Const(1.0), x),))
 _atom("polygamma", 2, _polygamma, "polygamma({0}, {1})",

@@ -29,7 +29,7 @@ __all__ = ["abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "ata
            "fmod", "hypot", "logaddexp", "logaddexp2", "xlogy", "frac", "deg2rad", "rad2deg", "isclose",
            "allclose", "equal", "erfc", "sinc", "signbit", "copysign", "fmax", "fmin", "heaviside", "addcmul",
            "addcdiv", "clamp_min", "clamp_max", "float_power", "isposinf", "isneginf", "lgamma", "digamma",
-           "polygamma", "mvlgamma", "gcd", "lcm", "nextafter", "ldexp"]
+           "polygamma", "mvlgamma", "gcd", "lcm", "nextafter", "ldexp", "frexp"]
 
 SAME, FLOAT, BOOL, INT = "same", "float", "bool", "int"
 _HALF = (dtypes.float16, dtypes.bfloat16)
@@ -384,9 +384,9 @@ _FLOAT_UNARY = ["exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "asin
                 "acosh", "atanh", "sqrt", "rsqrt", "log1p", "expm1", "erf", "erfinv"]
 UNARY = {n: elementwise(n, f"{n}(x)", FLOAT) for n in _FLOAT_UNARY}
 UNARY.update({n: elementwise(n, f"{n}(x)") for n in ["floor", "ceil", "round", "trunc"]})
-UNARY["log2"] = elementwise("log2", "log(x) / log(2)", FLOAT)
-UNARY["log10"] = elementwise("log10", "log(x) / log(10)", FLOAT)
-UNARY["exp2"] = elementwise("exp2", "exp(x * log(2))", FLOAT)
+UNARY["log2"] = elementwise("log2", "log2(x)", FLOAT)
+UNARY["log10"] = elementwise("log10", "log10(x)", FLOAT)
+UNARY["exp2"] = elementwise("exp2", "exp2(x)", FLOAT)
 UNARY["reciprocal"] = elementwise("reciprocal", "1 / x", FLOAT)
 UNARY["frac"] = elementwise("frac", "x - trunc(x)")
 UNARY["erfc"] = elementwise("erfc", "erfc(x)", FLOAT)
@@ -551,6 +551,9 @@ def equal(input: Tensor, other: Tensor) -> bool:
     return tuple(input.shape) == tuple(other.shape) and bool(eq(input, other).all())
 
 
+frexp_result = __import__("collections").namedtuple("frexp", ["mantissa", "exponent"])
+
+
 def nan_to_num(x: Tensor, nan: float = 0.0, posinf: float | None = None,
                neginf: float | None = None) -> Tensor:
     """Replace NaN with `nan`, +inf with `posinf` and -inf with `neginf` (default: the dtype's extremes)."""
@@ -680,6 +683,32 @@ def float_power(x: Any, y: Any) -> Tensor:
     wide = dtypes.complex128 if any(isinstance(t, Tensor) and t.dtype.is_complex or isinstance(t, complex)
                                     for t in (x, y)) else dtypes.float64
     return pow(*(convert(t, wide) if isinstance(t, Tensor) else t for t in (x, y)))
+
+
+def frexp(input: Tensor):
+    """Mantissa and exponent with ``input = mantissa * 2**exponent``, ``0.5 <= |mantissa| < 1`` (0 and
+    non-finite values give themselves and exponent 0), as a namedtuple ``(mantissa, exponent)`` with an
+    int32 exponent; the mantissa is differentiable.
+
+    Example:
+        >>> import ember
+        >>> m, e = ember.frexp(ember.tensor([8.0, -5.0]))
+        >>> m.tolist(), e.tolist()
+        ([0.5, -0.625], [4, 3])
+    """
+    if not input.dtype.is_floating_point:
+        raise DTypeError("frexp", f"expected a floating point input, got {input.dtype}", (input,))
+    wide = convert(input, dtypes.float64)
+    size = abs(wide)
+    plain = logical_or(eq(size, 0), logical_not(isfinite(wide)))
+    e = where(plain, 0.0, floor(log2(where(plain, 1.0, size))) + 1)
+    half = floor(e * 0.5)
+    m = wide * exp2(-half) * exp2(half - e)  # (two factors: each stays in range for subnormals)
+    finite = logical_not(plain)
+    big, small = logical_and(ge(abs(m), 1.0), finite), logical_and(lt(abs(m), 0.5), finite)
+    m = where(big, m * 0.5, where(small, m * 2.0, m))  # log2 rounded across a power of two
+    e = where(big, e + 1, where(small, e - 1, e))
+    return frexp_result(convert(m, input.dtype), convert(e, dtypes.int32))
 
 
 def isposinf(x: Tensor) -> Tensor:

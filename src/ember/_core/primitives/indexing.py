@@ -34,7 +34,7 @@ __all__ = ["gather", "scatter", "scatter_add", "scatter_reduce", "index_select",
            "index_fill", "index_put", "masked_fill", "masked_select", "take", "take_along_dim", "sort",
            "argsort", "topk", "unique", "nonzero", "argwhere", "searchsorted", "bucketize", "kthvalue",
            "median", "nanmedian", "isin", "bincount", "histc", "msort", "unravel_index", "slice_scatter",
-           "select_scatter", "diagonal_scatter", "masked_scatter"]
+           "select_scatter", "diagonal_scatter", "masked_scatter", "mode", "unique_consecutive"]
 
 _FULL = (None, None, None)  # the slice ``:`` as a hashable attribute entry
 
@@ -1038,6 +1038,81 @@ def histc(x: Tensor, bins: int = 100, min: float = 0, max: float = 0) -> Tensor:
     return counts
 
 
+mode_result = namedtuple("mode", ["values", "indices"])
+
+
+def mode(x: Tensor, dim: int = -1, keepdim: bool = False):
+    """The most frequent value along `dim` (the smallest of equally frequent ones) and the index of its
+    last occurrence, as a namedtuple ``(values, indices)``; values are differentiable.
+
+    Example:
+        >>> import ember
+        >>> ember.mode(ember.tensor([3, 1, 3, 2, 1, 3])).values.item()
+        3
+    """
+    from .elementwise import ne, sub
+    from .movement import cat, moveaxis, narrow, squeeze
+    from .reduce import argmax, cumsum
+
+    if x.ndim == 0:
+        return mode_result(x, zeros((), dtype=dtypes.int64, device=x.device))
+    dim = normalize_axis(dim, x.ndim, "mode", x)
+    moved = moveaxis(x, dim, -1)
+    n = moved.shape[-1]
+    if n == 0:
+        raise IndexingError("mode", f"dimension {dim} is empty", (x,))
+    ordered = sort(moved, -1)
+    values, order = ordered.values, ordered.indices
+    edge = full_like(narrow(values, -1, 0, 1), True, dtype=dtypes.bool_)
+    change = ne(narrow(values, -1, 1, n - 1), narrow(values, -1, 0, n - 1))  # between i - 1 and i
+    starts, ends = cat([edge, change], -1), cat([change, edge], -1)
+    run = sub(cumsum(starts, -1), 1)  # which run of equal values each position is in
+    lengths = scatter_add(full_like(run, 0), -1, run, full_like(run, 1))
+    score = where(ends, gather(lengths, -1, run), -1)  # each run's length, at its last position
+    at = argmax(score, -1, keepdim=True)  # the first longest run: the smallest value
+    picked, index = gather(values, -1, at), gather(order, -1, at)
+    if keepdim:
+        return mode_result(moveaxis(picked, -1, dim), moveaxis(index, -1, dim))
+    return mode_result(squeeze(picked, -1), squeeze(index, -1))
+
+
+def unique_consecutive(x: Tensor, return_inverse: bool = False, return_counts: bool = False,
+                       dim: int | None = None):
+    """`x` with each run of equal consecutive elements (slices along `dim` when given) reduced to one;
+    with `return_inverse`, where each element went, and with `return_counts`, the run lengths. The
+    result's size depends on the values, so this does not compile.
+
+    Example:
+        >>> import ember
+        >>> ember.unique_consecutive(ember.tensor([1, 1, 2, 2, 3, 1, 1])).tolist()
+        [1, 2, 3, 1]
+    """
+    a = x.numpy()
+    if dim is None:
+        flat = a.reshape(-1)
+        keep = np.ones(flat.shape[0], dtype=bool)
+        if flat.shape[0]:
+            keep[1:] = flat[1:] != flat[:-1]
+        values, axis_len = flat[keep], flat.shape[0]
+        inverse = (np.cumsum(keep) - 1).reshape(a.shape)
+    else:
+        dim = normalize_axis(dim, x.ndim, "unique_consecutive", x)
+        moved = np.moveaxis(a, dim, 0)
+        axis_len = moved.shape[0]
+        keep = np.ones(axis_len, dtype=bool)
+        if axis_len:
+            keep[1:] = (moved[1:] != moved[:-1]).reshape(axis_len - 1, -1).any(axis=1)
+        values = np.moveaxis(moved[keep], 0, dim)
+        inverse = np.cumsum(keep) - 1
+    out = [tensor(np.ascontiguousarray(values), device=x.device)]
+    if return_inverse:
+        out.append(tensor(inverse.astype(np.int64), device=x.device))
+    if return_counts:
+        starts = np.flatnonzero(keep)
+        out.append(tensor(np.diff(np.append(starts, axis_len)).astype(np.int64), device=x.device))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
 def msort(x: Tensor) -> Tensor:
     """`x` sorted along its first dimension (the values)."""
     return sort(x, 0).values
@@ -1389,7 +1464,8 @@ TENSOR_METHODS = {
     "masked_fill": masked_fill, "masked_select": masked_select, "take": take,
     "take_along_dim": take_along_dim, "sort": sort, "argsort": argsort, "topk": topk, "unique": unique,
     "nonzero": nonzero, "argwhere": argwhere, "kthvalue": kthvalue, "median": median, "nanmedian": nanmedian,
-    "bincount": bincount, "histc": histc, "msort": msort, "masked_scatter": masked_scatter,
+    "bincount": bincount, "histc": histc, "msort": msort, "masked_scatter": masked_scatter, "mode": mode,
+    "unique_consecutive": unique_consecutive,
     "slice_scatter": slice_scatter, "select_scatter": select_scatter, "diagonal_scatter": diagonal_scatter,
 }
 

@@ -24,13 +24,13 @@ SUPPORTED = frozenset(
     ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh",
      "asin", "acos", "atan", "asinh", "acosh", "atanh", "sqrt", "rsqrt", "log1p", "expm1", "abs", "sign",
      "floor", "ceil", "round", "trunc", "erf", "erfinv", "maximum", "minimum", "atan2", "where", "remainder",
-     "fmod", "hypot", "logaddexp", "erfc", "copysign", "lgamma", "nextafter",
+     "fmod", "hypot", "logaddexp", "erfc", "copysign", "lgamma", "nextafter", "exp2", "log2", "log10",
      "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "logical_xor", "logical_not",
      "isnan", "isinf", "isfinite"])
 
 _LIBM = ("exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan", "asinh",
          "acosh", "atanh", "sqrt", "log1p", "expm1", "fabs", "floor", "ceil", "rint", "trunc", "erf", "pow",
-         "atan2", "fmod", "hypot", "erfc", "copysign", "lgamma", "nextafter")
+         "atan2", "fmod", "hypot", "erfc", "copysign", "lgamma", "nextafter", "exp2", "log2", "log10")
 _LIBM_CALL = re.compile(r"\b(" + "|".join(_LIBM) + r")\(")
 
 # Spellings that replace Atom.c: {atom: (float32 template, float64 template, helpers of each)}.
