@@ -7,6 +7,7 @@ one ``elementwise(...)`` line.
 from __future__ import annotations
 
 import functools
+from collections import namedtuple
 from typing import Any
 
 import numpy as np
@@ -551,7 +552,7 @@ def equal(input: Tensor, other: Tensor) -> bool:
     return tuple(input.shape) == tuple(other.shape) and bool(eq(input, other).all())
 
 
-frexp_result = __import__("collections").namedtuple("frexp", ["mantissa", "exponent"])
+frexp_result = namedtuple("frexp", ["mantissa", "exponent"])
 
 
 def nan_to_num(x: Tensor, nan: float = 0.0, posinf: float | None = None,
