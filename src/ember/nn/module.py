@@ -78,6 +78,41 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        compiled = self.__dict__.get("_compiled_call")
+        if compiled is not None:
+            return compiled(*args, **kwargs)
+        return self._call(*args, **kwargs)
+
+    def compile(self, **options: Any) -> None:
+        """Compile this module's calls in place with :func:`ember.jit` (``options`` are jit's keyword
+        arguments), as PyTorch's ``Module.compile``: calling the module then runs the compiled graph,
+        which stays differentiable, while its parameters, ``state_dict`` and hooks are unchanged.
+
+        Example:
+            >>> import ember
+            >>> layer = ember.nn.Linear(3, 2)
+            >>> layer.compile()
+            >>> tuple(layer(ember.ones(4, 3)).shape)
+            (4, 2)
+        """
+        from ..compiler import jit
+
+        self.__dict__["_compiled_call"] = jit(self._call, **options)
+        self.__dict__["_compile_options"] = dict(options)
+
+    def __getstate__(self) -> dict:
+        # a compiled module is copied or pickled without its graphs (they hold C function pointers and
+        # this object's tensors); the copy compiles itself again, with the same options
+        state = dict(self.__dict__)
+        state.pop("_compiled_call", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "_compile_options" in state:
+            self.compile(**state["_compile_options"])
+
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
         if STATE.get().traces:
             effects.note_state(self)  # under ember.jit, its mode and tensors join the cache key
         for hook in list(self._forward_pre_hooks.values()):
