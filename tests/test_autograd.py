@@ -9,7 +9,7 @@ import ember
 from ember.errors import AnomalyError, AutogradError
 from ember.utils.checkpoint import checkpoint
 
-from helpers import assert_close, torch
+from helpers import assert_close, check_grad, torch
 
 
 def test_backward_matches_torch_on_a_small_network(rng):
@@ -335,3 +335,33 @@ def test_overwriting_with_a_constant_drops_the_dependency():
     h2.copy_(x * 3)
     h2.sum().backward()
     assert x.grad.tolist() == [3.0, 3.0]
+
+
+_COMPLEX_LOSSES = {
+    "mul-div": lambda a, b: ((a * b) / (b + 3)).abs().sum(),
+    "exp-log": lambda a, b: (a.exp() + (b * b + 2).log()).abs().sum(),
+    "trig": lambda a, b: (a.sin() * b.cos() + a.tanh()).abs().sum(),
+    "sqrt-pow": lambda a, b: ((a * a + 4).sqrt() + b ** 2).abs().pow(2).sum(),
+    "matmul": lambda a, b: (a @ b).abs().sum(),
+    "conj": lambda a, b: (a @ b.conj() + a.conj()).abs().mean(),
+    "reciprocal-square": lambda a, b: (a.reciprocal() + b.square()).abs().sum(),
+    "vector-products": lambda a, b: (a[0] @ b @ a[1]).abs(),
+}
+
+
+@pytest.mark.parametrize("name", list(_COMPLEX_LOSSES))
+def test_gradients_of_complex_inputs_follow_pytorchs_convention(name):
+    """For a real loss L of complex z, PyTorch's gradient is dL/dx + i dL/dy: each elementwise VJP takes
+    the conjugate derivative, a matrix product the conjugate transposes, conj conjugates the cotangent
+    and abs passes sgn(z)."""
+    rng = np.random.default_rng(0)
+    z, w = (rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3)) for _ in range(2))
+    loss = _COMPLEX_LOSSES[name]
+    ours = [ember.tensor(v, requires_grad=True) for v in (z, w)]
+    loss(*ours).backward()
+    theirs = [torch.tensor(v, requires_grad=True) for v in (z, w)]
+    loss(*theirs).backward()
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.resolve_conj().numpy(), rtol=1e-10, atol=1e-12)
+    x, y = rng.standard_normal((2, 3, 3))  # the same losses on real inputs: finite differences
+    check_grad(lambda p, q: loss(p, q), [x, y], second_order=False)

@@ -312,9 +312,17 @@ def test_products_name_op_and_shapes_in_errors(fn, shapes, needles):
     _raises(ShapeError, lambda: fn(*[ember.ones(s) for s in shapes]), *needles)
 
 
-def test_vdot_rejects_complex_until_conjugation_exists():
-    z = ember.ones(2, dtype=ember.complex64)
-    _raises(DTypeError, lambda: ember.vdot(z, z), "vdot", "complex")
+def test_vdot_conjugates_its_first_operand_as_torch():
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(4) + 1j * rng.standard_normal(4) for _ in range(2))
+    np.testing.assert_allclose(ember.vdot(ember.tensor(a), ember.tensor(b)).numpy(),
+                               torch.vdot(torch.from_numpy(a), torch.from_numpy(b)).numpy(), rtol=1e-12)
+    ta, tb = (torch.tensor(v, requires_grad=True) for v in (a, b))
+    ea, eb = (ember.tensor(v, requires_grad=True) for v in (a, b))
+    torch.vdot(ta, tb).abs().backward()
+    ember.vdot(ea, eb).abs().backward()
+    np.testing.assert_allclose(ea.grad.numpy(), ta.grad.resolve_conj().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(eb.grad.numpy(), tb.grad.resolve_conj().numpy(), rtol=1e-10)
 
 
 @given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4))

@@ -208,7 +208,11 @@ _atom("rsqrt", 1, lambda x, out=None: np.divide(1.0, np.sqrt(x, out=out), out=ou
       lambda x: (-0.5 * call("rsqrt", x) / x,))
 _atom("log1p", 1, np.log1p, "log1p({0})", lambda x: (1.0 / (1.0 + x),))
 _atom("expm1", 1, np.expm1, "expm1({0})", lambda x: (call("exp", x),))
-_atom("abs", 1, np.abs, "fabs({0})", lambda x: (call("sign", x),))
+# conj: the identity on real numbers (its partial, 1, holds there); complex gradients use it below
+_atom("conj", 1, np.conjugate, "({0})", lambda x: (Const(1.0),))
+# abs's partial is written so that its conjugate is sgn(x), the gradient PyTorch gives for complex x
+# (elementwise VJPs of complex inputs multiply by the conjugate partial); sign(x) for real x
+_atom("abs", 1, np.abs, "fabs({0})", lambda x: (call("conj", call("sign", x)),))
 _atom("sign", 1, np.sign, "sign({0})", _zero)
 _atom("floor", 1, np.floor, "floor({0})", _zero)
 _atom("ceil", 1, np.ceil, "ceil({0})", _zero)

@@ -186,7 +186,7 @@ METHODS = {
     "addcmul": ew.addcmul, "addcdiv": ew.addcdiv, "clamp_min": ew.clamp_min, "clamp_max": ew.clamp_max,
     "float_power": ew.float_power, "isposinf": ew.isposinf, "isneginf": ew.isneginf, "sgn": ew.sign,
     "positive": _pos, "not_equal": ew.ne, "greater": ew.gt, "less": ew.lt, "greater_equal": ew.ge,
-    "less_equal": ew.le,
+    "less_equal": ew.le, "conj": ew.conj, "conj_physical": ew.conj, "resolve_conj": lambda self: self,
 }
 
 INPLACE = {

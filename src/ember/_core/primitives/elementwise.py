@@ -30,7 +30,7 @@ __all__ = ["abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "ata
            "fmod", "hypot", "logaddexp", "logaddexp2", "xlogy", "frac", "deg2rad", "rad2deg", "isclose",
            "allclose", "equal", "erfc", "sinc", "signbit", "copysign", "fmax", "fmin", "heaviside", "addcmul",
            "addcdiv", "clamp_min", "clamp_max", "float_power", "isposinf", "isneginf", "lgamma", "digamma",
-           "polygamma", "mvlgamma", "gcd", "lcm", "nextafter", "ldexp", "frexp"]
+           "polygamma", "mvlgamma", "gcd", "lcm", "nextafter", "ldexp", "frexp", "conj"]
 
 SAME, FLOAT, BOOL, INT = "same", "float", "bool", "int"
 _HALF = (dtypes.float16, dtypes.bfloat16)
@@ -150,13 +150,17 @@ def _fresh(base: str, taken: tuple[str, ...]) -> str:
 def _make_vjp(prim: Primitive):
     gname = _fresh("g_", prim.params)
     gvar = expr.Var(gname)
-    entries: dict[int, Any] = {}  # input position -> derived primitive of g * d(formula)/d(input)
+    # (input position, whether it is complex) -> derived primitive of g * d(formula)/d(input)
+    entries: dict[tuple[int, bool], Any] = {}
 
-    def entry(i: int):
-        if i not in entries:
+    def entry(i: int, complex_input: bool):
+        if (i, complex_input) not in entries:
             partial = expr.diff(prim.formula, prim.params[i])
-            entries[i] = _derived((prim.name, "vjp", prim.params[i]), gvar * partial, prim.params + (gname,))
-        return entries[i]
+            if complex_input:  # PyTorch's convention: the cotangent times the conjugate derivative
+                partial = expr.call("conj", partial)
+            key = (prim.name, "vjp", prim.params[i]) + (("conj",) if complex_input else ())
+            entries[i, complex_input] = _derived(key, gvar * partial, prim.params + (gname,))
+        return entries[i, complex_input]
 
     def vjp(g, out, *inputs):
         env = dict(zip(prim.params, inputs))
@@ -166,7 +170,7 @@ def _make_vjp(prim: Primitive):
             if not (isinstance(x, Tensor) and x._requires_grad):
                 grads.append(None)
                 continue
-            gi = _apply_derived(entry(i), env, g)
+            gi = _apply_derived(entry(i, x.dtype.is_complex), env, g)
             grads.append(reduce.sum_to_shape(gi, x.shape))
         return tuple(grads)
 
@@ -364,6 +368,7 @@ logaddexp2_p = elementwise(
     "logaddexp2", "logaddexp(x * 0.6931471805599453, y * 0.6931471805599453) * 1.4426950408889634", FLOAT)
 # 0 where x is 0 (unless y is NaN), as PyTorch's xlogy
 copysign_p = elementwise("copysign", "copysign(x, y)", FLOAT)
+conj_p = elementwise("conj", "conj(x)")
 polygamma_p = elementwise("polygamma", "polygamma(n, x)", FLOAT, ("n", "x"))
 gcd_p = elementwise("gcd", "gcd(x, y)")
 lcm_p = elementwise("lcm", "lcm(x, y)")
@@ -582,6 +587,22 @@ hypot = _binary(hypot_p, "Elementwise ``sqrt(x**2 + y**2)`` without overflow or 
 logaddexp = _binary(logaddexp_p, "Elementwise ``log(exp(x) + exp(y))``, computed stably.")
 logaddexp2 = _binary(logaddexp2_p, "Elementwise ``log2(2**x + 2**y)``, computed stably.")
 xlogy = _binary(xlogy_p, "Elementwise ``x * log(y)``, 0 where x is 0 (unless y is NaN).")
+def conj(x: Tensor) -> Tensor:
+    """Elementwise complex conjugate (the tensor itself for real dtypes); its gradient is the
+    conjugate of the cotangent, as in PyTorch.
+
+    Example:
+        >>> import ember
+        >>> ember.conj(ember.tensor([1 + 2j])).tolist()
+        [(1-2j)]
+    """
+    if not x.dtype.is_complex:
+        return x
+    return apply(conj_p, x)
+
+
+conj_p.vjp = lambda g, out, x: (conj(g),)  # conj is not holomorphic: no conjugate-derivative rule
+conj_p.jvp = lambda primals, tangents: (conj(primals[0]), conj(tangents[0]))
 frac = _unary(UNARY["frac"], "Elementwise fractional part ``x - trunc(x)`` (the sign of x).")
 erfc = _unary(UNARY["erfc"], "Elementwise complementary error function ``1 - erf(x)``, accurate for large x.")
 sinc = _unary(UNARY["sinc"], "Elementwise normalised sinc ``sin(pi x) / (pi x)`` (1 at 0).")

@@ -87,6 +87,10 @@ def _matmul_vjp(g, out, a, b):
             reshape(g2, (1,))
     if b.ndim == 1:
         g2 = reshape(g2, tuple(g2.shape) + (1,))
+    if a.dtype.is_complex or b.dtype.is_complex:  # the conjugate transposes, as PyTorch's gradients
+        from .elementwise import conj
+
+        a2, b2 = conj(a2), conj(b2)
     if isinstance(a, Tensor) and a._requires_grad:
         ga = sum_to_shape(matmul(g2, _mT(b2)), a2.shape)
         ga = reshape(ga, a.shape)
@@ -418,22 +422,23 @@ def dot(a: Tensor, b: Tensor) -> Tensor:
 
 
 def vdot(a: Tensor, b: Tensor) -> Tensor:
-    """Dot product of two 1-d tensors, conjugating the first (real dtypes only for now).
+    """Dot product of two 1-d tensors, conjugating the first: ``sum(conj(a) * b)``.
 
     Example:
         >>> import ember
         >>> float(ember.vdot(ember.tensor([1.0, 2.0]), ember.tensor([3.0, 4.0])))
         11.0
+        >>> ember.vdot(ember.tensor([1j]), ember.tensor([1j])).item()
+        (1+0j)
     """
+    from .elementwise import conj
+
     a, b = _as_tensor(a), _as_tensor(b)
-    if a.dtype.is_complex or b.dtype.is_complex:
-        raise DTypeError("vdot", "complex operands need a conjugate, which Ember does not have yet; "
-                         "only real dtypes are supported", (a, b))
     _require_ndim("vdot", (1, 1), a, b)
     if a.shape != b.shape:
         raise ShapeError("vdot", f"the vectors have different lengths: shapes {_shapes(a, b)}", (a, b))
     _check_matmul("vdot", a, b)
-    return bind(matmul_p, *_promoted(a, b))
+    return bind(matmul_p, *_promoted(conj(a), b))
 
 
 def outer(a: Tensor, b: Tensor) -> Tensor:

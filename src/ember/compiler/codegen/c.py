@@ -24,7 +24,7 @@ SUPPORTED = frozenset(
     ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh",
      "asin", "acos", "atan", "asinh", "acosh", "atanh", "sqrt", "rsqrt", "log1p", "expm1", "abs", "sign",
      "floor", "ceil", "round", "trunc", "erf", "erfinv", "maximum", "minimum", "atan2", "where", "remainder",
-     "fmod", "hypot", "logaddexp", "erfc", "copysign", "lgamma", "nextafter", "exp2", "log2", "log10",
+     "fmod", "hypot", "logaddexp", "erfc", "copysign", "lgamma", "nextafter", "exp2", "log2", "log10", "conj",
      "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "logical_xor", "logical_not",
      "isnan", "isinf", "isfinite"])
 
