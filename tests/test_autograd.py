@@ -363,5 +363,9 @@ def test_gradients_of_complex_inputs_follow_pytorchs_convention(name):
     loss(*theirs).backward()
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.resolve_conj().numpy(), rtol=1e-10, atol=1e-12)
+    tangents = [rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3)) for _ in range(2)]
+    _, ours_t = ember.func.jvp(loss, tuple(map(ember.tensor, (z, w))), tuple(map(ember.tensor, tangents)))
+    _, theirs_t = torch.func.jvp(loss, tuple(map(torch.tensor, (z, w))), tuple(map(torch.tensor, tangents)))
+    np.testing.assert_allclose(ours_t.numpy(), theirs_t.numpy(), rtol=1e-10, atol=1e-12)
     x, y = rng.standard_normal((2, 3, 3))  # the same losses on real inputs: finite differences
     check_grad(lambda p, q: loss(p, q), [x, y], second_order=False)

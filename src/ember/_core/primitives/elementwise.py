@@ -7,6 +7,7 @@ one ``elementwise(...)`` line.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections import namedtuple
 from typing import Any
 
@@ -196,6 +197,10 @@ def _make_jvp(prim: Primitive):
         env = dict(zip(prim.params, primals))
         env.update({tnames[i]: tangents[i] for i in present})
         tangent = _apply_derived(entry(present), env, out)
+        if tangent.dtype.is_complex and not out.dtype.is_complex:  # abs of a complex number: the real part
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+                tangent = convert(tangent, out.dtype)
         if tuple(tangent.shape) != tuple(out.shape):
             tangent = movement.broadcast_to(tangent, out.shape)
         return out, tangent
