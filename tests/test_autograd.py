@@ -369,3 +369,29 @@ def test_gradients_of_complex_inputs_follow_pytorchs_convention(name):
     np.testing.assert_allclose(ours_t.numpy(), theirs_t.numpy(), rtol=1e-10, atol=1e-12)
     x, y = rng.standard_normal((2, 3, 3))  # the same losses on real inputs: finite differences
     check_grad(lambda p, q: loss(p, q), [x, y], second_order=False)
+
+
+def test_complex_parts_match_torch_with_their_gradients():
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal(5) + 1j * rng.standard_normal(5)
+    a, b = rng.standard_normal(5), rng.standard_normal(5)
+    for name in ("real", "imag", "angle"):
+        np.testing.assert_allclose(getattr(ember, name)(ember.tensor(z)).numpy(),
+                                   getattr(torch, name)(torch.from_numpy(z)).numpy(), rtol=1e-12)
+        ours, theirs = ember.tensor(z, requires_grad=True), torch.tensor(z, requires_grad=True)
+        (getattr(ember, name)(ours * ours.exp()) ** 2).sum().backward()
+        (getattr(torch, name)(theirs * theirs.exp()) ** 2).sum().backward()
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.resolve_conj().numpy(), rtol=1e-10)
+    real = np.array([-1.0, 0.0, 2.0, np.nan])
+    np.testing.assert_array_equal(ember.angle(ember.tensor(real)).numpy(), torch.angle(torch.from_numpy(real)).numpy())
+    np.testing.assert_allclose(ember.complex(ember.tensor(a), ember.tensor(b)).numpy(),
+                               torch.complex(torch.from_numpy(a), torch.from_numpy(b)).numpy())
+    np.testing.assert_allclose(ember.polar(ember.tensor(np.abs(a)), ember.tensor(b)).numpy(),
+                               torch.polar(torch.from_numpy(np.abs(a)), torch.from_numpy(b)).numpy(), rtol=1e-12)
+    pairs = np.stack([a, b], -1)
+    np.testing.assert_array_equal(ember.view_as_real(ember.tensor(z)).numpy(),
+                                  torch.view_as_real(torch.from_numpy(z)).numpy())
+    np.testing.assert_array_equal(ember.view_as_complex(ember.tensor(pairs)).numpy(),
+                                  torch.view_as_complex(torch.from_numpy(pairs)).numpy())
+    with pytest.raises(ember.errors.DTypeError, match="imag"):
+        ember.imag(ember.ones(2))

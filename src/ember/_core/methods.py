@@ -187,6 +187,7 @@ METHODS = {
     "float_power": ew.float_power, "isposinf": ew.isposinf, "isneginf": ew.isneginf, "sgn": ew.sign,
     "positive": _pos, "not_equal": ew.ne, "greater": ew.gt, "less": ew.lt, "greater_equal": ew.ge,
     "less_equal": ew.le, "conj": ew.conj, "conj_physical": ew.conj, "resolve_conj": lambda self: self,
+    "angle": ew.angle,
 }
 
 INPLACE = {

@@ -6,6 +6,7 @@ one ``elementwise(...)`` line.
 """
 from __future__ import annotations
 
+import builtins
 import functools
 import warnings
 from collections import namedtuple
@@ -31,7 +32,8 @@ __all__ = ["abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "ata
            "fmod", "hypot", "logaddexp", "logaddexp2", "xlogy", "frac", "deg2rad", "rad2deg", "isclose",
            "allclose", "equal", "erfc", "sinc", "signbit", "copysign", "fmax", "fmin", "heaviside", "addcmul",
            "addcdiv", "clamp_min", "clamp_max", "float_power", "isposinf", "isneginf", "lgamma", "digamma",
-           "polygamma", "mvlgamma", "gcd", "lcm", "nextafter", "ldexp", "frexp", "conj"]
+           "polygamma", "mvlgamma", "gcd", "lcm", "nextafter", "ldexp", "frexp", "conj", "real", "imag",
+           "angle", "complex", "polar", "view_as_real", "view_as_complex"]
 
 SAME, FLOAT, BOOL, INT = "same", "float", "bool", "int"
 _HALF = (dtypes.float16, dtypes.bfloat16)
@@ -606,6 +608,90 @@ def conj(x: Tensor) -> Tensor:
     return apply(conj_p, x)
 
 
+def _real_part(z: Tensor) -> Tensor:
+    with warnings.catch_warnings():  # (dropping the imaginary part is the point)
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        return convert(z, dtypes.real_for(z.dtype))
+
+
+def real(input: Tensor) -> Tensor:
+    """The real part (the tensor itself for real dtypes); differentiable.
+
+    Example:
+        >>> import ember
+        >>> ember.real(ember.tensor([1 + 2j])).tolist()
+        [1.0]
+    """
+    return _real_part(input) if input.dtype.is_complex else input
+
+
+def imag(input: Tensor) -> Tensor:
+    """The imaginary part of a complex tensor; differentiable.
+
+    Example:
+        >>> import ember
+        >>> ember.imag(ember.tensor([1 + 2j])).tolist()
+        [2.0]
+    """
+    if not input.dtype.is_complex:
+        raise DTypeError("imag", f"expected a complex tensor, got {input.dtype}", (input,))
+    return _real_part(mul(input, -1j))
+
+
+def angle(input: Tensor) -> Tensor:
+    """The argument (phase) of each element: ``atan2(imag, real)`` for complex values, 0 or pi for real
+    ones (NaN stays NaN), as PyTorch's ``angle``.
+
+    Example:
+        >>> import ember
+        >>> round(ember.angle(ember.tensor([1j])).item(), 4)
+        1.5708
+    """
+    if input.dtype.is_complex:
+        return atan2(imag(input), real(input))
+    x = input if input.dtype.is_floating_point else convert(input, dtypes.get_default_dtype())
+    return where(isnan(x), x, mul(convert(lt(x, 0), x.dtype), 3.141592653589793))
+
+
+def complex(real: Tensor, imag: Tensor) -> Tensor:
+    """The complex tensor ``real + i imag`` from two real tensors of one float dtype (broadcasting).
+
+    Example:
+        >>> import ember
+        >>> ember.complex(ember.tensor([1.0]), ember.tensor([2.0])).tolist()
+        [(1+2j)]
+    """
+    if not (real.dtype.is_floating_point and imag.dtype.is_floating_point) or real.dtype is not imag.dtype:
+        raise DTypeError("complex", f"expected two float tensors of one dtype, got {real.dtype} and "
+                         f"{imag.dtype}", (real, imag))
+    wide = dtypes.complex_for(real.dtype)
+    return add(convert(real, wide), mul(convert(imag, wide), 1j))
+
+
+def polar(abs: Tensor, angle: Tensor) -> Tensor:
+    """The complex tensor with magnitudes `abs` and phases `angle`: ``abs (cos angle + i sin angle)``."""
+    return complex(mul(abs, cos(angle)), mul(abs, sin(angle)))
+
+
+def view_as_real(input: Tensor) -> Tensor:
+    """A complex tensor as a real one with a last dimension of 2 (real and imaginary parts)."""
+    from .movement import stack
+
+    if not input.dtype.is_complex:
+        raise DTypeError("view_as_real", f"expected a complex tensor, got {input.dtype}", (input,))
+    return stack([real(input), imag(input)], -1)
+
+
+def view_as_complex(input: Tensor) -> Tensor:
+    """A real tensor whose last dimension has size 2 as a complex one (real and imaginary parts)."""
+    from .movement import select
+
+    if input.ndim == 0 or input.shape[-1] != 2:
+        raise DTypeError("view_as_complex", f"expected a last dimension of size 2, got shape "
+                         f"{tuple(input.shape)}", (input,))
+    return complex(select(input, -1, 0), select(input, -1, 1))
+
+
 conj_p.vjp = lambda g, out, x: (conj(g),)  # conj is not holomorphic: no conjugate-derivative rule
 conj_p.jvp = lambda primals, tangents: (conj(primals[0]), conj(tangents[0]))
 frac = _unary(UNARY["frac"], "Elementwise fractional part ``x - trunc(x)`` (the sign of x).")
@@ -707,8 +793,9 @@ def clamp_max(x: Tensor, max) -> Tensor:
 
 def float_power(x: Any, y: Any) -> Tensor:
     """``x ** y`` computed in float64 (complex128 for complex operands), as PyTorch's ``float_power``."""
-    wide = dtypes.complex128 if any(isinstance(t, Tensor) and t.dtype.is_complex or isinstance(t, complex)
-                                    for t in (x, y)) else dtypes.float64
+    complex_operand = any(isinstance(t, Tensor) and t.dtype.is_complex or isinstance(t, builtins.complex)
+                          for t in (x, y))
+    wide = dtypes.complex128 if complex_operand else dtypes.float64
     return pow(*(convert(t, wide) if isinstance(t, Tensor) else t for t in (x, y)))
 
 
