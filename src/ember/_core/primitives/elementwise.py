@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import math
 import warnings
 from collections import namedtuple
 from typing import Any
@@ -200,9 +201,7 @@ def _make_jvp(prim: Primitive):
         env.update({tnames[i]: tangents[i] for i in present})
         tangent = _apply_derived(entry(present), env, out)
         if tangent.dtype.is_complex and not out.dtype.is_complex:  # abs of a complex number: the real part
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
-                tangent = convert(tangent, out.dtype)
+            tangent = _real_part(tangent)
         if tuple(tangent.shape) != tuple(out.shape):
             tangent = movement.broadcast_to(tangent, out.shape)
         return out, tangent
@@ -747,14 +746,12 @@ def polygamma(n: int, input: Tensor) -> Tensor:
 def mvlgamma(input: Tensor, p: int) -> Tensor:
     """Elementwise log of the multivariate gamma function of dimension `p`:
     ``p (p - 1) / 4 log(pi) + sum_i lgamma(x - i / 2)`` for i < p (every x must exceed (p - 1) / 2)."""
-    import math as _math
-
     if not isinstance(p, int) or p < 1:
         raise DTypeError("mvlgamma", f"p must be a positive int, got {p!r}", (input,))
     total = lgamma(input)
     for i in range(1, p):
         total = add(total, lgamma(sub(input, i / 2)))
-    return add(total, p * (p - 1) / 4 * _math.log(_math.pi))
+    return add(total, p * (p - 1) / 4 * math.log(math.pi))
 
 
 def addcmul(input: Tensor, tensor1: Any, tensor2: Any, *, value=1) -> Tensor:
