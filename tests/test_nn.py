@@ -81,6 +81,28 @@ def test_forward_hooks_run_and_can_be_removed():
     assert calls == ["pre"]
 
 
+def test_sequential_item_assignment_and_deletion_follow_torch():
+    ours = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 4), nn.Tanh())
+    theirs = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 4),
+                                 torch.nn.Tanh())
+    ours[1] = nn.Sigmoid()
+    theirs[1] = torch.nn.Sigmoid()
+    del ours[0]
+    del theirs[0]
+    del ours[1:2]
+    del theirs[1:2]
+    assert list(ours._modules) == list(theirs._modules) == ["0", "1"]
+    assert [type(m).__name__ for m in ours] == [type(m).__name__ for m in theirs] == ["Sigmoid", "Tanh"]
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == []
+    with pytest.raises(IndexError):
+        ours[5] = nn.ReLU()
+    listed = nn.ModuleList([nn.ReLU(), nn.Tanh()])
+    listed[0] = nn.Sigmoid()  # keeps its place
+    assert [type(m).__name__ for m in listed] == ["Sigmoid", "Tanh"]
+    with pytest.raises(TypeError, match="not a Module"):
+        listed[1] = torch.nn.ReLU()
+
+
 def test_repr_shows_the_tree():
     text = repr(nn.Sequential(nn.Linear(2, 3), nn.ReLU()))
     assert text == "Sequential(\n  (0): Linear(in_features=2, out_features=3, bias=True)\n  (1): ReLU()\n)"

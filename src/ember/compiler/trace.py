@@ -21,7 +21,7 @@ from .._core.effects import MISSING, recorder
 from .._core.errors import EmberError, RecompileLimitWarning, TraceError, user_frame
 from .._core.inplace import _become
 from .._core.tensor import Tensor, Tracer
-from . import cost, dynamic, executor, memory, passes, remat
+from . import cost, dynamic, executor, guards, memory, passes, remat
 from .codegen import build
 from .ir import Graph, Literal, Node, Value
 
@@ -94,6 +94,18 @@ class JitTrace(Trace):
         # last matched the base). The references tell a tracer from a later one given the same id.
         self.version: dict[int, tuple[weakref.ref, int]] = {}
         self.view_version: dict[int, tuple[weakref.ref, int]] = {}
+        # the user code the trace ran, found from each operation's stack (set by Jitted; a trace of a
+        # control-flow body reports to the enclosing one)
+        self.reads: guards.Reads | None = None
+
+    def _where(self) -> tuple[str, int, str] | None:
+        """The user's line applying the operation being recorded (and the frames that led to it)."""
+        reads = self.reads
+        if reads is None:
+            reads = next((t.reads for t in STATE.get().traces if getattr(t, "reads", None) is not None), None)
+            if reads is None:
+                return user_frame()
+        return reads.walk(sys._getframe(2))
 
     @staticmethod
     def _entry(table: dict, t: GraphTracer) -> int | None:
@@ -248,7 +260,7 @@ class JitTrace(Trace):
         with state_changed(grad=False, traces=others):
             out = bind(prim, *[c for _, c in pairs], **attrs)
         value = self.new_value(out)
-        self.nodes.append(Node(prim, tuple(o for o, _ in pairs), attrs, (value,), user_frame()))
+        self.nodes.append(Node(prim, tuple(o for o, _ in pairs), attrs, (value,), self._where()))
         result = self._wrap(out, value)
         base = args[0] if args else None
         if prim.view and isinstance(base, GraphTracer) and base._trace is self:
@@ -303,12 +315,22 @@ def _describe_gradient(sig: Any) -> str:
     return "None" if sig is None else f"a {sig[1]} tensor of shape {sig[0]}"
 
 
-def _describe_change(old: tuple, new: tuple) -> str:
+def _describe_change(old: tuple, new: tuple, stateful: dict | None = None) -> str:
     if old[:2] == new[:2]:
         before, after = dict(old[-1]), dict(new[-1])
-        for key in sorted(k for k in set(before) & set(after) if k < 0 and before[k] != after[k]):
-            return (f"a gradient that the function reads changed from {_describe_gradient(before[key])} to "
-                    f"{_describe_gradient(after[key])}")
+        changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+        for key in changed:
+            if key < 0:
+                return (f"a gradient that the function reads changed from {_describe_gradient(before[key])} "
+                        f"to {_describe_gradient(after[key])}")
+        for key in changed:
+            slot = (stateful or {}).get(key)
+            if hasattr(slot, "describe"):
+                hint = ""
+                if after[key][0] == "value" and after[key][1] in ("int", "float"):
+                    hint = (" (a Python number is baked into the graph; hold it in a tensor to have the "
+                            "graph read it at run time)")
+                return f"{slot.describe()} changed: {guards.describe_change(before[key], after[key])}{hint}"
         return ("the state of a module or optimiser changed (train/eval mode or another module setting, "
                 "a replaced or frozen parameter, the optimiser state or a fixed hyper-parameter such as "
                 "the weight decay)")
@@ -563,6 +585,7 @@ class Jitted:
         self.compile_count = 0
         self.stateful: dict[int, Any] = {}  # modules and optimisers the traced code used
         self._state_keys: dict[int, tuple] = {}
+        self._guard_slots: dict[Any, Any] = {}  # (namespace id, name) or cell id -> guards slot
         functools.update_wrapper(self, fn)
 
     def _state_signature(self) -> tuple:
@@ -572,6 +595,7 @@ class Jitted:
 
     def _trace(self, leaves: list, treedef, prebuild: bool = True) -> _Compiled:
         trace = JitTrace()
+        trace.reads = reads = guards.Reads(sys._getframe())
         try:
             with new_trace(trace):
                 wrapped = [trace.lift(x) if isinstance(x, Tensor) else x for x in leaves]
@@ -612,6 +636,9 @@ class Jitted:
             before = str(graph)
             graph = remat.rematerialize(graph, self.memory_budget)
             dumps.append(("remat", before, str(graph)))
+        # the globals and closure variables it read, and the default dtype, join the key like module state
+        for slot in reads.slots(self.fn, self._guard_slots) + [guards.DEFAULT_DTYPE]:
+            trace.stateful.setdefault(id(slot), (slot, slot._jit_signature()))
         self.stateful.update({k: obj for k, (obj, _) in trace.stateful.items()})
         self._state_keys[id(graph)] = tuple(sorted((k, sig) for k, (_, sig) in trace.stateful.items()))
         if prebuild:  # all its kernels at once, one compiler per core
@@ -659,6 +686,7 @@ class Jitted:
         self.cache.clear()
         self.stateful.clear()
         self._state_keys.clear()
+        self._guard_slots.clear()
         self.last_signature = None
 
     def _lookup(self, args: tuple, kwargs: dict, run: bool = False) -> tuple[_Compiled | None, list]:
@@ -671,14 +699,15 @@ class Jitted:
         if compiled is None:
             if self.cache and self.strict:
                 raise TraceError("jit", "recompilation with strict=True: "
-                                 + _describe_change(self.last_signature, sig))
+                                 + _describe_change(self.last_signature, sig, self.stateful))
             if run and self.cache_size is not None and len(self.cache) >= self.cache_size:
                 if not self.eager_calls:
+                    change = _describe_change(self.last_signature, sig, self.stateful)
                     warnings.warn(f"ember.jit: {getattr(self.fn, '__name__', 'function')} was compiled for "
                                   f"{len(self.cache)} signatures (cache_size={self.cache_size}); calls with "
-                                  "a new signature run eagerly from now on. The last change: "
-                                  f"{_describe_change(self.last_signature, sig)}. Mark changing sizes with "
-                                  "dynamic_dims, or pass a larger cache_size (None: no limit)",
+                                  f"a new signature run eagerly from now on. The last change: {change}. "
+                                  "Mark changing sizes with dynamic_dims, or pass a larger cache_size (None: "
+                                  "no limit)",
                                   RecompileLimitWarning, stacklevel=3)
                 self.eager_calls += 1
                 return None, []
@@ -686,7 +715,7 @@ class Jitted:
                 where = user_frame()
                 at = f" (called at {where[0]}:{where[1]})" if where else ""
                 print(f"ember.jit: recompiling {getattr(self.fn, '__name__', 'function')}{at}: "
-                      f"{_describe_change(self.last_signature, sig)}", file=sys.stderr)
+                      f"{_describe_change(self.last_signature, sig, self.stateful)}", file=sys.stderr)
             compiled = self._trace(leaves, treedef)
             if places:
                 self._dynamic_rules(compiled, leaves, treedef, places)

@@ -38,6 +38,21 @@ class Sequential(Module):
             return Sequential(OrderedDict(items[idx]))
         return items[idx][1]
 
+    def __setitem__(self, idx: int, module: Module) -> None:
+        """Replace the module at position `idx` (it keeps its name)."""
+        self.register_module(list(self._modules)[idx], module)
+
+    def __delitem__(self, idx: int | slice) -> None:
+        """Remove the module(s) at `idx`; the remaining ones are numbered 0, 1, ... again, as in
+        ``torch.nn.Sequential``."""
+        keys = list(self._modules)
+        for key in keys[idx] if isinstance(idx, slice) else [keys[idx]]:
+            del self._modules[key]
+        kept = list(self._modules.values())
+        self._modules.clear()
+        for i, m in enumerate(kept):
+            self._modules[str(i)] = m
+
     def __len__(self) -> int:
         return len(self._modules)
 

@@ -132,12 +132,16 @@ class Module:
         which tensors its parameters and buffers are (the graph reads those very tensors, so assigning a
         new one recompiles; ``load_state_dict`` copies into them and does not), and which parameters
         require gradients (freezing one changes what the backward pass and the optimiser compute).
-        Tensors held in plain attributes (neither parameters nor buffers) count by identity too."""
+        Tensors held in plain attributes (neither parameters nor buffers), submodules and forward hooks
+        count by identity too: replacing a layer or registering a hook recompiles."""
         settings = [(k, v) for k, v in self.__dict__.items()
                     if type(v) in _SCALARS or (type(v) is tuple and _plain_tuple(v))]
         held = [(k, id(v)) for k, v in self.__dict__.items() if isinstance(v, Tensor)]
         params = [(id(p), p is not None and p._requires_grad) for p in self._parameters.values()]
-        return (tuple(settings), tuple(held), tuple(params), tuple(map(id, self._buffers.values())))
+        hooks = (tuple(map(id, self._forward_pre_hooks.values())),
+                 tuple(map(id, self._forward_hooks.values())))
+        return (tuple(settings), tuple(held), tuple(params), tuple(map(id, self._buffers.values())),
+                tuple((k, id(m)) for k, m in self._modules.items()), hooks)
 
     # -- registration -------------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -204,8 +208,10 @@ class Module:
             self._non_persistent.add(name)
 
     def register_module(self, name: str, module: "Module | None") -> None:
-        """Register a submodule under `name`."""
-        self._discard(name)
+        """Register a submodule under `name` (a name already registered keeps its position)."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        self._discard(name, keep=self._modules)
         self._modules[name] = module
 
     add_module = register_module
