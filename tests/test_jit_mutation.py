@@ -334,14 +334,17 @@ def test_a_trace_that_fails_leaves_gradients_state_and_buffers_as_they_were():
             return loss
         return -loss
 
-    def returns_a_number(x, y):
+    leaked = []
+
+    def returns_a_foreign_tracer(x, y):
         opt.zero_grad()
         loss = F.cross_entropy(m(x), y)
         loss.backward()
         opt.step()
-        return loss, 1.5  # not a tensor: refused once the update has been traced
+        ember.func.jvp(lambda t: leaked.append(t) or t, (x.float(),), (x.float(),))
+        return loss, leaked[-1]  # refused once the update has been traced
 
-    for failing in (step, returns_a_number):
+    for failing in (step, returns_a_foreign_tracer):
         with pytest.raises(TraceError):
             ember.jit(failing)(x, y)
         for got, want in zip(snapshot(), before):
@@ -388,3 +391,49 @@ def test_module_compile_in_place_trains_copies_and_keeps_its_state_dict():
     for twin in (copy.deepcopy(compiled), pickle.loads(pickle.dumps(compiled))):
         assert twin._compiled_call is not compiled._compiled_call  # its own graphs, of its own tensors
         np.testing.assert_allclose(twin(x).detach().numpy(), compiled(x).detach().numpy(), rtol=1e-6)
+
+
+def _bump_first(a, b):
+    a.add_(1)
+    return b * 2
+
+
+def test_the_same_tensor_passed_twice_is_one_input():
+    f = ember.jit(_bump_first)
+    y = ember.zeros(3)
+    np.testing.assert_allclose(f(y, y).numpy(), [2, 2, 2])  # b sees a's update, as in eager mode
+    np.testing.assert_allclose(y.numpy(), [1, 1, 1])
+    np.testing.assert_allclose(f(ember.zeros(3), y).numpy(), [2, 2, 2])  # another signature
+    assert f.compile_count == 2
+    np.testing.assert_allclose(f(y, y).numpy(), [4, 4, 4])
+    np.testing.assert_allclose(y.numpy(), [2, 2, 2])
+    assert f.compile_count == 2
+
+
+def test_arguments_sharing_memory_with_an_updated_one_run_eagerly():
+    from ember.errors import EagerFallbackWarning
+
+    f = ember.jit(_bump_first)
+    f(ember.zeros(4), ember.zeros(2))
+    y = ember.zeros(4)
+    with pytest.warns(EagerFallbackWarning, match="share memory"):
+        out = f(y, y[:2])
+    np.testing.assert_allclose(out.numpy(), [2, 2])
+    np.testing.assert_allclose(y.numpy(), [1, 1, 1, 1])
+    z = ember.zeros(4)
+    np.testing.assert_allclose(f(z[:2], z[2:]).numpy(), [0, 0])  # disjoint halves run compiled
+    assert f.eager_calls == 1
+    g = ember.jit(lambda a, b: a * b)  # no update: views of one tensor are fine
+    np.testing.assert_allclose(g(y, y).numpy(), [1, 1, 1, 1])
+
+
+def test_values_not_computed_from_the_inputs_are_returned_as_eager_mode_returns_them():
+    held = ember.tensor([1.0, 2.0])
+    f = ember.jit(lambda a: (a * 2, 3, "s", held, ember.zeros(2), None))
+    x = ember.ones(2)
+    first = f(x)
+    second = f(x)
+    assert first[1:4] == second[1:4] == (3, "s", held) and second[3] is held and second[5] is None
+    assert second[4] is not first[4]  # made inside: a new tensor per call
+    np.testing.assert_allclose(second[4].numpy(), [0, 0])
+    assert ember.jit(lambda a: 7)(x) == 7

@@ -5,6 +5,7 @@ from ._core.errors import (
                            ConfigError,
                            DeviceError,
                            DTypeError,
+                           EagerFallbackWarning,
                            EmberError,
                            IndexingError,
                            RecompileLimitWarning,
@@ -13,4 +14,5 @@ from ._core.errors import (
 )
 
 __all__ = ["EmberError", "ShapeError", "DTypeError", "DeviceError", "IndexingError", "AutogradError",
-           "TraceError", "AnomalyError", "ConfigError", "RecompileLimitWarning"]
+           "TraceError", "AnomalyError", "ConfigError", "RecompileLimitWarning",
+           "EagerFallbackWarning"]

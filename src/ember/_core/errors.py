@@ -94,7 +94,11 @@ class TraceError(EmberError, RuntimeError):
     """Something a transform cannot trace, such as Python control flow on tensor values."""
 
 
-class RecompileLimitWarning(UserWarning):
+class EagerFallbackWarning(UserWarning):
+    """A call of a jitted function ran eagerly (same results, uncompiled), for the reason given."""
+
+
+class RecompileLimitWarning(EagerFallbackWarning):
     """A jitted function met more signatures than its ``cache_size`` and runs new ones eagerly."""
 
 

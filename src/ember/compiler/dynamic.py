@@ -126,12 +126,18 @@ def resized(leaves: list, places: list[tuple[int, int, str]], symbol: str, make:
     """`leaves` with every dimension named `symbol` changed in size; returns (leaves, old, new size)."""
     out = list(leaves)
     old = new = 0
+    made: dict[int, Any] = {}  # a tensor passed twice is resized once
     for index, axis, name in places:
         if name != symbol:
             continue
-        shape = list(out[index].shape)
+        key = id(leaves[index])
+        current = made.get(key, leaves[index])
+        shape = list(current.shape)
         old = shape[axis]
         new = old + 1 if old < 3 else old - 1
         shape[axis] = new
-        out[index] = make(shape, out[index])
+        made[key] = make(shape, current)
+    for i, x in enumerate(leaves):  # every place of a resized tensor gets the resized one
+        if id(x) in made:
+            out[i] = made[id(x)]
     return out, old, new

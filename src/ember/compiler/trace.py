@@ -18,7 +18,7 @@ import numpy as np
 from .._core import pytree
 from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.effects import MISSING, recorder
-from .._core.errors import EmberError, RecompileLimitWarning, TraceError, user_frame
+from .._core.errors import EagerFallbackWarning, EmberError, RecompileLimitWarning, TraceError, user_frame
 from .._core.inplace import _become
 from .._core.tensor import Tensor, Tracer
 from . import cost, dynamic, executor, guards, memory, passes, remat
@@ -297,10 +297,12 @@ def _signature(leaves: list, treedef, places: list | None = None) -> tuple:
     for i, ax, _ in places or ():
         dynamic_axes.setdefault(i, set()).add(ax)
     sig = []
+    first: dict[int, int] = {}
     for i, x in enumerate(leaves):
         if isinstance(x, Tensor):
             shape = tuple(-1 if d in dynamic_axes.get(i, ()) else s for d, s in enumerate(x.shape))
-            sig.append(("tensor", shape, x.dtype.name, str(x.device), bool(x.requires_grad)))
+            same = first.setdefault(id(x), i)  # the leaf holding the same tensor first (i: itself)
+            sig.append(("tensor", shape, x.dtype.name, str(x.device), bool(x.requires_grad), same))
         else:
             try:
                 hash(x)
@@ -309,6 +311,27 @@ def _signature(leaves: list, treedef, places: list | None = None) -> tuple:
                                  "hashable, so it cannot be a static argument") from None
             sig.append(("static", type(x).__name__, x))
     return (treedef, tuple(sig))
+
+
+def _share_memory(tensors: list[Tensor]) -> bool:
+    """Whether two of the (distinct) tensors may share memory (views of one array)."""
+    by_root: dict[int, list] = {}
+    for t in tensors:
+        by_root.setdefault(_root(t._data), []).append(t._data)
+    for arrays in by_root.values():
+        for i, a in enumerate(arrays):
+            if any(np.may_share_memory(a, b) for b in arrays[i + 1:]):
+                return True
+    return False
+
+
+def _distinct_tensors(leaves: list) -> list[Tensor]:
+    """The tensor leaves, each tensor once (in order of first appearance): the graph's inputs."""
+    seen: dict[int, Tensor] = {}
+    for x in leaves:
+        if isinstance(x, Tensor):
+            seen.setdefault(id(x), x)
+    return list(seen.values())
 
 
 def _describe_gradient(sig: Any) -> str:
@@ -339,7 +362,7 @@ def _describe_change(old: tuple, new: tuple, stateful: dict | None = None) -> st
     for i, (a, b) in enumerate(zip(old[1], new[1])):
         if a != b:
             if a[0] == b[0] == "tensor":
-                fields = ["shape", "dtype", "device", "requires_grad"]
+                fields = ["shape", "dtype", "device", "requires_grad", "the same tensor as leaf"]
                 diffs = [f"{f} {x} -> {y}" for f, x, y in zip(fields, a[1:], b[1:]) if x != y]
                 return f"argument leaf {i}: " + ", ".join(diffs)
             change = f"argument leaf {i}: {a[1:]} -> {b[1:]}"
@@ -397,7 +420,7 @@ def _kernel_sources(graph: Graph) -> dict[str, str]:
 
 class _Compiled:
     __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes", "draws",
-                 "refresh", "grads", "seeds")
+                 "refresh", "grads", "seeds", "fixed")
 
     def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
@@ -412,6 +435,22 @@ class _Compiled:
         self.seeds: tuple[tuple[Any, int, int], ...] = ()  # (generator, seed, offset) set before each run
         # [constant's value id, tensor owning the gradient, the gradient the graph holds now]: see rebind
         self.grads: list[list] = []
+        # output leaf index -> (value, copy it?) for leaves that are not computed from the inputs
+        self.fixed: dict[int, tuple[Any, bool]] = {}
+
+    def results(self, outs: list) -> Any:
+        """The function's return value from the graph's first `n_out` outputs."""
+        leaves = outs[:self.n_out]
+        if self.fixed:
+            computed = iter(leaves)
+            leaves = []
+            for i in range(self.n_out + len(self.fixed)):
+                entry = self.fixed.get(i)
+                if entry is None:
+                    leaves.append(next(computed))
+                else:
+                    leaves.append(entry[0].clone() if entry[1] else entry[0])
+        return pytree.unflatten(self.out_tree, leaves)
 
     def load_run_state(self) -> None:
         """Before a run: put each generator's current ``[seed, offset]`` where the graph reads it, and
@@ -598,8 +637,12 @@ class Jitted:
         trace.reads = reads = guards.Reads(sys._getframe())
         try:
             with new_trace(trace):
-                wrapped = [trace.lift(x) if isinstance(x, Tensor) else x for x in leaves]
-                inputs = [w.value for w in wrapped if isinstance(w, GraphTracer)]
+                lifted: dict[int, GraphTracer] = {}  # a tensor passed twice is one input, as in eager mode
+                for x in leaves:
+                    if isinstance(x, Tensor) and id(x) not in lifted:
+                        lifted[id(x)] = trace.lift(x)
+                wrapped = [lifted[id(x)] if isinstance(x, Tensor) else x for x in leaves]
+                inputs = [w.value for w in lifted.values()]
                 args, kwargs = pytree.unflatten(treedef, wrapped)
                 result = self.fn(*args, **kwargs)
         except BaseException:
@@ -611,17 +654,22 @@ class Jitted:
             for gen, seed, offset in trace.seeded.values():  # and the generators it seeded
                 gen._seed, gen._offset = seed, offset
         out_leaves, out_tree = pytree.flatten(result)
-        outputs = []
-        for o in out_leaves:
-            if not isinstance(o, GraphTracer) or o._trace is not trace:
+        outputs, fixed = [], {}
+        for i, o in enumerate(out_leaves):
+            if isinstance(o, GraphTracer) and o._trace is trace:
+                outputs.append(o.value)
+            elif isinstance(o, Tracer):
                 _restore(trace)
-                raise TraceError("jit", f"the function returned {type(o).__name__}, which does not depend on "
-                                 "the traced inputs; return tensors computed from the arguments")
-            outputs.append(o.value)
+                raise TraceError("jit", "the function returned a value traced by another transform; "
+                                 "return tensors computed from the arguments")
+            elif isinstance(o, Tensor):  # captured: that very tensor, as eager mode returns it;
+                # made inside without reading any input: a new copy each call, as eager mode makes one
+                fixed[i] = (o, id(o) in trace.created)
+            else:  # a Python value: the same on every call
+                fixed[i] = (o, False)
         effects, values = _effects(trace)
         # arguments updated in place (x.add_(1)): the run writes their new values into the call's tensors
-        lifted = [w for w in wrapped if isinstance(w, GraphTracer)]
-        for i, (w, v) in enumerate(zip(lifted, inputs)):
+        for i, (w, v) in enumerate(zip(lifted.values(), inputs)):
             if w.value is not v:
                 effects.append(("arg", i, None))
                 values.append(w)
@@ -644,6 +692,7 @@ class Jitted:
         if prebuild:  # all its kernels at once, one compiler per core
             build.prebuild(_kernel_sources(graph).values())
         compiled = _Compiled(graph, out_tree, raw, dumps, len(outputs), effects)
+        compiled.fixed = fixed
         compiled.draws = draws
         compiled.refresh = tuple(trace.refresh.values())
         compiled.seeds = tuple(trace.seeds.values())
@@ -727,11 +776,21 @@ class Jitted:
                 compiled.load_run_state()
                 self._check(compiled, leaves)
         self.last_signature = sig
-        return compiled, [x for x in leaves if isinstance(x, Tensor)]
+        return compiled, _distinct_tensors(leaves)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         compiled, tensors = self._lookup(args, kwargs, run=True)
         if compiled is None:  # the cache is full
+            return self.fn(*args, **kwargs)
+        if any(kind == "arg" for kind, _, _ in compiled.effects) and _share_memory(tensors):
+            # an argument updated in place is a view of another (f(y, y[:2])): the graph holds them as
+            # separate inputs and would miss the update through the other, so this call runs eagerly
+            if not self.eager_calls:
+                warnings.warn(f"ember.jit: {getattr(self.fn, '__name__', 'function')} updates an argument "
+                              "in place and was called with arguments that share memory; such calls run "
+                              "eagerly. Pass separate tensors (clone one) to run compiled",
+                              EagerFallbackWarning, stacklevel=2)
+            self.eager_calls += 1
             return self.fn(*args, **kwargs)
         reads_state = compiled.draws or compiled.refresh or compiled.seeds or compiled.grads
         if reads_state and recorder() is not None:
@@ -756,13 +815,13 @@ class Jitted:
         else:
             outs = executor.run(compiled.graph, tensors, overrides=overrides)
         compiled.advance_generators()
-        return pytree.unflatten(compiled.out_tree, outs[:compiled.n_out])
+        return compiled.results(outs)
 
     def _check(self, compiled: _Compiled, leaves: list) -> None:
         """Run the optimised graph and the traced (eager) one; raise at the first node that differs."""
         import numpy as np
 
-        tensors = [x for x in leaves if isinstance(x, Tensor)]
+        tensors = _distinct_tensors(leaves)
         with state_changed(grad=False):
             reference: dict = {}
             executor.run(compiled.raw, tensors, reference)
