@@ -395,3 +395,22 @@ def test_complex_parts_match_torch_with_their_gradients():
                                   torch.view_as_complex(torch.from_numpy(pairs)).numpy())
     with pytest.raises(ember.errors.DTypeError, match="imag"):
         ember.imag(ember.ones(2))
+
+
+def test_assigning_data_follows_torch():
+    ours, theirs = ember.ones(2, requires_grad=True), torch.ones(2, requires_grad=True)
+    new_ours, new_theirs = ember.tensor([1.0, 2.0, 3.0], dtype=ember.float64), torch.tensor([1.0, 2.0, 3.0],
+                                                                                           dtype=torch.float64)
+    ours.data, theirs.data = new_ours, new_theirs
+    assert ours.shape == tuple(theirs.shape) == (3,) and ours.dtype is ember.float64
+    assert ours.requires_grad and ours.is_leaf
+    new_ours.add_(1)  # the data is shared, as in PyTorch
+    new_theirs.add_(1)
+    np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
+    (ours * ours).sum().backward()
+    (theirs * theirs).sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy())
+    with pytest.raises(TypeError, match="Tensor"):
+        ours.data = [1.0]
+    with pytest.raises(ember.errors.AutogradError, match="requires grad"):
+        ours.data = ember.tensor([1, 2])

@@ -191,3 +191,17 @@ def test_global_read_inside_a_cond_branch():
     np.testing.assert_allclose(_values(f(x)), [2, 2])
     SCALE = 6.0
     np.testing.assert_allclose(_values(f(x)), [6, 6])
+
+
+def test_data_assignment_and_dtype_conversion_recompile():
+    m = nn.Linear(3, 2)
+    f = ember.jit(m)
+    x = ember.randn(4, 3)
+    f(x)
+    m.weight.data = ember.zeros(2, 3)  # same shape and dtype: the graph reads the new data
+    np.testing.assert_allclose(_values(f(x)), _values(m(x)), rtol=1e-6)
+    assert f.compile_count == 1
+    m.double()
+    out = f(x.double())
+    assert out.dtype is ember.float64 and f.compile_count == 2
+    np.testing.assert_allclose(_values(out), _values(m(x.double())), rtol=1e-12)

@@ -116,6 +116,19 @@ def test_apply_and_to_dtype():
     assert all(p.dtype is ember.float64 for p in m.parameters())
 
 
+def test_dtype_conversion_keeps_parameters_so_an_optimiser_goes_on():
+    m = nn.Linear(3, 2)
+    params = list(m.parameters())
+    opt = ember.optim.SGD(m.parameters(), lr=0.1)
+    m(ember.ones(4, 3)).sum().backward()
+    m.double()  # as torch.nn.Module.double: the same Parameter objects, gradients converted too
+    assert list(m.parameters()) == params and all(p is q for p, q in zip(m.parameters(), params))
+    assert all(p.dtype is ember.float64 and p.grad.dtype is ember.float64 for p in params)
+    before = m.weight.detach().clone()
+    opt.step()
+    np.testing.assert_allclose(m.weight.detach().numpy(), before.numpy() - 0.1 * 4, rtol=1e-12)
+
+
 def test_linear_matches_torch_with_copied_weights(rng):
     m = nn.Linear(5, 3)
     t = torch.nn.Linear(5, 3).double()

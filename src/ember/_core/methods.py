@@ -8,7 +8,7 @@ from .errors import AutogradError
 from .inplace import inplace
 from .primitives import elementwise as ew
 from .primitives import indexing, linalg, movement, reduce
-from .tensor import Tensor, Tracer
+from .tensor import Tensor, Tracer, VersionCounter
 
 
 def _rev(fn):
@@ -33,6 +33,27 @@ def _invert(x: Tensor) -> Tensor:
 
 def _pos(x):
     return x
+
+
+# bumped whenever ``t.data = ...`` changes a tensor's shape, dtype or device: a compiled graph that captured
+# the tensor was traced for the old ones (ember.jit keys on it)
+DATA_ASSIGNMENTS = VersionCounter()
+
+
+def _set_data(x: Tensor, value: Tensor) -> None:
+    """``x.data = value``: `x` takes `value`'s data, shared as with a view, and its shape, dtype and
+    device, keeping its identity, ``requires_grad``, gradient and autograd history (PyTorch's
+    ``set_data``). Modules convert parameters this way, so optimisers keep holding them."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"data must be set to a Tensor, got {type(value).__name__}")
+    if isinstance(x, Tracer) or isinstance(value, Tracer):
+        raise AutogradError("data", "cannot assign .data of a tensor being traced by a transform", (x, value))
+    if x._requires_grad and not (value._dtype.is_floating_point or value._dtype.is_complex):
+        raise AutogradError("data", f"a tensor that requires grad cannot take {value._dtype} data",
+                            (x, value))
+    if (x._data.shape, x._dtype, x._device) != (value._data.shape, value._dtype, value._device):
+        DATA_ASSIGNMENTS.value += 1
+    x._data, x._dtype, x._device = value._data, value._dtype, value._device
 
 
 def detach(x: Tensor) -> Tensor:
@@ -253,4 +274,5 @@ for _family in FAMILIES:
 Tensor.T = property(lambda self: movement.permute(self, tuple(reversed(range(self.ndim)))),
                     doc="All dimensions reversed.")
 Tensor.mT = property(lambda self: movement.transpose(self, -2, -1), doc="The last two dimensions swapped.")
-Tensor.data = property(detach, doc="The data, cut from the autograd graph.")
+Tensor.data = property(detach, _set_data, doc="The data, cut from the autograd graph; assigning a tensor "
+                       "makes this tensor share that one's data (see _set_data).")

@@ -137,7 +137,22 @@ class DefaultDtypeSlot:
         return "the default dtype (ember.set_default_dtype)"
 
 
+class DataAssignmentsSlot:
+    """How often ``t.data = ...`` changed a tensor's shape, dtype or device (``Module.to(dtype)`` does it
+    for every parameter): a graph that captured such a tensor was traced for the old ones."""
+
+    def _jit_signature(self) -> Any:
+        from .._core.methods import DATA_ASSIGNMENTS
+
+        return ("value", "int", DATA_ASSIGNMENTS.value)
+
+    def describe(self) -> str:
+        return "the number of '.data =' assignments that changed a tensor's shape, dtype or device"
+
+
 DEFAULT_DTYPE = DefaultDtypeSlot()
+DATA_ASSIGNMENTS = DataAssignmentsSlot()
+GLOBAL_STATE = (DEFAULT_DTYPE, DATA_ASSIGNMENTS)  # slots every compiled function's key holds
 
 _OPS: dict[types.CodeType, tuple[frozenset, frozenset, frozenset]] = {}
 

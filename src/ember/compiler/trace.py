@@ -684,8 +684,8 @@ class Jitted:
             before = str(graph)
             graph = remat.rematerialize(graph, self.memory_budget)
             dumps.append(("remat", before, str(graph)))
-        # the globals and closure variables it read, and the default dtype, join the key like module state
-        for slot in reads.slots(self.fn, self._guard_slots) + [guards.DEFAULT_DTYPE]:
+        # the globals and closure variables it read, and global settings, join the key like module state
+        for slot in reads.slots(self.fn, self._guard_slots) + list(guards.GLOBAL_STATE):
             trace.stateful.setdefault(id(slot), (slot, slot._jit_signature()))
         self.stateful.update({k: obj for k, (obj, _) in trace.stateful.items()})
         self._state_keys[id(graph)] = tuple(sorted((k, sig) for k, (_, sig) in trace.stateful.items()))

@@ -307,11 +307,12 @@ class Module:
     def _convert_tensors(self, convert: Callable[[Tensor], Tensor]) -> None:
         done: dict[int, Tensor] = {}  # a tensor shared by several modules (tied weights) stays shared
         for m in self.modules():
-            for name, p in m._parameters.items():
-                if p is not None:
-                    if id(p) not in done:
-                        done[id(p)] = Parameter(convert(p.detach()), p.requires_grad)
-                    m._parameters[name] = done[id(p)]
+            for p in m._parameters.values():  # in place, as PyTorch does: optimisers keep holding them
+                if p is not None and id(p) not in done:
+                    done[id(p)] = p
+                    p.data = convert(p.detach())
+                    if p._grad is not None:
+                        p._grad = convert(p._grad)
             for name, b in m._buffers.items():
                 if b is not None:
                     if id(b) not in done:
