@@ -670,3 +670,29 @@ def test_a_graph_of_tensors_that_need_no_gradient_runs_on_arrays_with_recording_
     out.backward()
     np.testing.assert_allclose(w.grad.numpy(), x.numpy().T @ (1 - np.tanh(x.numpy() @ w.detach().numpy()) ** 2),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_detach_stops_gradients_of_compiled_functions_in_every_transform():
+    x = ember.tensor([1.0, 2.0, 3.0])
+    f = ember.jit(lambda b: b.detach() * b)
+    np.testing.assert_allclose(ember.func.grad(lambda a: f(a).sum())(x).numpy(), [1, 2, 3])
+    _, tangent = ember.func.jvp(lambda a: a.detach() * a, (x,), (ember.ones(3),))
+    np.testing.assert_allclose(tangent.numpy(), [1, 2, 3])  # as torch.func.jvp gives
+    a = ember.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    f(a).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [1, 2, 3])
+    kept = f.lower(a).graph
+    assert [n.prim.name for n in kept.nodes].count("stop_gradient") == 1  # differentiable: kept
+    dropped = f.lower(x).graph  # nothing requires grad: the detach point is dropped
+    assert all(n.prim.name != "stop_gradient" for n in dropped.nodes)
+    np.testing.assert_allclose(f(x).numpy(), [1, 4, 9])
+
+
+def test_drop_stop_gradients_keeps_the_outputs():
+    g = ember.jit(lambda b: (b.detach() + 1).exp() * b).lower(ember.tensor([0.5], requires_grad=True)).raw
+    out = passes.drop_stop_gradients(g)
+    assert any(n.prim.name == "stop_gradient" for n in g.nodes)
+    assert all(n.prim.name != "stop_gradient" for n in out.nodes)
+    x = ember.tensor([1.5])
+    run = ember.compiler.executor.run
+    np.testing.assert_allclose(run(out, [x])[0].numpy(), run(g, [x])[0].numpy())

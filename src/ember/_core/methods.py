@@ -57,13 +57,11 @@ def _set_data(x: Tensor, value: Tensor) -> None:
 
 
 def detach(x: Tensor) -> Tensor:
-    """A tensor sharing `x`'s data but cut from the autograd graph (a tracer stays a tracer)."""
+    """A tensor sharing `x`'s data but cut from the autograd graph. A value traced by a transform
+    (``jvp``, ``vmap``, ``ember.jit``) goes through the ``stop_gradient`` primitive, so that no
+    derivative flows through it there either (a compiled function may be differentiated later)."""
     if isinstance(x, Tracer):
-        out = object.__new__(type(x))
-        for cls in type(x).__mro__:
-            for slot in getattr(cls, "__slots__", ()):
-                if slot != "__weakref__" and hasattr(x, slot):
-                    object.__setattr__(out, slot, getattr(x, slot))
+        out = movement.stop_gradient(x)
         out._node, out._requires_grad, out._grad, out._hooks = None, False, None, None
         return out
     out = Tensor._make(x._data, x._dtype, x._device)

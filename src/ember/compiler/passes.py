@@ -37,6 +37,14 @@ def dce(g: Graph) -> Graph:
     return Graph(g.inputs, list(reversed(kept)), g.outputs, {v.id: g.constants[v.id] for v in consts}, consts)
 
 
+def drop_stop_gradients(g: Graph) -> Graph:
+    """Remove ``stop_gradient`` nodes (their uses read the operand): for graphs that will not be
+    differentiated (nothing they read requires grad, or a training step run without recording), where
+    the nodes would only stand between fusable operations."""
+    mapping = {n.outputs[0].id: n.operands[0] for n in g.nodes if n.prim.name == "stop_gradient"}
+    return dce(_rename(g, mapping)) if mapping else g
+
+
 def _key(n: Node):
     ops = tuple(("v", o.id) if isinstance(o, Value) else ("l", repr(o)) for o in n.operands)
     try:

@@ -677,6 +677,14 @@ class Jitted:
         dumps: list = []
         graph = passes.fold_constants(raw, trace.foldable())
         dumps.append(("fold_constants", str(raw), str(graph)))
+        read = [x for x in leaves if isinstance(x, Tensor)] + list(graph.constants.values())
+        if any(n.prim.name == "stop_gradient" for n in graph.nodes) and (
+                effects or not any(t._requires_grad for t in read)):
+            # a training step runs without recording, and nothing else here can be differentiated: the
+            # detach points need not stay in the graph
+            before = str(graph)
+            graph = passes.drop_stop_gradients(graph)
+            dumps.append(("drop_stop_gradients", before, str(graph)))
         # under a memory budget every fused value gets its own buffer, so that recomputation can free it
         options = {"fuse": {"multi_output": False}} if self.memory_budget is not None else None
         graph = passes.run_pipeline(graph, dumps, options=options)

@@ -424,6 +424,7 @@ LOWERINGS: dict[str, Callable] = {
     "cumsum": lambda b, node, a, vals: b.op("CumSum", [a[0], b.ints([node.attrs["axis"]])],
                                             reverse=int(node.attrs["reverse"])),
     "copy": lambda b, node, a, vals: b.op("Identity", [a[0]]),
+    "stop_gradient": lambda b, node, a, vals: b.op("Identity", [a[0]]),
     "contiguous": lambda b, node, a, vals: b.op("Identity", [a[0]]),
     "alias": lambda b, node, a, vals: b.op("Identity", [a[0]]),
 }

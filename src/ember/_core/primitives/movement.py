@@ -1327,5 +1327,20 @@ TENSOR_METHODS = {
 }
 TENSOR_INPLACE = {"tril_": tril, "triu_": triu}
 
+stop_gradient_p = Primitive(
+    "stop_gradient", lambda xp, x: x, vjp=lambda g, out, x: (None,),
+    jvp=lambda primals, tangents: (stop_gradient(primals[0]), None),
+    batch=lambda values, bdims: (stop_gradient(values[0]), bdims[0]), view=True, nondiff_inputs=(0,),
+    reads=(), doc="The value of its operand, through which no derivative flows (``Tensor.detach`` of a "
+                  "traced value, JAX's ``lax.stop_gradient``).")
+stop_gradient_p.unview = lambda base, value: value
+
+
+def stop_gradient(x: Tensor) -> Tensor:
+    """`x`'s value with no derivative flowing through it, in every transform: the traced form of
+    ``Tensor.detach`` (eager tensors detach without it)."""
+    return bind(stop_gradient_p, x)
+
+
 reshape_p.unview = lambda base, value, shape: reshape(value, base.shape)
 transpose_p.unview = lambda base, value, perm: permute(value, tuple(perm.index(i) for i in range(len(perm))))
