@@ -3,11 +3,11 @@
 A graph bakes in every Python number it met while tracing, and it reads the very tensors, modules and
 optimisers the traced code used. When such a value lives in a global variable or in a closure, a later
 call may find a different one there: ``k = 7.0`` after ``f = ember.jit(lambda x: x * k)`` was traced with
-``k = 2.0``, or a global tensor rebound to a new one. :func:`watch` records which globals the traced user
-code loads (its own frames, not Ember's) and which closure variables the compiled function and the
-functions it holds refer to; each becomes a *slot* whose ``_jit_signature()`` joins the cache key like a
-module's, so a changed value recompiles (and ``explain=True`` names the variable) instead of giving the
-old graph's numbers.
+``k = 2.0``, or a global tensor rebound to a new one. :class:`Reads` records which globals the traced
+user code loads (its own frames, not Ember's or a library's) and which closure variables the compiled
+function and the functions it holds refer to; each becomes a *slot* whose ``_jit_signature()`` joins the
+cache key like a module's, so a changed value recompiles (and ``explain=True`` names the variable)
+instead of giving the old graph's numbers.
 
 What counts: numbers, strings, bytes, ``None``, dtypes, enum members and tuples of those by value;
 tensors, modules, optimisers and functions by identity (a tensor's contents are read at each run
@@ -18,8 +18,8 @@ compiled run does not execute Python code, so such a guard could never hold.
 The user code that ran is found from the stack of each operation the trace records (the frames
 between the operation and the call of the compiled function), together with the compiled function,
 the functions its closure holds, and the user functions those call by global name. Closure variables
-count for the compiled function and the functions its closure holds; those of functions defined and
-called inside it are not guarded.
+count for the compiled function and the functions its closure holds; those of other functions the
+traced code calls are not guarded.
 """
 from __future__ import annotations
 
