@@ -110,16 +110,6 @@ def test_global_read_by_a_helper_without_operations():
     np.testing.assert_allclose(_values(f(x)), [30])
 
 
-def test_global_read_in_a_module_forward():
-    global SCALE
-    m = _Scaled()
-    f = ember.jit(m)
-    x = ember.ones(2)
-    np.testing.assert_allclose(_values(f(x)), [2, 2])
-    SCALE = 4.0
-    np.testing.assert_allclose(_values(f(x)), [4, 4])
-
-
 def test_global_written_by_the_traced_code_is_not_guarded():
     f = ember.jit(_counting)
     x = ember.ones(1)
@@ -180,17 +170,19 @@ def test_replaced_submodule_and_new_hooks_recompile():
     np.testing.assert_allclose(_values(f(x)), _values(model(x)), rtol=1e-6)
 
 
-def test_global_read_inside_a_cond_branch():
+def _branchy(x):
+    return ember.cond(x.sum() > 0, lambda v: v * SCALE, lambda v: v - SCALE, x)
+
+
+@pytest.mark.parametrize("make", [_Scaled, lambda: _branchy], ids=["module forward", "cond branch"])
+def test_global_read_in_a_module_forward_or_a_cond_branch(make):
     global SCALE
-
-    def branchy(x):
-        return ember.cond(x.sum() > 0, lambda v: v * SCALE, lambda v: v - SCALE, x)
-
-    f = ember.jit(branchy)
+    f = ember.jit(make())
     x = ember.ones(2)
     np.testing.assert_allclose(_values(f(x)), [2, 2])
     SCALE = 6.0
     np.testing.assert_allclose(_values(f(x)), [6, 6])
+    assert f.compile_count == 2
 
 
 def test_data_assignment_and_dtype_conversion_recompile():

@@ -420,7 +420,7 @@ def _kernel_sources(graph: Graph) -> dict[str, str]:
 
 class _Compiled:
     __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes", "draws",
-                 "refresh", "grads", "seeds", "fixed")
+                 "refresh", "grads", "seeds", "fixed", "writes_args")
 
     def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
@@ -437,6 +437,7 @@ class _Compiled:
         self.grads: list[list] = []
         # output leaf index -> (value, copy it?) for leaves that are not computed from the inputs
         self.fixed: dict[int, tuple[Any, bool]] = {}
+        self.writes_args = any(kind == "arg" for kind, _, _ in self.effects)  # updates an argument in place
 
     def results(self, outs: list) -> Any:
         """The function's return value from the graph's first `n_out` outputs."""
@@ -790,7 +791,7 @@ class Jitted:
         compiled, tensors = self._lookup(args, kwargs, run=True)
         if compiled is None:  # the cache is full
             return self.fn(*args, **kwargs)
-        if any(kind == "arg" for kind, _, _ in compiled.effects) and _share_memory(tensors):
+        if compiled.writes_args and _share_memory(tensors):
             # an argument updated in place is a view of another (f(y, y[:2])): the graph holds them as
             # separate inputs and would miss the update through the other, so this call runs eagerly
             if not self.eager_calls:
