@@ -1,12 +1,14 @@
 """The graph IR, its passes, and ember.jit (tracing, caching, recompilation, checks, composition)."""
 from __future__ import annotations
 
+import functools
 import gc
 import warnings
 import weakref
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -696,3 +698,86 @@ def test_drop_stop_gradients_keeps_the_outputs():
     x = ember.tensor([1.5])
     run = ember.compiler.executor.run
     np.testing.assert_allclose(run(out, [x])[0].numpy(), run(g, [x])[0].numpy())
+
+
+def _no_grad_block(a, w):
+    with ember.no_grad():
+        scale = (a * w).sum()  # no gradient flows back through it
+    return (a * w * scale).sum()
+
+
+def test_a_no_grad_block_in_a_compiled_function_passes_no_gradient():
+    rng = np.random.default_rng(0)
+    an, wn = rng.standard_normal(5), rng.standard_normal(5)
+    grads = []
+    for fn in (_no_grad_block, ember.jit(_no_grad_block), ember.jit(_no_grad_block)):
+        a, w = ember.tensor(an, requires_grad=True), ember.tensor(wn, requires_grad=True)
+        fn(a, w).backward()
+        grads.append((a.grad.numpy(), w.grad.numpy()))
+    ta, tw = torch.tensor(an, requires_grad=True), torch.tensor(wn, requires_grad=True)
+    with torch.no_grad():
+        scale = (ta * tw).sum()
+    (ta * tw * scale).sum().backward()
+    for ga, gw in grads:
+        np.testing.assert_allclose(ga, ta.grad.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(gw, tw.grad.numpy(), rtol=1e-12)
+    # the same through the functional transform, and a captured parameter behaves like an argument
+    w = ember.tensor(wn, requires_grad=True)
+    f = ember.jit(lambda a: _no_grad_block(a, w))
+    np.testing.assert_allclose(grad(lambda a: f(a))(ember.tensor(an)).numpy(), ta.grad.numpy(), rtol=1e-12)
+
+
+def test_grad_mode_at_the_call_joins_the_key_of_a_graph_with_no_grad_parts(capsys):
+    f = ember.jit(_no_grad_block, explain=True)
+    a, w = ember.tensor([1.0, 2.0], requires_grad=True), ember.tensor([3.0, 4.0], requires_grad=True)
+    with ember.no_grad():
+        out = f(a, w)
+    assert not out.requires_grad and out.item() == pytest.approx(11.0 * 11.0)
+    f(a, w).backward()  # traced again, with recording on
+    assert f.compile_count == 2 and "gradient recording" in capsys.readouterr().err
+    np.testing.assert_allclose(a.grad.numpy(), [33.0, 44.0])
+    g = ember.jit(lambda x: (x * 2).sum())  # traced with recording on, nothing ran with it off:
+    g(a)  # the graph serves calls in both modes
+    with ember.no_grad():
+        assert not g(a).requires_grad
+    assert g.compile_count == 1
+
+
+def test_autograd_grad_inside_a_compiled_function_matches_eager():
+    def first(x, create_graph):
+        (gx,) = ember.autograd.grad((x ** 3).sum(), x, create_graph=create_graph)
+        return gx
+
+    x = ember.tensor([0.5, -1.5], requires_grad=True)
+    for create_graph in (False, True):
+        want = first(x, create_graph)
+        got = ember.jit(functools.partial(first, create_graph=create_graph))(x)
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy())
+        assert got.requires_grad == want.requires_grad == create_graph
+    got.sum().backward()  # the second derivative, 6x, through the compiled graph
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, -9.0])
+
+
+def test_arguments_keep_requires_grad_inside_a_compiled_function_and_their_grad_is_refused():
+    seen = []
+    f = ember.jit(lambda x: seen.append(x.requires_grad) or x * 2)
+    f(ember.ones(2, requires_grad=True))
+    f(ember.ones(2))
+    assert seen == [True, False]
+    step = ember.jit(lambda x: (x * x).sum().backward())
+    x = ember.ones(2, requires_grad=True)
+    with pytest.raises(TraceError, match="grad of an argument"):
+        step(x)
+    assert x.grad is None
+    with pytest.raises(TraceError, match="grad of an argument"):
+        ember.jit(lambda t: t.grad)(x)
+
+
+def test_stop_gradient_output_requires_no_grad_eagerly():
+    from ember._core.primitives.movement import stop_gradient
+
+    a = ember.tensor([1.0, 2.0], requires_grad=True)
+    out = stop_gradient(a * 3)
+    assert not out.requires_grad and out.grad_fn is None
+    (a * out).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [3.0, 6.0])

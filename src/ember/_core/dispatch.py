@@ -125,9 +125,12 @@ def record(prim: Primitive, args: tuple, attrs: dict, out: Tensor, anomaly: bool
     out._requires_grad = True
 
 
-def _needs_grad(args: tuple) -> bool:
-    for a in args:
-        if isinstance(a, Tensor) and a._requires_grad:
+def _needs_grad(prim: Primitive, args: tuple) -> bool:
+    """Whether an input through which gradients flow requires grad (inputs the primitive never
+    differentiates, such as ``stop_gradient``'s, do not count)."""
+    skip = prim.nondiff_inputs
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor) and a._requires_grad and i not in skip:
             return True
     return False
 
@@ -142,11 +145,11 @@ def bind(prim: Primitive, *args: Any, **attrs: Any) -> Any:
             trace = _capturing(st.traces, prim)
         if trace is not None:
             out = trace.process(prim, args, attrs)
-            if st.grad and _needs_grad(args):
+            if st.grad and _needs_grad(prim, args):
                 record(prim, args, attrs, out, st.anomaly)
             return out
     out = eager(prim, args, attrs)
-    if st.grad and _needs_grad(args):
+    if st.grad and _needs_grad(prim, args):
         record(prim, args, attrs, out, st.anomaly)
     if st.anomaly:
         check_finite(prim, out, args, "forward")

@@ -36,6 +36,8 @@ def note_grad(t: Tensor) -> None:
     rec = recorder()
     if rec is not None and not isinstance(t, Tracer):
         rec.note_grad(t)
+    elif isinstance(t, Tracer) and hasattr(t._trace, "argument_grad"):
+        t._trace.argument_grad(t)
 
 
 def note_grad_read(t: Tensor) -> None:
@@ -44,6 +46,8 @@ def note_grad_read(t: Tensor) -> None:
     rec = recorder()
     if rec is not None and not isinstance(t, Tracer):
         rec.note_grad_read(t)
+    elif isinstance(t, Tracer) and hasattr(t._trace, "argument_grad"):
+        t._trace.argument_grad(t)
 
 
 def note_state(obj: Any) -> None:

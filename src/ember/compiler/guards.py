@@ -150,7 +150,22 @@ class DataAssignmentsSlot:
         return "the number of '.data =' assignments that changed a tensor's shape, dtype or device"
 
 
+class GradModeSlot:
+    """Whether gradients are recorded (``ember.no_grad``, ``ember.enable_grad``): a graph with parts traced
+    with recording off keeps the gradient from flowing back through them only for calls made with
+    recording on (and such a graph is traced again when the mode at the call changes)."""
+
+    def _jit_signature(self) -> Any:
+        from .._core.dispatch import is_grad_enabled
+
+        return ("value", "bool", is_grad_enabled())
+
+    def describe(self) -> str:
+        return "gradient recording (ember.no_grad / ember.enable_grad around the call)"
+
+
 DEFAULT_DTYPE = DefaultDtypeSlot()
+GRAD_MODE = GradModeSlot()
 DATA_ASSIGNMENTS = DataAssignmentsSlot()
 GLOBAL_STATE = (DEFAULT_DTYPE, DATA_ASSIGNMENTS)  # slots every compiled function's key holds
 

@@ -97,6 +97,10 @@ class JitTrace(Trace):
         # the user code the trace ran, found from each operation's stack (set by Jitted; a trace of a
         # control-flow body reports to the enclosing one)
         self.reads: guards.Reads | None = None
+        # ids of the values computed with gradient recording off (``no_grad`` blocks, the backward pass of
+        # ``backward()``/``autograd.grad``): no gradient flows back through them (see _cut_nograd)
+        self.nograd: set[int] = set()
+        self.lifted: set[int] = set()  # ids of the tracers standing for the arguments
 
     def _where(self) -> tuple[str, int, str] | None:
         """The user's line applying the operation being recorded (and the frames that led to it)."""
@@ -161,6 +165,15 @@ class JitTrace(Trace):
         """``target[...] = value`` happens after each run; later reads in the trace see `value`."""
         self.writes[id(target)] = (target, value)
 
+    def argument_grad(self, t: Tensor) -> None:
+        """The traced code reads or accumulates ``t.grad``: refused when `t` stands for an argument."""
+        if id(t) in self.lifted:
+            raise TraceError("jit", "the .grad of an argument is read or accumulated inside ember.jit "
+                             "(backward() reaching an argument that requires grad, or reading its .grad); "
+                             "the graph cannot update the caller's tensor. Use ember.autograd.grad(loss, "
+                             "inputs) and return the gradients, or keep the tensor in a module (as a "
+                             "parameter) instead of passing it", (t,))
+
     def note_grad(self, t: Tensor) -> None:
         """Remember `t.grad` as it was before the traced code first assigned it."""
         if id(t) not in self.grads:
@@ -195,7 +208,10 @@ class JitTrace(Trace):
     def lift(self, t: Tensor) -> GraphTracer:
         """A tracer standing for input tensor `t`."""
         concrete = t.detach() if not isinstance(t, Tracer) else t
-        return self._wrap(concrete, self.new_value(t))
+        tr = self._wrap(concrete, self.new_value(t))
+        tr._requires_grad = t._requires_grad  # (torch.autograd.grad(y, x) inside the function works)
+        self.lifted.add(id(tr))
+        return tr
 
     def _wrap(self, concrete: Tensor, value: Value) -> GraphTracer:
         tr = GraphTracer._make(None, concrete.dtype, concrete.device)
@@ -260,6 +276,8 @@ class JitTrace(Trace):
         with state_changed(grad=False, traces=others):
             out = bind(prim, *[c for _, c in pairs], **attrs)
         value = self.new_value(out)
+        if not STATE.get().grad:
+            self.nograd.add(value.id)
         self.nodes.append(Node(prim, tuple(o for o, _ in pairs), attrs, (value,), self._where()))
         result = self._wrap(out, value)
         base = args[0] if args else None
@@ -271,6 +289,34 @@ class JitTrace(Trace):
     def graph(self, inputs: list[Value], outputs: list[Value]) -> Graph:
         consts = {v.id: t for v, t in self.constants.values()}
         return Graph(inputs, self.nodes, outputs, consts, [v for v, _ in self.constants.values()])
+
+
+def _cut_nograd(trace: JitTrace, outputs: list[Value]) -> list[Value]:
+    """Put a ``stop_gradient`` after every value the traced code computed with gradient recording off
+    and then used in recorded code (or returned), so that differentiating the compiled function sends no
+    gradient through it, as eager execution would record none. Returns the outputs, renamed."""
+    from .._core.primitives.movement import stop_gradient_p
+
+    nograd = trace.nograd
+    crossing = {o.id for o in outputs}
+    for n in trace.nodes:
+        if not any(v.id in nograd for v in n.outputs):
+            crossing.update(o.id for o in n.operands if isinstance(o, Value))
+    crossing &= nograd
+    cut: dict[int, Value] = {}
+    nodes: list[Node] = []
+    for n in trace.nodes:
+        if cut and any(isinstance(o, Value) and o.id in cut for o in n.operands):
+            n = Node(n.prim, tuple(cut.get(o.id, o) if isinstance(o, Value) else o for o in n.operands),
+                     n.attrs, n.outputs, n.where)
+        nodes.append(n)
+        for v in n.outputs:
+            if v.id in crossing and (v.dtype.is_floating_point or v.dtype.is_complex):
+                cut[v.id] = Value(trace.next_id, v.shape, v.dtype)
+                trace.next_id += 1
+                nodes.append(Node(stop_gradient_p, (v,), {}, (cut[v.id],), n.where))
+    trace.nodes = nodes
+    return [cut.get(o.id, o) for o in outputs]
 
 
 class _GradSlot:
@@ -636,6 +682,7 @@ class Jitted:
     def _trace(self, leaves: list, treedef, prebuild: bool = True) -> _Compiled:
         trace = JitTrace()
         trace.reads = reads = guards.Reads(sys._getframe())
+        grad_on = STATE.get().grad
         try:
             with new_trace(trace):
                 lifted: dict[int, GraphTracer] = {}  # a tensor passed twice is one input, as in eager mode
@@ -674,6 +721,12 @@ class Jitted:
             if w.value is not v:
                 effects.append(("arg", i, None))
                 values.append(w)
+        if trace.nograd:  # parts ran with gradient recording off: whether the call records joins the key
+            mode = guards.GRAD_MODE
+            trace.stateful.setdefault(id(mode), (mode, mode._jit_signature()))
+            if grad_on and not effects and any(
+                    t._requires_grad for t in [*lifted.values(), *(t for _, t in trace.constants.values())]):
+                outputs = _cut_nograd(trace, outputs)
         raw = trace.graph(inputs, outputs + [v.value for v in values])
         dumps: list = []
         graph = passes.fold_constants(raw, trace.foldable())
