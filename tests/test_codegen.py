@@ -496,3 +496,13 @@ def test_parameter_gradients_are_row_major_like_their_parameters():
     lin(x).sum().backward()
     assert lin.weight.grad.is_contiguous()
     np.testing.assert_allclose(lin.weight.grad.numpy(), np.ones((400, 8)) @ x.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_data_pointer_matches_numpy_for_views_offsets_and_subclasses(tmp_path):
+    base = np.arange(24.0).reshape(4, 6)
+    memmap = np.memmap(tmp_path / "m.bin", dtype=np.float32, mode="w+", shape=(8,))
+    arrays = [base, base[1:], base[:, 2:], base.T, base[::2, ::3], np.full((), 3.0, np.float32),
+              np.empty(0), memmap, memmap[3:], np.arange(10, dtype=np.int8)[7:]]
+    for a in arrays:
+        assert build.data_pointer(a) == a.ctypes.data
+    assert build._FAST_POINTERS  # the layout probe holds on CPython

@@ -30,7 +30,9 @@ import sysconfig
 import types
 from typing import Any, Callable, Iterator
 
-from .._core.dtypes import DType
+from .._core import methods as _methods
+from .._core.dispatch import is_grad_enabled
+from .._core.dtypes import DType, get_default_dtype
 from .._core.errors import _is_inside, _source_line
 from .._core.tensor import Tensor
 
@@ -129,8 +131,6 @@ class DefaultDtypeSlot:
     """``ember.get_default_dtype()``: creation functions and integer-to-float promotions read it."""
 
     def _jit_signature(self) -> Any:
-        from .._core.dtypes import get_default_dtype
-
         return ("value", "dtype", get_default_dtype())
 
     def describe(self) -> str:
@@ -142,9 +142,7 @@ class DataAssignmentsSlot:
     for every parameter): a graph that captured such a tensor was traced for the old ones."""
 
     def _jit_signature(self) -> Any:
-        from .._core.methods import DATA_ASSIGNMENTS
-
-        return ("value", "int", DATA_ASSIGNMENTS.value)
+        return ("value", "int", _methods.DATA_ASSIGNMENTS.value)
 
     def describe(self) -> str:
         return "the number of '.data =' assignments that changed a tensor's shape, dtype or device"
@@ -156,8 +154,6 @@ class GradModeSlot:
     recording on (and such a graph is traced again when the mode at the call changes)."""
 
     def _jit_signature(self) -> Any:
-        from .._core.dispatch import is_grad_enabled
-
         return ("value", "bool", is_grad_enabled())
 
     def describe(self) -> str:

@@ -346,9 +346,11 @@ def _signature(leaves: list, treedef, places: list | None = None) -> tuple:
     first: dict[int, int] = {}
     for i, x in enumerate(leaves):
         if isinstance(x, Tensor):
-            shape = tuple(-1 if d in dynamic_axes.get(i, ()) else s for d, s in enumerate(x.shape))
+            shape = tuple(x.shape)
+            if dynamic_axes and i in dynamic_axes:
+                shape = tuple(-1 if d in dynamic_axes[i] else s for d, s in enumerate(shape))
             same = first.setdefault(id(x), i)  # the leaf holding the same tensor first (i: itself)
-            sig.append(("tensor", shape, x.dtype.name, str(x.device), bool(x.requires_grad), same))
+            sig.append(("tensor", shape, x._dtype.name, str(x._device), bool(x._requires_grad), same))
         else:
             try:
                 hash(x)
@@ -670,6 +672,8 @@ class Jitted:
         self.last_signature = None
         self.compile_count = 0
         self.stateful: dict[int, Any] = {}  # modules and optimisers the traced code used
+        self._state_items: list | None = None  # stateful's items sorted by key (None: to be sorted)
+        self._flat_treedefs: dict[int, Any] = {}  # number of tensor arguments -> the call's structure
         self._state_keys: dict[int, tuple] = {}
         self._guard_slots: dict[Any, Any] = {}  # (namespace id, name) or cell id -> guards slot
         functools.update_wrapper(self, fn)
@@ -677,7 +681,10 @@ class Jitted:
     def _state_signature(self) -> tuple:
         """The current signatures of every stateful object seen so far (train/eval mode, optimiser state
         structure and hyper-parameters): a change means the graph no longer matches."""
-        return tuple(sorted((k, obj._jit_signature()) for k, obj in self.stateful.items()))
+        items = self._state_items
+        if items is None:  # (sorted once per change of the set: the key is rebuilt on every call)
+            items = self._state_items = sorted(self.stateful.items(), key=lambda item: item[0])
+        return tuple([(k, obj._jit_signature()) for k, obj in items])
 
     def _trace(self, leaves: list, treedef, prebuild: bool = True) -> _Compiled:
         trace = JitTrace()
@@ -750,6 +757,7 @@ class Jitted:
         for slot in reads.slots(self.fn, self._guard_slots) + list(guards.GLOBAL_STATE):
             trace.stateful.setdefault(id(slot), (slot, slot._jit_signature()))
         self.stateful.update({k: obj for k, (obj, _) in trace.stateful.items()})
+        self._state_items = None
         self._state_keys[id(graph)] = tuple(sorted((k, sig) for k, (_, sig) in trace.stateful.items()))
         if prebuild:  # all its kernels at once, one compiler per core
             build.prebuild(_kernel_sources(graph).values())
@@ -796,6 +804,7 @@ class Jitted:
         """Forget every compiled graph (and the tensors they hold); the next call traces again."""
         self.cache.clear()
         self.stateful.clear()
+        self._state_items = None
         self._state_keys.clear()
         self._guard_slots.clear()
         self.last_signature = None
@@ -803,7 +812,13 @@ class Jitted:
     def _lookup(self, args: tuple, kwargs: dict, run: bool = False) -> tuple[_Compiled | None, list]:
         """The compiled graph for these arguments (traced on a miss) and their tensors. With `run`, None
         when the cache is full: the caller runs the function eagerly."""
-        leaves, treedef = pytree.flatten((args, kwargs))
+        if not kwargs and all(isinstance(a, Tensor) for a in args):  # the common call: flat, no pytree walk
+            leaves = list(args)
+            treedef = self._flat_treedefs.get(len(args))
+            if treedef is None:
+                treedef = self._flat_treedefs[len(args)] = pytree.flatten((args, kwargs))[1]
+        else:
+            leaves, treedef = pytree.flatten((args, kwargs))
         places = self._places(args, leaves) if self.dynamic_dims else []
         sig = _signature(leaves, treedef, places) + (self._state_signature(),)
         compiled = self.cache.get(sig)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .build import try_build
+from .build import data_pointer, try_build
 from .c import _HELPERS
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -344,7 +344,7 @@ def _operand(a: np.ndarray, lead: tuple[int, ...], rows: int, cols: int) -> tupl
 
 
 def _ptr(a: np.ndarray | None) -> ctypes.c_void_p:
-    return ctypes.c_void_p(None if a is None else a.ctypes.data)
+    return ctypes.c_void_p(None if a is None else data_pointer(a))
 
 
 def _operands(pairs: list, lead: tuple[int, ...]) -> list[tuple]:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ...backends import CPU
-from .build import try_build_typed
+from .build import data_pointer, try_build_typed
 
 MIN_COLUMNS = 16  # narrower results stay with NumPy (too little work per row)
 MIN_ELEMENTS = 1 << 15  # smaller arrays stay with NumPy (a thread team costs microseconds)
@@ -181,7 +181,7 @@ def column_reduce(kind: str, x: np.ndarray, axes: int, correction: float = 0.0) 
     if lib is None:
         return None
     out = CPU.pool.empty(shape, x.dtype)
-    if getattr(lib, f"column_{kind}_{t}")(x.ctypes.data, out.ctypes.data, rows, cols, float(correction)):
+    if getattr(lib, f"column_{kind}_{t}")(data_pointer(x), data_pointer(out), rows, cols, float(correction)):
         raise MemoryError(f"column_{kind} kernel: could not allocate accumulators for {cols} columns")
     return out
 

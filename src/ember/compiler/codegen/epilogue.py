@@ -121,7 +121,7 @@ class _Epilogue:
         size = math.prod(shape)
         ctx: list[int] = []
         for j in range(k):
-            ctx += [result.ctypes.data + j * size * dt.itemsize, bs, rs]
+            ctx += [build.data_pointer(result) + j * size * dt.itemsize, bs, rs]
         return result, (result if k == 1 else result[0]), ctx
 
     def _unfused(self, product: np.ndarray, others: tuple) -> np.ndarray:
@@ -164,7 +164,7 @@ class MatmulEpilogue(_Epilogue):
             rs = _fold(shape[:-1], tuple(steps[:-1])) if folded else steps[-2]
             if rs is None:
                 return None
-            ctx += [x.ctypes.data, 0 if folded or not batch else steps[0], rs]
+            ctx += [build.data_pointer(x), 0 if folded or not batch else steps[0], rs]
         fn = self._function(tuple(columns))
         if fn is None:
             return None
@@ -215,7 +215,7 @@ class ConvEpilogue(_Epilogue):
             if steps is None or cs not in (0, 1):
                 return None
             columns[i] = cs == 1
-            ctx += [a.ctypes.data, per_group * steps[1], steps[1]]
+            ctx += [build.data_pointer(a), per_group * steps[1], steps[1]]
         fn = self._function(tuple(columns))
         if fn is None:
             return None

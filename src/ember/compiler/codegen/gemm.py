@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .build import try_build
+from .build import data_pointer, try_build
 
 _TYPES = {np.dtype(np.float32): ("float", "f", 16), np.dtype(np.float64): ("double", "d", 8)}
 KC_DOT = 1024  # positions per block of a weight gradient's dot-product tiles
@@ -901,7 +901,7 @@ def supports(*arrays: np.ndarray) -> bool:
 
 
 def _ptr(a: np.ndarray) -> ctypes.c_void_p:
-    return ctypes.c_void_p(a.ctypes.data)
+    return ctypes.c_void_p(data_pointer(a))
 
 
 def _suffix(dt: np.dtype) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .build import try_build
+from .build import data_pointer, try_build
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 TILE = 32
@@ -54,7 +54,7 @@ def transposed_copy(x: np.ndarray, out: np.ndarray) -> bool:
     if lib is None:
         return False
     rows, cols = x.shape
-    getattr(lib, f"transpose_{t}")(ctypes.c_void_p(x.ctypes.data), ctypes.c_void_p(out.ctypes.data),
+    getattr(lib, f"transpose_{t}")(ctypes.c_void_p(data_pointer(x)), ctypes.c_void_p(data_pointer(out)),
                                    ctypes.c_long(rows), ctypes.c_long(cols))
     return True
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ...backends import CPU
-from .build import try_build_typed
+from .build import data_pointer, try_build_typed
 
 LANES = 16  # blocks whose rounds run side by side
 MIN_WORDS = 1024  # smaller draws keep the reference (and never build the library)
@@ -162,7 +162,7 @@ def words(seed: int, offset: int, count: int) -> np.ndarray | None:
     if lib is None:
         return None
     out = np.empty(count, np.uint32)
-    lib.philox_words(seed % 2 ** 64, offset, count, out.ctypes.data)
+    lib.philox_words(seed % 2 ** 64, offset, count, data_pointer(out))
     return out
 
 
@@ -191,7 +191,7 @@ def uniform(seed: int, offset: int, shape: tuple[int, ...], dtype: Any, low: flo
     name, bits = spec
     out = CPU.pool.empty(tuple(shape), np.dtype(dtype))
     unit = (float(low), float(high)) == (0.0, 1.0)
-    getattr(lib, name)(seed % 2 ** 64, offset, n, bits, int(unit), float(low), float(high), out.ctypes.data)
+    getattr(lib, name)(seed % 2 ** 64, offset, n, bits, int(unit), float(low), float(high), data_pointer(out))
     return out
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ...backends import CPU
-from .build import try_build_typed
+from .build import data_pointer, try_build_typed
 
 KINDS = ("sum", "max", "min", "var")
 BLOCK = 2048  # elements per partial result (a float64 block is 16 KiB: a second pass finds it in L1)
@@ -235,7 +235,8 @@ def row_reduce(kind: str, x: np.ndarray, axes: int, correction: float = 0.0) -> 
     if lib is None:
         return None
     out = CPU.pool.empty(x.shape[:x.ndim - axes], x.dtype)
-    if getattr(lib, f"reduce_{kind}_{t}")(x.ctypes.data, out.ctypes.data, x.size // n, n, float(correction)):
+    fn = getattr(lib, f"reduce_{kind}_{t}")
+    if fn(data_pointer(x), data_pointer(out), x.size // n, n, float(correction)):
         raise MemoryError(f"reduce_{kind} kernel: could not allocate the partial results of "
                           f"{x.size // n} rows of {n} elements")
     return out

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .build import try_build
+from .build import data_pointer, try_build
 from .c import _HELPERS
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -175,7 +175,7 @@ def supported(*arrays: np.ndarray) -> bool:
 
 
 def _ptr(a: np.ndarray) -> ctypes.c_void_p:
-    return ctypes.c_void_p(a.ctypes.data)
+    return ctypes.c_void_p(data_pointer(a))
 
 
 def normalize(x: np.ndarray, n_features: int, eps: float, out: np.ndarray) -> bool:

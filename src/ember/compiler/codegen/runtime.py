@@ -119,10 +119,10 @@ class FusedKernel:
         dims = loops[0]
         k = len(self.outputs)
         out = CPU.pool.empty(self.out_shape(shape), np.dtype(self.dtype))
-        ptrs = [a.ctypes.data for a in arrays]
-        ptrs += [out.ctypes.data + j * size * out.itemsize for j in range(k)]
-        extents = np.asarray(dims, dtype=np.int64)  # named: the kernel reads it after .ctypes.data returns
-        fn(*ptrs, extents.ctypes.data)
+        ptrs = [build.data_pointer(a) for a in arrays]
+        ptrs += [build.data_pointer(out) + j * size * out.itemsize for j in range(k)]
+        extents = np.asarray(dims, dtype=np.int64)  # named: the kernel reads it while it is alive
+        fn(*ptrs, build.data_pointer(extents))
         return out
 
     def _function(self, ndim: int, masks: tuple, size: int = 0) -> Any:
