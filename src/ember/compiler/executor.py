@@ -85,32 +85,52 @@ def _run_arrays(graph: Graph, inputs: Sequence[Any], release: tuple, donations: 
     env: dict[int, Any] = {v.id: t._data for v, t in zip(graph.inputs, inputs)}
     env.update({vid: t._data for vid, t in graph.constants.items()})
     in_place = bool(donations) and build.compiler_available()
-    for k, node in enumerate(graph.nodes):
-        operands, attrs = overrides[k] if k in overrides else (node.operands, node.attrs)
-        args = [env[o.id] if isinstance(o, Value) else o.value for o in operands]
-        target = destinations.get(k)
+    array_type, asarray, pool = CPU.array_type, CPU.xp.asarray, CPU.pool
+    for k, kernel, spec, attrs, out_id, dead in _array_steps(graph, release):
+        if overrides and k in overrides:
+            operands, attrs = overrides[k]
+            args = [env[o.id] if isinstance(o, Value) else o.value for o in operands]
+        else:  # (a literal operand is held as a one-element tuple)
+            args = [env[o] if o.__class__ is int else o[0] for o in spec]
+        target = destinations.get(k) if destinations else None
         if target is not None and _shared_layout(args) is None:  # the kernel writes into `target`
-            CPU.pool.redirect(target)
-        donated = target is None and in_place and k in donations and CPU.pool.donate(args[donations[k]])
+            pool.redirect(target)
+        donated = target is None and in_place and k in donations and pool.donate(args[donations[k]])
         try:
-            data = CPU.kernel(node.prim)(*args, **attrs)
+            data = kernel(*args, **attrs)
         except EmberError:
             raise
         except Exception as exc:  # the same error eager mode gives, naming the op and its operands
+            node = graph.nodes[k]
             wrapped = tuple(Tensor._make(a, dtypes._BY_NP[a.dtype], device) if hasattr(a, "dtype") and
                             a.dtype in dtypes._BY_NP else a for a in args)
             raise kernel_error(node.prim, wrapped, attrs, exc) from exc
         finally:
             if donated:
-                CPU.pool.end_donation()
+                pool.end_donation()
             if target is not None:
-                CPU.pool.end_redirect()
-        if type(data) is not CPU.array_type:  # NumPy ufuncs return scalars for 0-d operands
-            data = CPU.xp.asarray(data)
-        env[node.outputs[0].id] = data
-        for vid in release[k]:
+                pool.end_redirect()
+        if data.__class__ is not array_type:  # NumPy ufuncs return scalars for 0-d operands
+            data = asarray(data)
+        env[out_id] = data
+        for vid in dead:
             del env[vid]
     return [Tensor._make(env[v.id], dtypes._BY_NP[env[v.id].dtype], device) for v in graph.outputs]
+
+
+# graph -> the steps of _run_arrays; weak, like _RELEASE
+_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _array_steps(graph: Graph, release: tuple) -> list[tuple]:
+    """Per node, what :func:`_run_arrays` needs, looked up once per graph: (index, CPU kernel, operands
+    (value ids, literals as one-element tuples), attributes, output id, values released after it)."""
+    steps = _STEPS.get(graph)
+    if steps is None:
+        steps = _STEPS[graph] = [
+            (k, CPU.kernel(n.prim), tuple(o.id if isinstance(o, Value) else (o.value,) for o in n.operands),
+             n.attrs, n.outputs[0].id, release[k]) for k, n in enumerate(graph.nodes)]
+    return steps
 
 
 # graph -> its release plan; weak, so that a graph the jit cache drops is freed with its tensors
