@@ -58,7 +58,9 @@ class FusedKernel:
         self._compiled: dict[tuple, Any] = {}  # (pattern, streams) -> C function or None (NumPy)
         self._stream_from: dict[tuple, int | None] = {}  # pattern -> elements from which it streams
         self._numpy: list | None = None
-        self._plans: dict[tuple, tuple] = {}  # input shapes -> (broadcast shape, loops)
+        self._plans: dict[tuple, tuple] = {}  # input shapes -> _plan's (function, out shape, size, extents)
+        self._np_dtypes = tuple(np.dtype(d) for d in in_dtypes)
+        self._np_dtype = np.dtype(dtype)
 
     def kernel_ir(self, ndim: int, masks: tuple[tuple[bool, ...], ...]) -> Kernel:
         """The kernel IR for one rank and broadcast pattern."""
@@ -106,24 +108,30 @@ class FusedKernel:
 
     def _run(self, arrays) -> np.ndarray:
         # order="C" rather than ascontiguousarray, which would turn 0-d inputs into shape (1,)
-        arrays = [np.asarray(a, dtype=np.dtype(d), order="C") for a, d in zip(arrays, self.in_dtypes)]
-        shapes = tuple(a.shape for a in arrays)
+        arrays = [np.asarray(a, dtype=d, order="C") for a, d in zip(arrays, self._np_dtypes)]
+        shapes = tuple([a.shape for a in arrays])
         plan = self._plans.get(shapes)
         if plan is None:
-            plan = self._plans[shapes] = (broadcast_shape(list(shapes)), self.loops(list(shapes)))
-        shape, loops = plan
-        size = math.prod(shape)  # per call: NumPy's reduction machinery costs microseconds here
-        fn = None if loops is None else self._function(len(loops[0]), loops[1], size)
+            plan = self._plans[shapes] = self._plan(shapes)
+        fn, out_shape, size, extents = plan
         if fn is None:
             return self.run_numpy(*arrays)
-        dims = loops[0]
-        k = len(self.outputs)
-        out = CPU.pool.empty(self.out_shape(shape), np.dtype(self.dtype))
+        out = CPU.pool.empty(out_shape, self._np_dtype)
         ptrs = [build.data_pointer(a) for a in arrays]
-        ptrs += [build.data_pointer(out) + j * size * out.itemsize for j in range(k)]
-        extents = np.asarray(dims, dtype=np.int64)  # named: the kernel reads it while it is alive
+        base = build.data_pointer(out)
+        ptrs += [base + j * size * out.itemsize for j in range(len(self.outputs))]
         fn(*ptrs, build.data_pointer(extents))
         return out
+
+    def _plan(self, shapes: tuple) -> tuple:
+        """For inputs of `shapes`: the C function (None: NumPy), the result's shape, the element count of
+        the broadcast shape and the loop extents as the int64 array the kernel reads."""
+        shape = broadcast_shape(list(shapes))
+        loops = self.loops(list(shapes))
+        size = math.prod(shape)
+        fn = None if loops is None else self._function(len(loops[0]), loops[1], size)
+        extents = np.asarray(loops[0] if loops is not None else (), dtype=np.int64)
+        return fn, self.out_shape(shape), size, extents
 
     def _function(self, ndim: int, masks: tuple, size: int = 0) -> Any:
         """The C function for a rank and broadcast pattern; a flat kernel over `size` elements whose data
