@@ -74,6 +74,9 @@ def register_hook(x: Tensor, hook):
     if not x._requires_grad:
         raise AutogradError("register_hook", "cannot register a hook on a tensor that doesn't require grad",
                             (x,))
+    note = getattr(x._trace, "note_hook", None) if isinstance(x, Tracer) else None
+    if note is not None:
+        note(x)
     if x._hooks is None:
         x._hooks = []
     x._hooks.append(hook)

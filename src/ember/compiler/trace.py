@@ -101,6 +101,7 @@ class JitTrace(Trace):
         # ``backward()``/``autograd.grad``): no gradient flows back through them (see _cut_nograd)
         self.nograd: set[int] = set()
         self.lifted: set[int] = set()  # ids of the tracers standing for the arguments
+        self.hooked: Tensor | None = None  # a traced value given a gradient hook (see note_hook)
 
     def _where(self) -> tuple[str, int, str] | None:
         """The user's line applying the operation being recorded (and the frames that led to it)."""
@@ -164,6 +165,11 @@ class JitTrace(Trace):
     def defer_write(self, target: Tensor, value: GraphTracer) -> None:
         """``target[...] = value`` happens after each run; later reads in the trace see `value`."""
         self.writes[id(target)] = (target, value)
+
+    def note_hook(self, t: Tensor) -> None:
+        """`t` (a traced value) was given a gradient hook: it runs in a backward pass inside the traced
+        code, but a compiled function differentiated from outside has no place for it (refused then)."""
+        self.hooked = t
 
     def argument_grad(self, t: Tensor) -> None:
         """The traced code reads or accumulates ``t.grad``: refused when `t` stands for an argument."""
@@ -319,6 +325,44 @@ def _cut_nograd(trace: JitTrace, outputs: list[Value]) -> list[Value]:
     return [cut.get(o.id, o) for o in outputs]
 
 
+def _alias_roots(g: Graph, count: int) -> list[int]:
+    """For each of the first `count` outputs of `g`, the value whose memory it may be (the start of the
+    chain of view nodes it comes from). Views into a multi-output fused result are roots of their own:
+    each is a separate slice of it."""
+    producer = {n.outputs[0].id: n for n in g.nodes}
+    roots = []
+    for v in g.outputs[:count]:
+        vid, n = v.id, producer.get(v.id)
+        while n is not None and n.prim.view and n.operands and isinstance(n.operands[0], Value):
+            base = producer.get(n.operands[0].id)
+            if base is not None and base.prim.name.startswith("fused_"):
+                break
+            vid, n = n.operands[0].id, base
+        roots.append(vid)
+    return roots
+
+
+def _aliased_outputs(raw: Graph, graph: Graph, count: int, returned_args: set) -> frozenset[int]:
+    """The computed outputs that the passes made share memory with an input, a constant or an earlier
+    output where the traced code computed a new tensor (``x * 1`` simplified to ``x``, two equal
+    expressions merged by CSE): the run returns a copy of those, as eager execution returns new tensors.
+    Outputs that are views of an argument in the traced code stay views."""
+    def sources(g: Graph) -> set[int]:
+        return {v.id for v in g.inputs} | set(g.constants)
+
+    before, after = _alias_roots(raw, count), _alias_roots(graph, count)
+    raw_sources, new_sources = sources(raw), sources(graph)
+    copies = set()
+    for i, (r0, r1) in enumerate(zip(before, after)):
+        if i in returned_args:
+            continue
+        if r1 in new_sources and r0 not in raw_sources:
+            copies.add(i)
+        elif any(after[j] == r1 and before[j] != r0 for j in range(i)):
+            copies.add(i)
+    return frozenset(copies)
+
+
 class _GradSlot:
     """The gradient of a tensor as part of a compiled function's cache key: None, or its shape, dtype and
     device (a graph that read an existing gradient reads the one present at each call)."""
@@ -468,7 +512,7 @@ def _kernel_sources(graph: Graph) -> dict[str, str]:
 
 class _Compiled:
     __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes", "draws",
-                 "refresh", "grads", "seeds", "fixed", "writes_args")
+                 "refresh", "grads", "seeds", "fixed", "writes_args", "records", "returned_args", "copies")
 
     def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
@@ -486,10 +530,18 @@ class _Compiled:
         # output leaf index -> (value, copy it?) for leaves that are not computed from the inputs
         self.fixed: dict[int, tuple[Any, bool]] = {}
         self.writes_args = any(kind == "arg" for kind, _, _ in self.effects)  # updates an argument in place
+        # whether a run with gradient recording on records the tape (effects or not: see Jitted._trace)
+        self.records = False
+        self.returned_args: dict[int, int] = {}  # computed output -> the argument (graph input) it is
+        self.copies: frozenset[int] = frozenset()  # computed outputs to copy (see _aliased_outputs)
 
-    def results(self, outs: list) -> Any:
-        """The function's return value from the graph's first `n_out` outputs."""
+    def results(self, outs: list, args: list | None = None) -> Any:
+        """The function's return value from the graph's first `n_out` outputs (`args`: the call's tensors,
+        in the graph's input order, for outputs that are an argument itself)."""
         leaves = outs[:self.n_out]
+        if self.returned_args and args is not None:
+            given = self.returned_args
+            leaves = [args[given[i]] if i in given else t for i, t in enumerate(leaves)]
         if self.fixed:
             computed = iter(leaves)
             leaves = []
@@ -624,9 +676,38 @@ def _effects(trace: JitTrace) -> tuple[list, list]:
     return effects, values
 
 
-def _apply(effects: tuple, outs: list, args: list) -> None:
+def _copied(compiled: _Compiled, outs: list) -> list:
+    """The computed outputs, with copies of those the passes made share memory with an input, a constant
+    or another output (see :func:`_aliased_outputs`); taken before the effects write into the inputs."""
+    if not compiled.copies:
+        return outs
+    return [t.clone() if i in compiled.copies else t for i, t in enumerate(outs)]
+
+
+def _read_copies(compiled: _Compiled, tensors: list) -> list:
+    """For a recorded run: the arguments the graph updates in place replaced by copies of their values
+    that take over their place in the autograd graph (as eager in-place operations read), so that the
+    tape saved by the run keeps the old values when the update is written. A leaf that requires grad
+    cannot be updated in place, as eagerly."""
+    from .._core.errors import AutogradError
+    from .._core.inplace import _snapshot
+
+    run_with = list(tensors)
+    for kind, target, _ in compiled.effects:
+        if kind == "arg":
+            x = tensors[target]
+            if x._node is None and x._requires_grad:
+                raise AutogradError("jit", "a leaf tensor that requires grad is updated in place by the "
+                                    "compiled function; wrap the call in ember.no_grad()", (x,))
+            run_with[target] = _snapshot(x)
+    return run_with
+
+
+def _apply(effects: tuple, outs: list, args: list, adopt: bool = False) -> None:
     """Write a run's effect outputs into parameters, gradients, buffers and optimiser state, and into the
-    tensor arguments (`args`, in the graph's input order) that the traced code updated in place."""
+    tensor arguments (`args`, in the graph's input order) that the traced code updated in place. With
+    `adopt` (a recorded run), a tensor whose new value requires grad takes that value's place in the
+    autograd graph, as after an eager in-place operation."""
     it = iter(outs)
     for kind, target, key in effects:
         if kind == "grad_none":
@@ -644,6 +725,10 @@ def _apply(effects: tuple, outs: list, args: list) -> None:
             if value._data is not target._data:  # (else computed in place, see _Compiled.destinations)
                 xp.copyto(target._data, xp.broadcast_to(value._data, target._data.shape), casting="unsafe")
             target._bump_version()
+            if adopt and value._requires_grad:
+                target._node, target._requires_grad = value._node, True
+                if value._node is not None:
+                    value._node.out_ref = weakref.ref(target)
         elif kind == "grad":
             target._grad = value
         else:
@@ -710,8 +795,12 @@ class Jitted:
                 gen._seed, gen._offset = seed, offset
         out_leaves, out_tree = pytree.flatten(result)
         outputs, fixed = [], {}
+        position = {id(w): k for k, w in enumerate(lifted.values())}
+        returned_args: dict[int, int] = {}  # computed output -> argument: the function returned that tensor
         for i, o in enumerate(out_leaves):
             if isinstance(o, GraphTracer) and o._trace is trace:
+                if id(o) in position:
+                    returned_args[len(outputs)] = position[id(o)]
                 outputs.append(o.value)
             elif isinstance(o, Tracer):
                 _restore(trace)
@@ -722,6 +811,20 @@ class Jitted:
                 fixed[i] = (o, id(o) in trace.created)
             else:  # a Python value: the same on every call
                 fixed[i] = (o, False)
+        # a backward pass ran inside (a training step): the run records no tape. Otherwise, with gradient
+        # recording on and something that requires grad, the compiled function may be differentiated from
+        # outside, effects (a batch norm's running statistics, an argument updated in place) or not
+        stepped = bool(trace.grads)
+        outside = grad_on and not stepped and any(
+            t._requires_grad for t in [*lifted.values(), *(t for _, t in trace.constants.values())])
+        differentiable = [o for o in out_leaves if isinstance(o, GraphTracer) and o._trace is trace]
+        if trace.hooked is not None and outside:
+            _restore(trace)
+            raise TraceError("jit", "a gradient hook (register_hook or retain_grad) was put on a value "
+                             "computed inside the compiled function, which is differentiated from outside: "
+                             "the backward pass runs through the compiled graph, where the hook is not. "
+                             "Register the hook on the compiled function's output or on an argument "
+                             "outside it", (trace.hooked,))
         effects, values = _effects(trace)
         # arguments updated in place (x.add_(1)): the run writes their new values into the call's tensors
         for i, (w, v) in enumerate(zip(lifted.values(), inputs)):
@@ -731,8 +834,7 @@ class Jitted:
         if trace.nograd:  # parts ran with gradient recording off: whether the call records joins the key
             mode = guards.GRAD_MODE
             trace.stateful.setdefault(id(mode), (mode, mode._jit_signature()))
-            if grad_on and not effects and any(
-                    t._requires_grad for t in [*lifted.values(), *(t for _, t in trace.constants.values())]):
+            if outside:
                 outputs = _cut_nograd(trace, outputs)
         raw = trace.graph(inputs, outputs + [v.value for v in values])
         dumps: list = []
@@ -740,7 +842,7 @@ class Jitted:
         dumps.append(("fold_constants", str(raw), str(graph)))
         read = [x for x in leaves if isinstance(x, Tensor)] + list(graph.constants.values())
         if any(n.prim.name == "stop_gradient" for n in graph.nodes) and (
-                effects or not any(t._requires_grad for t in read)):
+                (effects and not outside) or not any(t._requires_grad for t in read)):
             # a training step runs without recording, and nothing else here can be differentiated: the
             # detach points need not stay in the graph
             before = str(graph)
@@ -768,9 +870,13 @@ class Jitted:
         compiled.seeds = tuple(trace.seeds.values())
         compiled.grads = [[v.id, trace.grad_of[id(t._data)], t] for v, t in trace.constants.values()
                           if id(t._data) in trace.grad_of]
-        if effects and self.memory_budget is None:  # (a budgeted plan keeps its order)
-            compiled.plan_writes()
+        compiled.records = outside and bool(effects) and any(
+            w._requires_grad for w in differentiable + [w for w in values if isinstance(w, GraphTracer)])
+        if effects and self.memory_budget is None and not compiled.records:  # (a budgeted plan keeps its
+            compiled.plan_writes()  # order; a recorded run writes no destinations)
             self._state_keys[id(compiled.graph)] = self._state_keys[id(graph)]
+        compiled.returned_args = returned_args
+        compiled.copies = _aliased_outputs(raw, compiled.graph, len(outputs), set(returned_args))
         return compiled
 
     def _places(self, args: tuple, leaves: list) -> list[tuple[int, int, str]]:
@@ -870,9 +976,10 @@ class Jitted:
             self.eager_calls += 1
             return self.fn(*args, **kwargs)
         reads_state = compiled.draws or compiled.refresh or compiled.seeds or compiled.grads
-        if reads_state and recorder() is not None:
+        if (reads_state and recorder() is not None) or (compiled.effects and STATE.get().traces):
             # traced by an enclosing ember.jit: its trace records the draws from the generators' state,
-            # the seeds, the run-time scalars and the gradients read itself
+            # the seeds, the run-time scalars and the gradients read itself; and under any transform
+            # (an enclosing jit, vmap, jvp) the effects are the transform's to record
             return self.fn(*args, **kwargs)
         compiled.load_run_state()
         overrides = None
@@ -884,15 +991,25 @@ class Jitted:
                 first.setdefault(name, leaves[i].shape[a])
             sizes = [first[name] for name in _symbols(places)]
             overrides = dynamic.overrides(compiled.graph, compiled.rules, sizes)
-        if compiled.effects:  # a step that updates state is not itself differentiated: record no tape
+        if compiled.effects and compiled.records and STATE.get().grad:
+            # effects, and differentiable from outside (a module with batch norm in training mode, an
+            # argument updated in place): the run records its tape, and updated tensors take the place of
+            # their new values in it, as eager in-place operations do
+            run_with = _read_copies(compiled, tensors)
+            outs = executor.run(compiled.graph, run_with, overrides=overrides)
+            outs[:compiled.n_out] = _copied(compiled, outs[:compiled.n_out])
+            _apply(compiled.effects, outs[compiled.n_out:], tensors, adopt=True)
+        elif compiled.effects:  # a training step (its backward pass ran inside): record no tape
             with state_changed(grad=False):
                 outs = executor.run(compiled.graph, tensors, overrides=overrides,
                                     destinations=compiled.destinations(tensors))
+            outs[:compiled.n_out] = _copied(compiled, outs[:compiled.n_out])
             _apply(compiled.effects, outs[compiled.n_out:], tensors)
         else:
             outs = executor.run(compiled.graph, tensors, overrides=overrides)
+            outs[:compiled.n_out] = _copied(compiled, outs[:compiled.n_out])
         compiled.advance_generators()
-        return compiled.results(outs)
+        return compiled.results(outs, tensors)
 
     def _check(self, compiled: _Compiled, leaves: list) -> None:
         """Run the optimised graph and the traced (eager) one; raise at the first node that differs."""

@@ -1,0 +1,177 @@
+"""Compiled functions return what eager execution returns and record the same tape: outputs never share
+memory with inputs or with each other unless the traced code made them views, functions with effects
+(batch norm in training mode, arguments updated in place) stay differentiable, and a compiled function
+with effects called inside another transform runs as traced code."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ember
+import ember.nn as nn
+import ember.nn.functional as F
+from ember.errors import AutogradError
+from ember.func import grad
+
+
+@pytest.mark.parametrize("fn", [lambda x: x * 1.0, lambda x: x + 0, lambda x: x.t().t() * 1,
+                                lambda x: x.reshape(-1) * 1, lambda x: x.detach() * 1,
+                                lambda x: x.to(ember.float32) * 1],
+                         ids=["mul1", "add0", "tt", "reshape", "detach", "to"])
+def test_a_simplified_output_is_a_new_tensor(fn):
+    f = ember.jit(fn)
+    for _ in range(3):
+        x = ember.ones(2, 3)
+        out = f(x)
+        out.add_(10)
+        np.testing.assert_array_equal(x.numpy(), np.ones((2, 3)))
+
+
+def test_equal_outputs_merged_by_cse_are_separate_tensors():
+    f = ember.jit(lambda x: (x * 2, x * 2))
+    for _ in range(3):
+        a, b = f(ember.ones(2))
+        a.add_(1)
+        np.testing.assert_array_equal(b.numpy(), [2.0, 2.0])
+
+
+def test_an_output_read_before_an_update_of_its_argument_keeps_the_old_value():
+    def f(x):
+        old = x * 1
+        x.add_(1)
+        return old
+
+    jf = ember.jit(f)
+    for i in range(3):
+        x = ember.zeros(3) + i
+        np.testing.assert_array_equal(jf(x).numpy(), [i] * 3)
+        np.testing.assert_array_equal(x.numpy(), [i + 1] * 3)
+
+
+def test_an_argument_returned_is_that_tensor_after_its_update():
+    f = ember.jit(lambda x: x.copy_(x.t()))
+    for _ in range(3):
+        x = ember.arange(4.0).reshape(2, 2)
+        out = f(x)
+        assert out is x
+        np.testing.assert_array_equal(x.numpy(), [[0.0, 2.0], [1.0, 3.0]])
+    g = ember.jit(lambda x: x)
+    x = ember.ones(2)
+    assert g(x) is x and g(x) is x
+
+
+def test_views_of_arguments_returned_stay_views():
+    f = ember.jit(lambda x: x[0])
+    x = ember.zeros(2, 2)
+    f(x)
+    out = f(x)
+    out.add_(1)  # eagerly x[0] is a view of x
+    np.testing.assert_array_equal(x.numpy(), [[1.0, 1.0], [0.0, 0.0]])
+
+
+def test_batch_norm_in_training_mode_stays_differentiable_compiled():
+    ember.manual_seed(0)
+    bn = nn.BatchNorm1d(3)
+    x = ember.randn(4, 3)
+    f = lambda t: bn(t).pow(3).sum()  # noqa: E731
+    want = grad(f)(x)
+    for _ in range(2):
+        np.testing.assert_allclose(grad(ember.jit(f))(x).numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    runs = []
+    for compiled in (False, True):
+        ember.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+        forward = ember.jit(model) if compiled else model
+        grads, stats = [], []
+        for _ in range(3):
+            model.zero_grad()
+            loss = F.cross_entropy(forward(ember.randn(8, 3)), ember.randint(0, 2, (8,)))
+            loss.backward()
+            grads.append([p.grad.numpy().copy() for p in model.parameters()])
+            stats.append(model[1].running_mean.numpy().copy())
+        runs.append((grads, stats))
+    (eager_grads, eager_stats), (jit_grads, jit_stats) = runs
+    for got, want_grads in zip(jit_grads, eager_grads):
+        for g, w in zip(got, want_grads):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(jit_stats, eager_stats, rtol=1e-5, atol=1e-7)
+
+
+def test_an_argument_updated_in_place_takes_its_new_place_in_the_tape():
+    def g(y):
+        y.mul_(3)
+        return y
+
+    for fn in (g, ember.jit(g), ember.jit(g)):
+        x = ember.ones(2, requires_grad=True)
+        y = x * 1
+        out = fn(y)
+        assert out.requires_grad and y.requires_grad
+        y.sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+    leaf = ember.ones(2, requires_grad=True)
+    with pytest.raises(AutogradError, match="leaf"):
+        ember.jit(g)(leaf)
+    np.testing.assert_array_equal(leaf.detach().numpy(), [1.0, 1.0])
+
+
+def test_a_compiled_function_with_effects_inside_another_compiled_function():
+    inner = ember.jit(lambda x: x.add_(1))
+
+    def outer(x):
+        inner(x)
+        return x * 2
+
+    jouter = ember.jit(outer)
+    for _ in range(3):
+        x = ember.ones(3)
+        np.testing.assert_array_equal(jouter(x).numpy(), [4.0] * 3)
+        np.testing.assert_array_equal(x.numpy(), [2.0] * 3)
+    c = ember.zeros(3)
+    inner2 = ember.jit(lambda x: c.add_(x))
+    f = ember.jit(lambda x: inner2(x) * 1)
+    for i in range(3):
+        f(ember.ones(3))
+        np.testing.assert_array_equal(c.numpy(), [i + 1.0] * 3)
+
+
+def test_a_gradient_hook_inside_a_function_differentiated_from_outside_is_refused():
+    def f(w):
+        y = w * 2
+        y.register_hook(lambda g: g * 10)
+        return (y ** 2).sum()
+
+    def g(w):
+        y = w * 3
+        y.retain_grad()
+        return y.sum()
+
+    for fn in (f, g):
+        with pytest.raises(ember.errors.TraceError, match="gradient hook"):
+            ember.jit(fn)(ember.ones(2, requires_grad=True))
+
+
+def test_a_gradient_hook_inside_a_compiled_training_step_runs():
+    ember.manual_seed(0)
+    models = [nn.Linear(2, 1)]
+    models.append(nn.Linear(2, 1))
+    models[1].load_state_dict(models[0].state_dict())
+    steps = []
+    for model in models:
+        opt = ember.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, model=model, opt=opt):
+            opt.zero_grad()
+            y = model(x)
+            y.register_hook(lambda g: g * 10)
+            y.sum().backward()
+            opt.step()
+            return y.sum()
+
+        steps.append(step)
+    compiled = ember.jit(steps[1])
+    x = ember.ones(3, 2)
+    for _ in range(3):
+        steps[0](x)
+        compiled(x)
+    np.testing.assert_allclose(models[1].weight.detach().numpy(), models[0].weight.detach().numpy(), rtol=1e-6)
