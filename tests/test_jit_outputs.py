@@ -175,3 +175,31 @@ def test_a_gradient_hook_inside_a_compiled_training_step_runs():
         steps[0](x)
         compiled(x)
     np.testing.assert_allclose(models[1].weight.detach().numpy(), models[0].weight.detach().numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn", [lambda x: x[x > 0].mean(), lambda x: ember.nonzero(x > 0).float().sum(),
+                                lambda x: ember.masked_select(x, x > 0).sum(), lambda x: ember.unique(x)],
+                         ids=["mask", "nonzero", "masked_select", "unique"])
+def test_results_sized_by_values_are_refused(fn):
+    with pytest.raises(ember.errors.TraceError, match="depends on the values"):
+        ember.jit(fn)(ember.tensor([1.0, -1.0, 3.0, -1.0]))
+
+
+def test_assigning_one_value_through_a_full_mask_compiles_for_every_count():
+    torch = pytest.importorskip("torch")
+
+    def g(x):
+        x[x > 0] = 0.5
+        return x * 2
+
+    jg = ember.jit(g)
+    for data in ([1.0, -1.0, 2.0], [1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]):
+        np.testing.assert_array_equal(jg(ember.tensor(data)).numpy(), g(ember.tensor(data)).numpy())
+    x, tx = ember.tensor([1.0, -2.0, 3.0], requires_grad=True), torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y, ty = x * 1, tx * 1
+    y[y > 0] = 5.0
+    ty[ty > 0] = 5.0
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())

@@ -29,6 +29,9 @@ from .ir import Graph, Literal, Node, Value
 # The sampling functions bind their ``*_at`` forms under jit instead (see JitTrace.random_state), so these
 # reach the trace only when bound directly.
 _UNTRACEABLE = {"random_sample": "random sampling", "multinomial": "random sampling"}
+# primitives whose result's size depends on the values (a boolean mask's count): the graph would fix
+# every size computed from it (a mean's divisor, a reshape) at the traced values
+_DATA_SIZED = {"nonzero", "unique"}
 
 
 DEFAULT_CACHE_SIZE = 8  # graphs one jitted function keeps (torch.compile's default recompile limit)
@@ -277,6 +280,12 @@ class JitTrace(Trace):
             raise TraceError(prim.name, f"{_UNTRACEABLE[prim.name]} inside ember.jit is not supported yet: "
                              "the graph would replay the same numbers on every call; draw them outside and "
                              "pass them in")
+        if prim.name in _DATA_SIZED:
+            raise TraceError(prim.name, "the size of this result depends on the values (boolean-mask "
+                             "indexing x[mask], masked_select, nonzero, unique), which a compiled graph "
+                             "cannot follow from call to call. Keep sizes fixed: ember.where(mask, x, 0) "
+                             "with sums ((x * mask).sum() / mask.sum() for a masked mean), "
+                             "x.masked_fill(~mask, value), or x[mask] = value (an elementwise choice)", args)
         pairs = [self._operand(a) for a in args]
         others = tuple(t for t in STATE.get().traces if t is not self)
         with state_changed(grad=False, traces=others):

@@ -480,6 +480,12 @@ def _fit(value: Any, shape: tuple, like: Tensor, op: str) -> Tensor:
 
 def _assign(x: Tensor, key: Any, value: Any, accumulate: bool = False, op: str = "__setitem__") -> Tensor:
     """The out-of-place result of ``x[key] = value`` (or ``+=`` with `accumulate`)."""
+    if (not accumulate and isinstance(key, Tensor) and key.dtype is dtypes.bool_
+            and tuple(key.shape) == tuple(x.shape) and x.ndim
+            and (not isinstance(value, Tensor) or value.ndim == 0)):
+        # a full-size mask and one value: an elementwise choice, with no count of selected elements
+        # (which ember.jit could not follow from call to call)
+        return where(key, _fit(value, (), x, op), x)
     basic, adv = _parse(x, key, op)
     y = _basic_view(x, basic, force=False)
     front0, scalars, adv = _scalar_selects(y, adv, x, op)
