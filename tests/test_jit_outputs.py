@@ -203,3 +203,75 @@ def test_assigning_one_value_through_a_full_mask_compiles_for_every_count():
     (ty * ty).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
     np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+
+
+def test_python_side_effects_that_a_run_would_lose_are_refused():
+    def fill(d):
+        d["out"] = d["a"] * 2
+        return d["a"] + 1
+
+    def append(items, x):
+        items.append(x * 2)
+        return x
+
+    with pytest.raises(ember.errors.TraceError, match="list or dict argument"):
+        ember.jit(fill)({"a": ember.ones(2)})
+    with pytest.raises(ember.errors.TraceError, match="list or dict argument"):
+        ember.jit(append)([], ember.ones(2))
+    box = [ember.zeros(2)]
+
+    def accumulate(x):
+        nonlocal_total = box[0]  # (read through a list: allowed, nothing is assigned)
+        return nonlocal_total + x
+
+    ember.jit(accumulate)(ember.ones(2))
+    total = ember.zeros(2)
+
+    def leak(x):
+        nonlocal total
+        total = total + x
+        return x
+
+    with pytest.raises(ember.errors.TraceError, match="'total'"):
+        ember.jit(leak)(ember.ones(2))
+    model = nn.Linear(4, 1)
+    opt = ember.optim.SGD(model.parameters(), lr=1.0)
+    sched = ember.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    def step(x):
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+        sched.step()
+
+    with pytest.raises(ember.errors.TraceError, match="scheduler"):
+        ember.jit(step)(ember.ones(2, 4))
+    assert opt.param_groups[0]["lr"] == 1.0 and sched.last_epoch == 0
+
+
+def test_a_buffer_reassigned_in_forward_is_written_in_place_by_each_run():
+    class Ema(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("ema", ember.zeros(3))
+
+        def forward(self, x):
+            self.ema = 0.9 * self.ema + 0.1 * x
+            return self.ema * 2
+
+    eager, compiled = Ema(), Ema()
+    buffer = compiled.ema
+    forward = ember.jit(compiled)
+    for i in range(3):
+        x = ember.full((3,), float(i))
+        np.testing.assert_allclose(forward(x).numpy(), eager(x).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(compiled.ema.numpy(), eager.ema.numpy(), rtol=1e-6)
+    assert compiled.ema is buffer and list(compiled.state_dict()) == ["ema"]
+
+    class Grow(Ema):
+        def forward(self, x):
+            self.ema = ember.cat([self.ema, x])
+            return x
+
+    with pytest.raises(ember.errors.TraceError, match="buffer 'ema'"):
+        ember.jit(Grow())(ember.ones(1))

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 from . import dtypes, effects
 from .dispatch import STATE
-from .errors import AutogradError, DTypeError
+from .errors import AutogradError, DTypeError, TraceError
 from .tensor import Tensor, Tracer
 
 
@@ -16,7 +17,7 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     valid and later use of a stale saved tensor is caught by the version check.
     """
     if isinstance(x, Tracer):
-        out = fn(x, *args, **kwargs)
+        out = _in_trace(x, fn(x, *args, **kwargs), getattr(fn, "__name__", "inplace") + "_")
         _become(x, out)
         mutated = getattr(x._trace, "mutated", None)
         if mutated is not None:  # a trace that follows views (ember.jit) updates what `x` views
@@ -54,6 +55,29 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
             out._node.out_ref = weakref.ref(x)
         _rebase(x, bases)
     return x
+
+
+def _in_trace(x: Tracer, out: Any, name: str) -> Tracer:
+    """`out`, the new value of traced `x`, as a value of `x`'s own transform (the only kind `x` can
+    take over with :func:`_become`).
+
+    An op may hand back an operand unchanged: ``x.copy_(src)`` and ``x[:] = src`` return `src` itself
+    when it has x's shape and dtype already (broadcasting and casting are no-ops then). That is a plain
+    tensor when `src` was made inside a jitted function (``ember.ones(3)``) or captured (a parameter),
+    and a value of an enclosing transform when a control-flow body captured it. Such a result is brought
+    into x's transform by selecting it everywhere over `x`, which also broadcasts it to x's shape as an
+    eager in-place write does.
+    """
+    if isinstance(out, Tracer) and out._trace is x._trace:
+        return out
+    from .primitives.elementwise import where
+
+    out = where(True, out, x)
+    if not (isinstance(out, Tracer) and out._trace is x._trace):  # a value of a transform inside x's
+        raise TraceError(name, "the new value belongs to a transform applied inside the one that traces "
+                         "the tensor updated in place (such as a value batched by a vmap inside it); "
+                         "compute the result out of place and return it instead", (x,))
+    return out
 
 
 def _can_cast(src: dtypes.DType, dst: dtypes.DType) -> bool:

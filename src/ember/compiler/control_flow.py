@@ -19,7 +19,7 @@ from .._core import dtypes, pytree
 from .._core.creation import as_tensor, zeros, zeros_like
 from .._core.device import CPU_DEVICE, as_device
 from .._core.dispatch import STATE, bind, new_trace, state_changed
-from .._core.errors import AutogradError, DTypeError, EmberError, ShapeError
+from .._core.errors import AutogradError, DTypeError, EmberError, ShapeError, TraceError
 from .._core.primitive import Primitive
 from .._core.primitives.elementwise import convert, where
 from .._core.primitives.movement import broadcast_to, cat, moveaxis, narrow, reshape
@@ -30,7 +30,7 @@ from ..func import vjp as func_vjp
 from ..func import vmap
 from . import executor, passes
 from .ir import Graph, Literal, SubGraph, Value, verify
-from .trace import GraphTracer, JitTrace
+from .trace import GraphTracer, JitTrace, _end_draws
 
 __all__ = ["cond", "while_loop", "scan"]
 
@@ -46,11 +46,20 @@ class _BodyTrace(JitTrace):
     # and their results are captured.
     captures_all = False
 
-    def __init__(self, captures: dict[int, Tensor]):
+    def __init__(self, captures: dict[int, Tensor], op: str):
         super().__init__()
         self.captures = captures
+        self.op = op  # the control-flow primitive whose callable this traces (for error messages)
 
     def process(self, prim, args: tuple, attrs: dict) -> Any:
+        if prim.effect == "random":
+            # A body is traced once into a sub-graph that holds the draw's generator state as a constant:
+            # every iteration, branch run and compiled call would replay the same numbers. The refused
+            # draw hands back the blocks it reserved, so the generator is left as it was.
+            _end_draws(self)
+            raise TraceError(prim.name, f"random numbers (ember.rand, randn, dropout…) cannot be drawn "
+                             f"inside {_BODY_OF[self.op]}: it is traced once into a sub-graph, which would "
+                             f"replay the same numbers at every run. {_DRAW_OUTSIDE[self.op]}")
         with state_changed(traces=(self,)):  # the stand-ins are concrete: no outer transform sees them
             return super().process(prim, args, attrs)
 
@@ -64,6 +73,19 @@ class _BodyTrace(JitTrace):
                 self.captures.setdefault(id(a), a)
             return entry
         return Literal(a), a
+
+
+# What a random draw inside a traced callable is refused with (see _BodyTrace.process), by primitive.
+_BODY_OF = {"cond": "the branches of ember.cond",
+            "while_loop": "the cond_fun or body_fun of ember.while_loop",
+            "scan": "the body of ember.scan"}
+_DRAW_OUTSIDE = {
+    "cond": "Draw the random numbers outside ember.cond and pass them in as operands",
+    "while_loop": "Draw the random numbers outside ember.while_loop and pass them in as part of the carry "
+                  "(e.g. a tensor with one row per iteration, indexed by a step counter)",
+    "scan": "Draw the random numbers outside ember.scan and pass them in as operands: a tensor with a "
+            "leading axis of the scan length, in xs (each step gets its own slice)",
+}
 
 
 def _standin(a: Tensor) -> Tensor:
@@ -84,7 +106,7 @@ class _Traced:
 
 def _trace(fn: Callable, avals: Sequence[Aval], captures: dict, op: str, device=None) -> _Traced:
     """Trace ``fn(*leaves)`` on zeros of the given shapes and dtypes."""
-    trace = _BodyTrace(captures)
+    trace = _BodyTrace(captures, op)
     stand = [zeros(tuple(shape), dtype=dtype, device=device) for shape, dtype in avals]
     args = [trace._wrap(z, trace.new_value(z)) for z in stand]
     with new_trace(trace):
@@ -353,7 +375,8 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> An
 
     Both branches are traced into sub-graphs (they must return the same structure, shapes and dtypes);
     only the taken one runs. Under ``vmap`` with a batched predicate both run and the predicate selects.
-    Reverse mode differentiates the taken branch.
+    Reverse mode differentiates the taken branch. Random draws inside a branch raise
+    :class:`~ember.errors.TraceError`: draw outside and pass the numbers in as operands.
 
     Args:
         pred: a one-element tensor (nonzero is true) or a Python bool (then the branch is simply called).
@@ -483,6 +506,8 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
     dtypes. Under ``vmap`` with a batched condition the loop runs until every element is done, and
     finished elements keep their value. Forward mode (``jvp``) works; reverse mode raises
     :class:`~ember.errors.AutogradError` (the trip count is unknown ahead), as in JAX: use :func:`scan`.
+    Random draws inside either function raise :class:`~ember.errors.TraceError`: draw outside and pass
+    the numbers in through the carry.
 
     Args:
         cond_fun: carry -> one-element tensor (nonzero continues).
@@ -681,7 +706,9 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, reve
 
     `f` is traced once into a sub-graph; the whole loop is one primitive, one node under ``ember.jit``.
     Reverse mode runs a reverse scan over the carries entering each step (saved by the forward when
-    gradients are being recorded, recomputed otherwise).
+    gradients are being recorded, recomputed otherwise). Random draws inside `f` raise
+    :class:`~ember.errors.TraceError` (the sub-graph would replay one draw at every step): draw a tensor
+    with a leading axis of the scan length outside and pass it in `xs`.
 
     Args:
         f: ``f(carry, x) -> (carry, y)``; carry, x and y are pytrees of tensors (y may be None).

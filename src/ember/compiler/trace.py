@@ -334,6 +334,36 @@ def _cut_nograd(trace: JitTrace, outputs: list[Value]) -> list[Value]:
     return [cut.get(o.id, o) for o in outputs]
 
 
+def _check_arguments_kept(args: tuple, kwargs: dict, wrapped: list, treedef: Any) -> None:
+    """Refuse a traced function that changed a list or dict it was passed (``d["out"] = y``,
+    ``items.append(y)``): a compiled run executes no Python, so the change would happen only while
+    tracing, and to copies of the containers at that."""
+    leaves, now = pytree.flatten((args, kwargs))
+    if now != treedef or any(a is not b for a, b in zip(leaves, wrapped)):
+        raise TraceError("jit", "the compiled function changed a list or dict argument (added, removed or "
+                         "replaced an entry); a compiled run executes no Python, so the change would be "
+                         "lost. Return the new values instead")
+
+
+def _check_no_leaks(fn: Any, trace: JitTrace) -> None:
+    """Refuse a traced function that stored a traced value in a global or closure variable of its own
+    (``global total; total = total + x``): later runs would not update it, and the variable would hold
+    a value that exists only inside the graph."""
+    names = dict(getattr(fn, "__globals__", None) or {})
+    code = getattr(fn, "__code__", None)
+    for name, cell in zip(getattr(code, "co_freevars", ()), getattr(fn, "__closure__", None) or ()):
+        try:
+            names[name] = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+    for name, value in names.items():
+        if isinstance(value, GraphTracer) and value._trace is trace:
+            raise TraceError("jit", f"the compiled function assigned a traced value to the variable {name!r} "
+                             "outside it (global or nonlocal); a compiled run executes no Python, so later "
+                             "calls would not update it. Return the value instead, or keep it in a tensor "
+                             "updated in place")
+
+
 def _alias_roots(g: Graph, count: int) -> list[int]:
     """For each of the first `count` outputs of `g`, the value whose memory it may be (the start of the
     chain of view nodes it comes from). Views into a multi-output fused result are roots of their own:
@@ -794,6 +824,8 @@ class Jitted:
                 inputs = [w.value for w in lifted.values()]
                 args, kwargs = pytree.unflatten(treedef, wrapped)
                 result = self.fn(*args, **kwargs)
+                _check_arguments_kept(args, kwargs, wrapped, treedef)
+                _check_no_leaks(self.fn, trace)
         except BaseException:
             _restore(trace)  # a failed trace leaves gradients and optimiser state as they were
             raise

@@ -5,9 +5,9 @@ from collections import OrderedDict
 from typing import Any, Callable, Iterator, NamedTuple
 
 from .._core import effects
-from .._core.errors import EmberError, ShapeError
+from .._core.errors import EmberError, ShapeError, TraceError
 from .._core.state import STATE
-from .._core.tensor import Tensor
+from .._core.tensor import Tensor, Tracer
 from .parameter import Parameter
 
 
@@ -164,6 +164,19 @@ class Module:
         elif params is not None and name in self._buffers:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign {type(value).__name__} as buffer '{name}'")
+            old = self._buffers[name]
+            if isinstance(value, Tracer) and isinstance(old, Tensor) and not isinstance(old, Tracer) \
+                    and effects.recorder() is not None:
+                # traced by ember.jit (self.ema = 0.9 * self.ema + ...): each run writes the new value
+                # into the buffer, which stays the same tensor
+                if tuple(value.shape) != tuple(old.shape) or value.dtype is not old.dtype:
+                    raise TraceError("jit", f"buffer '{name}' of {type(self).__name__} is assigned a "
+                                     f"tensor of shape {tuple(value.shape)} and dtype {value.dtype} inside a "
+                                     f"compiled function, where it was {tuple(old.shape)} {old.dtype}; a "
+                                     "compiled run writes into the buffer, so keep its shape and dtype",
+                                     (value,))
+                if effects.write(old, value):
+                    return
             self._buffers[name] = value
         else:
             object.__setattr__(self, name, value)

@@ -14,7 +14,8 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
-from .._core.errors import ConfigError
+from .._core.effects import recorder
+from .._core.errors import ConfigError, TraceError
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
@@ -100,6 +101,10 @@ class LRScheduler:
 
     def step(self, epoch: int | None = None) -> None:
         """Advance one epoch (or jump to `epoch`, deprecated) and set the groups' learning rates."""
+        if recorder() is not None:
+            raise TraceError("lr_scheduler.step", "a learning-rate scheduler was stepped inside a compiled "
+                             "function; a compiled run executes no Python, so it would step once. Call "
+                             "scheduler.step() outside the compiled step (the step reads the new rate)")
         self._step_count += 1
         if epoch is not None:
             warnings.warn(_EPOCH_WARNING, UserWarning, stacklevel=2)
