@@ -18,8 +18,15 @@ import numpy as np
 from .._core import pytree
 from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.effects import MISSING, recorder
-from .._core.errors import EagerFallbackWarning, EmberError, RecompileLimitWarning, TraceError, user_frame
-from .._core.inplace import _become
+from .._core.errors import (
+    AutogradError,
+    EagerFallbackWarning,
+    EmberError,
+    RecompileLimitWarning,
+    TraceError,
+    user_frame,
+)
+from .._core.inplace import _become, _snapshot
 from .._core.tensor import Tensor, Tracer
 from . import cost, dynamic, executor, guards, memory, passes, remat
 from .codegen import build
@@ -715,12 +722,11 @@ def _effects(trace: JitTrace) -> tuple[list, list]:
     return effects, values
 
 
-def _copied(compiled: _Compiled, outs: list) -> list:
-    """The computed outputs, with copies of those the passes made share memory with an input, a constant
-    or another output (see :func:`_aliased_outputs`); taken before the effects write into the inputs."""
-    if not compiled.copies:
-        return outs
-    return [t.clone() if i in compiled.copies else t for i, t in enumerate(outs)]
+def _copy_aliased(compiled: _Compiled, outs: list) -> None:
+    """Replace, in `outs`, the computed outputs the passes made share memory with an input, a constant or
+    another output (see :func:`_aliased_outputs`) by copies."""
+    for i in compiled.copies:
+        outs[i] = outs[i].clone()
 
 
 def _read_copies(compiled: _Compiled, tensors: list) -> list:
@@ -728,9 +734,6 @@ def _read_copies(compiled: _Compiled, tensors: list) -> list:
     that take over their place in the autograd graph (as eager in-place operations read), so that the
     tape saved by the run keeps the old values when the update is written. A leaf that requires grad
     cannot be updated in place, as eagerly."""
-    from .._core.errors import AutogradError
-    from .._core.inplace import _snapshot
-
     run_with = list(tensors)
     for kind, target, _ in compiled.effects:
         if kind == "arg":
@@ -1032,23 +1035,22 @@ class Jitted:
                 first.setdefault(name, leaves[i].shape[a])
             sizes = [first[name] for name in _symbols(places)]
             overrides = dynamic.overrides(compiled.graph, compiled.rules, sizes)
-        if compiled.effects and compiled.records and STATE.get().grad:
-            # effects, and differentiable from outside (a module with batch norm in training mode, an
-            # argument updated in place): the run records its tape, and updated tensors take the place of
-            # their new values in it, as eager in-place operations do
-            run_with = _read_copies(compiled, tensors)
-            outs = executor.run(compiled.graph, run_with, overrides=overrides)
-            outs[:compiled.n_out] = _copied(compiled, outs[:compiled.n_out])
-            _apply(compiled.effects, outs[compiled.n_out:], tensors, adopt=True)
-        elif compiled.effects:  # a training step (its backward pass ran inside): record no tape
-            with state_changed(grad=False):
-                outs = executor.run(compiled.graph, tensors, overrides=overrides,
-                                    destinations=compiled.destinations(tensors))
-            outs[:compiled.n_out] = _copied(compiled, outs[:compiled.n_out])
-            _apply(compiled.effects, outs[compiled.n_out:], tensors)
+        if compiled.effects:
+            adopt = compiled.records and STATE.get().grad
+            if adopt:
+                # differentiable from outside (a module with batch norm in training mode, an argument
+                # updated in place): the run records its tape, and updated tensors take the place of their
+                # new values in it, as eager in-place operations do
+                outs = executor.run(compiled.graph, _read_copies(compiled, tensors), overrides=overrides)
+            else:  # a training step (its backward pass ran inside): record no tape
+                with state_changed(grad=False):
+                    outs = executor.run(compiled.graph, tensors, overrides=overrides,
+                                        destinations=compiled.destinations(tensors))
+            _copy_aliased(compiled, outs)  # (before the effects write into the inputs)
+            _apply(compiled.effects, outs[compiled.n_out:], tensors, adopt=adopt)
         else:
             outs = executor.run(compiled.graph, tensors, overrides=overrides)
-            outs[:compiled.n_out] = _copied(compiled, outs[:compiled.n_out])
+            _copy_aliased(compiled, outs)
         compiled.advance_generators()
         return compiled.results(outs, tensors)
 
