@@ -16,7 +16,7 @@ import ember
 import ember.nn.functional as F
 from ember.compiler import ir, passes
 from ember.compiler.ir import Graph, IRError, Literal, Node, Value
-from ember.errors import EmberError, RecompileLimitWarning, TraceError
+from ember.errors import DynamicDimsWarning, EmberError, RecompileLimitWarning, TraceError
 from ember.func import grad, vmap
 
 from helpers import assert_close, np_of, t64
@@ -514,12 +514,16 @@ def test_dynamic_batch_and_sequence_for_gpt():
     assert jg.compile_count == 1
 
 
-def test_dynamic_dims_refuse_sizes_baked_into_constants():
+def test_dynamic_dims_warn_and_compile_each_size_where_a_constant_follows_the_size():
     def f(x):
-        return x + ember.ones(x.shape[0])  # a constant whose shape follows the batch
+        return x + ember.arange(x.shape[0])  # a constant whose shape follows the batch
 
-    with pytest.raises(TraceError, match="constant of shape"):
-        ember.jit(f, dynamic_dims={0: [0]})(ember.ones(3))
+    jf = ember.jit(f, dynamic_dims={0: [0]})
+    with pytest.warns(DynamicDimsWarning, match="constant of shape"):
+        jf(ember.ones(3))
+    for n in (3, 5, 4, 5):
+        assert_close(jf(ember.ones(n)), np.arange(n) + 1.0)
+    assert jf.compile_count == 3
 
 
 def test_measured_peak_memory_matches_the_plan_within_5_percent():

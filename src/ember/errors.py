@@ -5,6 +5,7 @@ from ._core.errors import (
                            ConfigError,
                            DeviceError,
                            DTypeError,
+                           DynamicDimsWarning,
                            EagerFallbackWarning,
                            EmberError,
                            IndexingError,
@@ -15,4 +16,4 @@ from ._core.errors import (
 
 __all__ = ["EmberError", "ShapeError", "DTypeError", "DeviceError", "IndexingError", "AutogradError",
            "TraceError", "AnomalyError", "ConfigError", "RecompileLimitWarning",
-           "EagerFallbackWarning"]
+           "EagerFallbackWarning", "DynamicDimsWarning"]

@@ -102,5 +102,11 @@ class RecompileLimitWarning(EagerFallbackWarning):
     """A jitted function met more signatures than its ``cache_size`` and runs new ones eagerly."""
 
 
+class DynamicDimsWarning(UserWarning):
+    """A function compiled with ``dynamic_dims`` uses a marked size in a way one graph cannot follow (a
+    number not proportional to it, a constant or a structure that changes with it): each size it is
+    called with gets a graph of its own, as without ``dynamic_dims``."""
+
+
 class AnomalyError(EmberError, RuntimeError):
     """Raised by anomaly mode when an op produces NaN or Inf."""

@@ -3,16 +3,22 @@
 The function is traced at the sizes of the first call and once more per marked dimension with that
 dimension changed. Every number in a node's attributes or literal operands that differs between the
 traces is fitted as ``c · size`` or ``c / size`` of the dimension that moved it; at run time those numbers
-are recomputed from the actual sizes (a reshape target, a slice bound, the ``1/N`` of a mean). Anything
-that cannot be expressed so (a constant whose shape follows the size, a graph whose structure changes)
-is refused with a TraceError naming it.
+are recomputed from the actual sizes (a reshape target, a slice bound, the ``1/N`` of a mean). `analyse`
+raises a TraceError naming anything that cannot be expressed so (a constant whose shape follows the
+size, a graph whose structure changes); the graph then serves its own sizes only.
+
+Python code may use a size where the two traces show nothing (``max(n, 5)``, ``if n > 5``), so a new size
+is traced once more and checked before it runs: `disagreement` compares that trace with the graph's rules
+applied at the size, through `skeleton` (the graph without its value shapes).
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
+
 from .._core.errors import TraceError
-from .ir import Graph, Literal
+from .ir import Graph, Literal, _attr_text
 
 Path = tuple  # positions into a nested attribute value
 
@@ -141,3 +147,83 @@ def resized(leaves: list, places: list[tuple[int, int, str]], symbol: str, make:
         if id(x) in made:
             out[i] = made[id(x)]
     return out, old, new
+
+
+# -- checking a size the rules were not fitted at ---------------------------------------------------------
+def _attr_skeleton(value: Any) -> Any:
+    if isinstance(value, Graph):
+        return skeleton(value)
+    if isinstance(value, (tuple, list)):
+        return tuple(_attr_skeleton(v) for v in value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)) or isinstance(value, np.generic) and value.shape == ():
+        return _Number(value)
+    return _attr_text(value)
+
+
+class _Number:
+    """A number in a skeleton: integers compare exactly, floats to 1e-9 relative (a rule recomputes
+    ``1/N`` as ``(1/N0) · N0/N``, which may differ from ``1/N`` in the last bit)."""
+
+    __slots__ = ("kind", "value")
+
+    def __init__(self, value: Any):
+        self.kind = np.dtype(type(value)).kind if isinstance(value, np.generic) else type(value).__name__
+        self.value = value.item() if isinstance(value, np.generic) else value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Number) or self.kind != other.kind:
+            return False
+        a, b = self.value, other.value
+        if isinstance(a, float) or isinstance(b, float):
+            return a == b or (a != a and b != b) or abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+        return bool(a == b)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+def skeleton(graph: Graph, replaced: dict[int, tuple[tuple, dict]] | None = None) -> tuple:
+    """What `graph` computes, without the shapes of its values: per node the primitive, where each operand
+    comes from (an input, a constant, an earlier node's output, or a literal) and the attributes (bodies
+    as skeletons), then where the outputs come from. `replaced` (from `overrides`) gives some nodes other
+    operands and attributes."""
+    where: dict[int, tuple] = {v.id: ("input", i) for i, v in enumerate(graph.inputs)}
+    where.update({v.id: ("constant", i) for i, v in enumerate(graph.const_values)})
+    nodes = []
+    for k, n in enumerate(graph.nodes):
+        operands, attrs = replaced[k] if replaced and k in replaced else (n.operands, n.attrs)
+        ops = tuple(_attr_skeleton(o.value) if isinstance(o, Literal) else where.get(o.id, ("outer", o.id))
+                    for o in operands)
+        nodes.append((n.prim.name, ops, tuple((key, _attr_skeleton(attrs[key])) for key in sorted(attrs))))
+        where.update({v.id: (k, j) for j, v in enumerate(n.outputs)})
+    return tuple(nodes), tuple(where.get(v.id, ("outer", v.id)) for v in graph.outputs)
+
+
+def disagreement(base: Graph, rules: list[Rule], other: Graph, sizes: list[int]) -> str | None:
+    """None when `other` (the function traced at `sizes`) is `base` with its rules applied at those sizes;
+    otherwise what differs, in words."""
+    mine, my_outputs = skeleton(base, overrides(base, rules, sizes))
+    theirs, their_outputs = skeleton(other)
+    if [n[0] for n in mine] != [n[0] for n in theirs]:
+        return "its operations differ"
+    for k, (a, b) in enumerate(zip(mine, theirs)):
+        if a != b:
+            node = base.nodes[k]
+            at = f" ({node.where[0]}:{node.where[1]})" if node.where else ""
+            return f"{node.prim.name} (node {k}{at}) has other operands or attributes"
+    if my_outputs != their_outputs:
+        return "its outputs come from other values"
+    if len(base.const_values) != len(other.const_values):
+        return "it captures other constants"
+    for v0, v1 in zip(base.const_values, other.const_values):
+        c0, c1 = base.constants.get(v0.id), other.constants.get(v1.id)
+        if c0 is c1:
+            continue
+        if c0 is None or c1 is None or c0.shape != c1.shape or c0.dtype != c1.dtype or (
+                c0.numpy().tobytes() != c1.numpy().tobytes()):
+            return f"a constant of shape {tuple(v1.shape)} made inside the function differs"
+    return None

@@ -20,6 +20,7 @@ from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.effects import MISSING, recorder
 from .._core.errors import (
     AutogradError,
+    DynamicDimsWarning,
     EagerFallbackWarning,
     EmberError,
     RecompileLimitWarning,
@@ -423,6 +424,54 @@ class _GradSlot:
         return None if g is None else (tuple(g.shape), g.dtype.name, str(g.device))
 
 
+def _place_sizes(leaves: list, places: list) -> tuple[int, ...]:
+    """The size of every dynamic dimension of a call, in the order of `places`."""
+    return tuple([leaves[i].shape[a] for i, a, _ in places])
+
+
+def _symbol_sizes(leaves: list, places: list) -> list[int]:
+    """The size of each dynamic-dimension name of a call (at its first place), in `_symbols` order."""
+    first: dict[str, int] = {}
+    for i, a, name in places:
+        first.setdefault(name, leaves[i].shape[a])
+    return list(first.values())
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Whether two values a function returned as they are (not computed from its inputs) are the same."""
+    if a is b:
+        return True
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return (isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape and a.dtype == b.dtype
+                and a.numpy().tobytes() == b.numpy().tobytes())
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # (a comparison without one truth value: say they differ, and recompile)
+        return False
+
+
+def _disagreement(compiled: _Compiled, other: _Compiled, sizes: list[int], raw: bool = False
+                  ) -> str | None:
+    """None when `other` (the function traced at `sizes`, one per symbol) computes what `compiled` computes
+    there with its rules; otherwise what differs, in words. With `raw`, the graphs as traced (before the
+    passes) are compared, with the rules fitted to them."""
+    if raw and compiled.raw_rules is None:
+        return "its traced graph has no fitted rules"
+    if (other.out_tree != compiled.out_tree or other.n_out != compiled.n_out
+            or other.returned_args != compiled.returned_args or other.fixed.keys() != compiled.fixed.keys()):
+        return "it returns something else"
+    for i, (value, _) in compiled.fixed.items():
+        if not _same_value(value, other.fixed[i][0]):
+            return f"output {i} ({type(value).__name__}, not computed from the inputs) differs"
+    if len(other.effects) != len(compiled.effects) or any(
+            k0 != k1 or (t0 != t1 if k0 == "arg" else t0 is not t1) or not _same_value(key0, key1)
+            for (k0, t0, key0), (k1, t1, key1) in zip(compiled.effects, other.effects)):
+        return "it updates other state"
+    if raw:
+        return dynamic.disagreement(compiled.raw, compiled.raw_rules or [], other.raw, sizes)
+    return dynamic.disagreement(compiled.graph, compiled.rules, other.graph, sizes)
+
+
 def _symbols(places: list) -> list[str]:
     """The distinct dynamic-dimension names, in order."""
     return list(dict.fromkeys(name for _, _, name in places))
@@ -558,7 +607,8 @@ def _kernel_sources(graph: Graph) -> dict[str, str]:
 
 class _Compiled:
     __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes", "draws",
-                 "refresh", "grads", "seeds", "fixed", "writes_args", "records", "returned_args", "copies")
+                 "refresh", "grads", "seeds", "fixed", "writes_args", "records", "returned_args", "copies",
+                 "verified", "exact", "raw_rules")
 
     def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
@@ -580,6 +630,11 @@ class _Compiled:
         self.records = False
         self.returned_args: dict[int, int] = {}  # computed output -> the argument (graph input) it is
         self.copies: frozenset[int] = frozenset()  # computed outputs to copy (see _aliased_outputs)
+        # with dynamic dimensions: the sizes (one per marked dimension) this graph is checked to be right
+        # for, and the other graphs serving sizes where the function traces otherwise (see _at_sizes)
+        self.verified: set[tuple[int, ...]] = set()
+        self.exact: dict[tuple[int, ...], _Compiled] = {}
+        self.raw_rules: list | None = None  # the rules fitted to the traced graph (None: not fitted)
 
     def results(self, outs: list, args: list | None = None) -> Any:
         """The function's return value from the graph's first `n_out` outputs (`args`: the call's tensors,
@@ -803,6 +858,7 @@ class Jitted:
         self._flat_treedefs: dict[int, Any] = {}  # number of tensor arguments -> the call's structure
         self._state_keys: dict[int, tuple] = {}
         self._guard_slots: dict[Any, Any] = {}  # (namespace id, name) or cell id -> guards slot
+        self._dynamic_warned = False  # whether a DynamicDimsWarning was given
         functools.update_wrapper(self, fn)
 
     def _state_signature(self) -> tuple:
@@ -813,7 +869,7 @@ class Jitted:
             items = self._state_items = sorted(self.stateful.items(), key=lambda item: item[0])
         return tuple([(k, obj._jit_signature()) for k, obj in items])
 
-    def _trace(self, leaves: list, treedef, prebuild: bool = True) -> _Compiled:
+    def _trace(self, leaves: list, treedef, prebuild: bool = True, raw_only: bool = False) -> _Compiled:
         trace = JitTrace()
         trace.reads = reads = guards.Reads(sys._getframe())
         grad_on = STATE.get().grad
@@ -881,6 +937,10 @@ class Jitted:
             if outside:
                 outputs = _cut_nograd(trace, outputs)
         raw = trace.graph(inputs, outputs + [v.value for v in values])
+        if raw_only:  # (to compare with another trace: see _at_sizes)
+            compiled = _Compiled(raw, out_tree, raw, [], len(outputs), effects)
+            compiled.fixed, compiled.returned_args = fixed, returned_args
+            return compiled
         dumps: list = []
         graph = passes.fold_constants(raw, trace.foldable())
         dumps.append(("fold_constants", str(raw), str(graph)))
@@ -935,7 +995,11 @@ class Jitted:
             places.extend((index, int(ax) % leaves[index].ndim, str(name)) for ax, name in named)
         return places
 
-    def _dynamic_rules(self, compiled: _Compiled, leaves: list, treedef, places: list) -> None:
+    def _dynamic_rules(self, compiled: _Compiled, leaves: list, treedef, places: list, warn: bool = True
+                       ) -> None:
+        """Fit `compiled`'s rules (see dynamic.py) by tracing once more per dynamic dimension at a
+        neighbouring size. Where they cannot be fitted the graph serves its own sizes only (and, with
+        `warn`, a DynamicDimsWarning says so once)."""
         from .._core.creation import zeros
 
         if compiled.draws:
@@ -943,12 +1007,105 @@ class Jitted:
                              "numbers (their count would follow the dynamic sizes); compile it without "
                              "dynamic_dims, and it recompiles for each new size")
         name = getattr(self.fn, "__name__", "function")
-        others = []
-        for k, symbol in enumerate(_symbols(places)):
-            moved, s0, s1 = dynamic.resized(leaves, places, symbol,
-                                            lambda shape, t: zeros(*shape, dtype=t.dtype))
-            others.append((self._trace(moved, treedef, prebuild=False).graph, k, s0, s1))
-        compiled.rules = dynamic.analyse(compiled.graph, others, name)
+        compiled.verified.add(_place_sizes(leaves, places))
+        others, traces = [], []
+        try:
+            for k, symbol in enumerate(_symbols(places)):
+                moved, s0, s1 = dynamic.resized(leaves, places, symbol,
+                                                lambda shape, t: zeros(*shape, dtype=t.dtype))
+                traces.append((self._trace(moved, treedef, prebuild=False), moved))
+                others.append((traces[-1][0].graph, k, s0, s1))
+            compiled.rules = dynamic.analyse(compiled.graph, others, name)
+        except EmberError as e:  # (not fitted, or not traceable at a neighbouring size)
+            compiled.rules, compiled.raw_rules = [], []
+            if warn and not self._dynamic_warned:  # (a graph for a few sizes beside one that fitted: no news)
+                self._dynamic_warned = True
+                warnings.warn("ember.jit: dynamic_dims cannot share one graph across sizes here "
+                              f"({e.detail}); each size it is called with gets a graph of its own",
+                              DynamicDimsWarning, stacklevel=4)
+            return
+        try:  # the same rules for the traced graph let a new size be checked without the passes
+            compiled.raw_rules = dynamic.analyse(
+                compiled.raw, [(t.raw, k, s0, s1) for (t, _), (_, k, s0, s1) in zip(traces, others)], name)
+        except EmberError:
+            compiled.raw_rules = None
+        # the sizes traced at are checked ones, where nothing the rules do not see differs
+        for (other, moved), (_, k, _, s1) in zip(traces, others):
+            sizes = [s1 if j == k else s for j, s in enumerate(_symbol_sizes(leaves, places))]
+            if _disagreement(compiled, other, sizes) is None:
+                compiled.verified.add(_place_sizes(moved, places))
+
+    def _at_sizes(self, compiled: _Compiled, leaves: list, treedef, places: list, run: bool
+                  ) -> _Compiled | None:
+        """The graph for a call at dynamic sizes that `compiled` (the signature's first graph) was not yet
+        checked at. Rules are fitted at two sizes per dimension, and Python code may use a size in ways no
+        rule sees (``max(n, 5)``, ``if n > 5``, ``n // 2``, a returned ``n``), so the function is traced
+        once at each new size. The size is served by the first of the signature's graphs whose rules
+        applied at it give that trace; when none does, the trace is compiled into another graph (a
+        recompilation), fitted to its neighbouring sizes where it can be. None: the cache is full, so the
+        call runs eagerly."""
+        sizes = _place_sizes(leaves, places)
+        known = compiled.exact.get(sizes)
+        if known is not None:
+            return known
+        symbol_sizes = _symbol_sizes(leaves, places)
+        raw = compiled.raw_rules is not None  # (then the traced graphs are compared: no passes to run)
+        other = self._trace(leaves, treedef, prebuild=False, raw_only=raw)
+        reason = _disagreement(compiled, other, symbol_sizes, raw)
+        if reason is None:
+            compiled.verified.add(sizes)
+            return compiled
+        for variant in dict.fromkeys(compiled.exact.values()):
+            if _disagreement(variant, other, symbol_sizes, raw) is None:
+                compiled.exact[sizes] = variant
+                return variant
+        shown = ", ".join(f"{name}={size}" for (_, _, name), size in zip(places, sizes))
+        change = f"at dynamic sizes {shown} the function traces otherwise than its dynamic graph: {reason}"
+        if self.strict:
+            raise TraceError("jit", "recompilation with strict=True: " + change)
+        if run and self._full(lambda: change):
+            return None
+        if self.explain:
+            self._explain(change)
+        if raw:
+            other = self._trace(leaves, treedef, prebuild=False)
+        self._dynamic_rules(other, leaves, treedef, places, warn=False)
+        for fitted in other.verified:
+            compiled.exact.setdefault(fitted, other)
+        build.prebuild(_kernel_sources(other.graph).values())
+        compiled.exact[sizes] = other
+        self.compile_count += 1
+        if self.check:
+            other.load_run_state()
+            self._check(other, leaves)
+        return other
+
+    def _full(self, change: Callable[[], str]) -> bool:
+        """Whether the cache holds `cache_size` graphs, so that a call needing another runs eagerly (the
+        first such call warns, with the change that made it need one)."""
+        if self.cache_size is None or self._entries() < self.cache_size:
+            return False
+        if not self.eager_calls:
+            warnings.warn(f"ember.jit: {getattr(self.fn, '__name__', 'function')} was compiled for "
+                          f"{self._entries()} signatures (cache_size={self.cache_size}); calls with a new "
+                          f"signature run eagerly from now on. The last change: {change()}. Mark changing "
+                          "sizes with dynamic_dims, or pass a larger cache_size (None: no limit)",
+                          RecompileLimitWarning, stacklevel=4)
+        self.eager_calls += 1
+        return True
+
+    def _explain(self, change: str) -> None:
+        """With ``explain=True``: say on stderr why the function is compiled again, and where it was
+        called."""
+        where = user_frame()
+        at = f" (called at {where[0]}:{where[1]})" if where else ""
+        print(f"ember.jit: recompiling {getattr(self.fn, '__name__', 'function')}{at}: {change}",
+              file=sys.stderr)
+
+    def _entries(self) -> int:
+        """The number of compiled graphs held: one per signature, and more for dynamic sizes where the
+        function traces otherwise."""
+        return len(self.cache) + sum(len(set(map(id, c.exact.values()))) for c in self.cache.values())
 
     def clear_cache(self) -> None:
         """Forget every compiled graph (and the tensors they hold); the next call traces again."""
@@ -976,22 +1133,10 @@ class Jitted:
             if self.cache and self.strict:
                 raise TraceError("jit", "recompilation with strict=True: "
                                  + _describe_change(self.last_signature, sig, self.stateful))
-            if run and self.cache_size is not None and len(self.cache) >= self.cache_size:
-                if not self.eager_calls:
-                    change = _describe_change(self.last_signature, sig, self.stateful)
-                    warnings.warn(f"ember.jit: {getattr(self.fn, '__name__', 'function')} was compiled for "
-                                  f"{len(self.cache)} signatures (cache_size={self.cache_size}); calls with "
-                                  f"a new signature run eagerly from now on. The last change: {change}. "
-                                  "Mark changing sizes with dynamic_dims, or pass a larger cache_size (None: "
-                                  "no limit)",
-                                  RecompileLimitWarning, stacklevel=3)
-                self.eager_calls += 1
+            if run and self._full(lambda: _describe_change(self.last_signature, sig, self.stateful)):
                 return None, []
             if self.cache and self.explain:
-                where = user_frame()
-                at = f" (called at {where[0]}:{where[1]})" if where else ""
-                print(f"ember.jit: recompiling {getattr(self.fn, '__name__', 'function')}{at}: "
-                      f"{_describe_change(self.last_signature, sig, self.stateful)}", file=sys.stderr)
+                self._explain(_describe_change(self.last_signature, sig, self.stateful))
             compiled = self._trace(leaves, treedef)
             if places:
                 self._dynamic_rules(compiled, leaves, treedef, places)
@@ -1003,6 +1148,10 @@ class Jitted:
                 compiled.load_run_state()
                 self._check(compiled, leaves)
         self.last_signature = sig
+        if places and _place_sizes(leaves, places) not in compiled.verified:
+            compiled = self._at_sizes(compiled, leaves, treedef, places, run)
+            if compiled is None:
+                return None, []
         return compiled, _distinct_tensors(leaves)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -1029,12 +1178,8 @@ class Jitted:
         overrides = None
         if compiled.rules:
             leaves = pytree.flatten((args, kwargs))[0]
-            places = self._places(args, leaves)
-            first = {}
-            for i, a, name in places:
-                first.setdefault(name, leaves[i].shape[a])
-            sizes = [first[name] for name in _symbols(places)]
-            overrides = dynamic.overrides(compiled.graph, compiled.rules, sizes)
+            overrides = dynamic.overrides(compiled.graph, compiled.rules,
+                                          _symbol_sizes(leaves, self._places(args, leaves)))
         if compiled.effects:
             adopt = compiled.records and STATE.get().grad
             if adopt:
