@@ -560,6 +560,37 @@ def test_fold_constants_folds_only_the_constants_named_foldable():
     assert_close(run(folded, [x])[0], np_of(run(g, [x])[0]), rtol=1e-15, atol=0)
 
 
+def test_fold_constants_resolves_a_where_whose_known_condition_is_all_true_or_all_false():
+    text = ("graph(%0: float64[3], %1: float64[3]) {\n  %2: bool[] = constant()\n"
+            "  %3: float64[3] = where(%2, %0, %1)\n  %4: float64[3] = mul(%3, 2.0)\n  return (%4)\n}")
+    x, y = t64(np.arange(3.0)), t64(-np.ones(3))
+    run = ember.compiler.executor.run
+    for flag, want in ((True, np.arange(3.0)), (False, -np.ones(3))):
+        g = _graph(text)
+        g.constants[2] = ember.tensor(flag)
+        assert str(passes.fold_constants(g, set())) == text  # a captured condition is read at run time
+        folded = passes.fold_constants(g, {2})
+        ir.verify(folded)
+        assert [n.prim.name for n in folded.nodes] == ["mul"]
+        assert_close(run(folded, [x, y])[0], 2 * want, rtol=0, atol=0)
+    g = _graph(text)
+    g.constants[2] = ember.tensor([True, False, True])  # (a mixed mask is not resolved)
+    g.const_values[0].shape = (3,)
+    assert [n.prim.name for n in passes.fold_constants(g, {2}).nodes] == ["where", "mul"]
+
+
+def test_an_in_place_copy_of_a_value_made_inside_compiles_without_a_where():
+    def f(x):
+        x.copy_(ember.ones(3))
+        return x * 2
+
+    jf = ember.jit(f)
+    assert "where" not in jf.lower(ember.zeros(3)).as_text()
+    x = ember.zeros(3)
+    assert_close(jf(x), np.full(3, 2.0))
+    assert_close(x, np.ones(3))
+
+
 def test_jit_folds_tensors_the_function_creates_but_reads_captured_ones_at_run_time(rng):
     w = ember.tensor(rng.standard_normal((4, 4)), dtype=ember.float32)
 

@@ -5,7 +5,7 @@ text of the graph before and after every pass.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -439,8 +439,13 @@ def fold_constants(g: Graph, foldable: set[int] | None = None) -> Graph:
     constants, const_values = dict(g.constants), list(g.const_values)
     returned = {v.id for v in g.outputs}  # a returned value must be a new tensor on every call
     nodes = []
+    chosen: dict[int, Value] = {}  # where(c, a, b) with c known all true or all false: a or b
     for n in g.nodes:
         out = n.outputs[0]
+        picked = _known_choice(n, known)
+        if picked is not None:
+            chosen[out.id] = picked
+            continue
         ok = (len(n.outputs) == 1 and out.id not in returned and n.prim.effect is None
               and not n.prim.multiple_results and not any(isinstance(a, Graph) for a in n.attrs.values())
               and all(isinstance(o, Literal) or o.id in known for o in n.operands))
@@ -457,7 +462,25 @@ def fold_constants(g: Graph, foldable: set[int] | None = None) -> Graph:
         const_values.append(out)
     if len(nodes) == len(g.nodes):
         return g
-    return dce(Graph(g.inputs, nodes, g.outputs, constants, const_values))
+    return dce(_rename(Graph(g.inputs, nodes, g.outputs, constants, const_values), chosen))
+
+
+def _known_choice(n: Node, known: dict[int, Any]) -> Value | None:
+    """The operand a ``where`` selects everywhere, when its condition is a literal or a known constant that
+    is all true or all false and that operand already has the output's shape and dtype; else None."""
+    if n.prim.name != "where" or len(n.operands) != 3:
+        return None
+    cond, out = n.operands[0], n.outputs[0]
+    if isinstance(cond, Literal):
+        values = np.asarray(cond.value)
+    elif cond.id in known:
+        values = np.asarray(known[cond.id].numpy())
+    else:
+        return None
+    pick = n.operands[1] if values.all() else n.operands[2] if not values.any() else None
+    if isinstance(pick, Value) and pick.shape == out.shape and pick.dtype is out.dtype:
+        return pick
+    return None
 
 
 def _feature_vector(v, features: tuple) -> bool:

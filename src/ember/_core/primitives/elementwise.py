@@ -483,14 +483,14 @@ def div(x, y, *, rounding_mode: str | None = None) -> Tensor:
 
 def where(condition, x, y) -> Tensor:
     """Elementwise choice: `x` where `condition` is true, else `y` (broadcasting all three)."""
-    from ..creation import tensor
+    from ..creation import _note_created, tensor
 
-    if not isinstance(condition, Tensor):
-        condition = tensor(condition)
+    if not isinstance(condition, Tensor):  # (made here from a Python value: a trace may fold it)
+        condition = _note_created(tensor(condition))
     if condition.dtype is not dtypes.bool_:
         condition = convert(condition, dtypes.bool_)
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
-        x = tensor(x)
+        x = _note_created(tensor(x))
     dt = dtypes.result_type(x, y)
     x = convert(x, dt) if isinstance(x, Tensor) else x
     y = convert(y, dt) if isinstance(y, Tensor) else y
