@@ -6,7 +6,7 @@ from typing import Any
 
 from . import dtypes, effects
 from .dispatch import STATE
-from .errors import AutogradError, DTypeError, TraceError
+from .errors import AutogradError, DTypeError, ShapeError, TraceError
 from .tensor import Tensor, Tracer
 
 
@@ -17,14 +17,15 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     valid and later use of a stale saved tensor is caught by the version check.
     """
     if isinstance(x, Tracer):
-        out = _in_trace(x, fn(x, *args, **kwargs), getattr(fn, "__name__", "inplace") + "_")
+        name = _op_name(fn)
+        out = _in_trace(x, _fit(x, fn(x, *args, **kwargs), name), name)
         _become(x, out)
         mutated = getattr(x._trace, "mutated", None)
         if mutated is not None:  # a trace that follows views (ember.jit) updates what `x` views
             mutated(x)
         return x
     st = STATE.get()
-    name = getattr(fn, "__name__", "inplace") + "_"
+    name = _op_name(fn)
     record = st.grad and (x._requires_grad or any(isinstance(a, Tensor) and a._requires_grad for a in args))
     if record and x._node is None and x._requires_grad:
         raise AutogradError(name, "a leaf tensor that requires grad is being used in an in-place operation; "
@@ -38,11 +39,13 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
             x._node.out_ref = weakref.ref(source)
         args = tuple(source if a is x else a for a in args)
     out = fn(source, *args, **kwargs)
-    if effects.write(x, out):  # a traced update of a real tensor (a buffer in a compiled step)
-        return x
-    if out.dtype is not x.dtype and not _can_cast(out.dtype, x.dtype):
-        raise DTypeError(name, f"result type {out.dtype} can't be cast to the desired output type {x.dtype}",
-                         (x,))
+    _check_fits(x, out, name)
+    if st.traces:
+        _check_write(x, out, name, st.traces)
+        if effects.write(x, out):  # a traced update of a real tensor (a buffer in a compiled step)
+            return x
+        if isinstance(out, Tracer):
+            raise _untracked(x, out, name)
     if not x._data.flags.writeable:
         raise AutogradError("inplace", "cannot write into this tensor: it is a broadcast (expanded) view; "
                             "use .clone() first", (x,))
@@ -55,6 +58,11 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
             out._node.out_ref = weakref.ref(x)
         _rebase(x, bases)
     return x
+
+
+def _op_name(fn) -> str:
+    """The in-place op's name for messages: ``add_`` for ``add``, ``copy_`` for ``_copy``."""
+    return getattr(fn, "__name__", "inplace").strip("_") + "_"
 
 
 def _in_trace(x: Tracer, out: Any, name: str) -> Tracer:
@@ -75,13 +83,73 @@ def _in_trace(x: Tracer, out: Any, name: str) -> Tracer:
     out = where(True, out, x)
     if not (isinstance(out, Tracer) and out._trace is x._trace):  # a value of a transform inside x's
         raise TraceError(name, "the new value belongs to a transform applied inside the one that traces "
-                         "the tensor updated in place (such as a value batched by a vmap inside it); "
+                         "the tensor updated in place (such as a value batched by a vmap inside it, or a "
+                         "value of a body of ember.cond, while_loop or scan that captured the tensor); "
                          "compute the result out of place and return it instead", (x,))
     return out
 
 
 def _can_cast(src: dtypes.DType, dst: dtypes.DType) -> bool:
     return src.kind <= dst.kind
+
+
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target)))
+
+
+def _check_fits(x: Tensor, out: Any, name: str) -> None:
+    """Refuse a result that `x` cannot hold, as PyTorch does: one that broadcasts to a larger shape, or
+    of a dtype that does not cast to x's (a float result into an integer tensor)."""
+    if not isinstance(out, Tensor):
+        return
+    shape, target = tuple(out.shape), tuple(x.shape)
+    if shape != target and not _broadcasts_to(shape, target):
+        raise ShapeError(name, f"the result has shape {list(shape)}, which cannot be written into the tensor "
+                         f"updated in place, of shape {list(target)}", (x, out))
+    if out.dtype is not x.dtype and not _can_cast(out.dtype, x.dtype):
+        raise DTypeError(name, f"result type {out.dtype} can't be cast to the desired output type {x.dtype}",
+                         (x,))
+
+
+def _fit(x: Tracer, out: Any, name: str) -> Any:
+    """`out` checked, broadcast to x's shape and cast to x's dtype, as an eager in-place write stores it."""
+    _check_fits(x, out, name)
+    if not isinstance(out, Tensor):
+        return out
+    from .primitives.elementwise import convert
+    from .primitives.movement import broadcast_to
+
+    if tuple(out.shape) != tuple(x.shape):
+        out = broadcast_to(out, tuple(x.shape))
+    return out if out.dtype is x.dtype else convert(out, x.dtype)
+
+
+def _check_write(x: Tensor, out: Any, name: str, traces: tuple) -> None:
+    """Let each active trace that restricts writes into plain tensors (the trace of a control-flow body)
+    refuse this one."""
+    for trace in traces:
+        check = getattr(trace, "check_write", None)
+        if check is not None:
+            check(x, out, name)
+
+
+def _untracked(x: Tensor, out: Tracer, name: str) -> TraceError:
+    """The error for a value of a transform (vmap, jvp) written into a tensor the transform does not
+    track: the tensor has one value, the new value one per batch element (or a tangent)."""
+    bdim = getattr(out, "bdim", None)
+    if isinstance(bdim, int):  # a value batched by vmap
+        size = out.val.shape[bdim]
+        return TraceError(name, f"under vmap, a tensor that is not batched (shape {list(x.shape)}) cannot be "
+                          f"updated in place with a batched value (shape {list(out.shape)} for each of "
+                          f"{size} batch elements): it would need one value per element. Use an "
+                          "out-of-place operation (y = x + v) and return the result, or pass the tensor in "
+                          "as a batched argument", (x, out))
+    return TraceError(name, "a tensor captured by a transform (such as jvp) cannot be updated in place with "
+                      "a value the transform computes (it carries no tangent or batch of its own); pass "
+                      "the tensor in as an argument of the transformed function, or use an out-of-place "
+                      "operation and return the result", (x, out))
 
 
 def _become(x: Tensor, out: Tensor) -> None:

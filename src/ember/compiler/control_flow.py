@@ -21,7 +21,7 @@ from .._core.device import CPU_DEVICE, as_device
 from .._core.dispatch import STATE, bind, new_trace, state_changed
 from .._core.errors import AutogradError, DTypeError, EmberError, ShapeError, TraceError
 from .._core.primitive import Primitive
-from .._core.primitives.elementwise import convert, where
+from .._core.primitives.elementwise import clone, convert, where
 from .._core.primitives.movement import broadcast_to, cat, moveaxis, narrow, reshape
 from .._core.primitives.reduce import any as reduce_any
 from .._core.tensor import Tensor, Tracer
@@ -65,6 +65,7 @@ class _BodyTrace(JitTrace):
 
     def _operand(self, a: Any) -> tuple[Any, Any]:
         if isinstance(a, GraphTracer) and a._trace is self:
+            self._fresh(a)  # a view of a value updated in place since: recomputed, as eagerly
             return a.value, a.val
         if isinstance(a, Tensor):
             entry = self.constants.get(id(a))
@@ -74,8 +75,33 @@ class _BodyTrace(JitTrace):
             return entry
         return Literal(a), a
 
+    def check_write(self, x: Tensor, value: Any, name: str) -> None:
+        """Refuse the in-place update ``x <- value`` of a tensor that is not a value of this trace.
 
-# What a random draw inside a traced callable is refused with (see _BodyTrace.process), by primitive.
+        The callable is traced once and its sub-graph runs at every iteration (or not at all: a branch
+        not taken), so a write into a tensor from outside would happen once, while tracing, instead.
+        A tensor made inside the callable from constants may be updated with constants (that happens
+        once, at tracing, or in an enclosing jit, as every run would do it), but not with a value computed
+        from the arguments: a plain tensor cannot stand for a value of the sub-graph.
+        """
+        base = x
+        while getattr(base, "_base", None) is not None:  # a view: the tensor whose storage it shares
+            base = base._base[0]
+        where = _BODY_OF[self.op]
+        if self.created.get(id(base)) is not base:
+            raise TraceError(name, f"a tensor captured from outside {where} cannot be updated in place "
+                             "there: the function is traced once into a sub-graph, which cannot write to "
+                             "outer tensors. Pass the tensor in (as an operand or part of the carry) and "
+                             "return its new value, or compute the result out of place (y = x + v)", (x,))
+        if isinstance(value, GraphTracer) and value._trace is self:
+            raise TraceError(name, f"a tensor made inside {where} from constants cannot be updated in place "
+                             "with a value computed from the function's arguments (it cannot stand for a "
+                             "value of the sub-graph); compute the new value out of place (y = x + v) and "
+                             "use that", (x, value))
+
+
+# The traced callables of each primitive, as messages name them (see _BodyTrace), and what a random draw
+# inside one is refused with (see _BodyTrace.process).
 _BODY_OF = {"cond": "the branches of ember.cond",
             "while_loop": "the cond_fun or body_fun of ember.while_loop",
             "scan": "the body of ember.scan"}
@@ -109,6 +135,9 @@ def _trace(fn: Callable, avals: Sequence[Aval], captures: dict, op: str, device=
     trace = _BodyTrace(captures, op)
     stand = [zeros(tuple(shape), dtype=dtype, device=device) for shape, dtype in avals]
     args = [trace._wrap(z, trace.new_value(z)) for z in stand]
+    # (taken now: an in-place update of an argument rebinds its tracer to the op's result, and the body
+    # then works on that local copy)
+    inputs = [a.value for a in args]
     with new_trace(trace):
         result = fn(*args)
     leaves, tree = pytree.flatten(result)
@@ -118,7 +147,7 @@ def _trace(fn: Callable, avals: Sequence[Aval], captures: dict, op: str, device=
             raise DTypeError(op, f"the traced function returned a {type(o).__name__}; return tensors "
                              "(pytrees of tensors) only")
         outputs.append(trace._operand(o)[0])
-    return _Traced(trace, [a.value for a in args], outputs, tree)
+    return _Traced(trace, inputs, outputs, tree)
 
 
 def _close(traced: _Traced, captures: list[Tensor]) -> SubGraph:
@@ -376,10 +405,14 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> An
     Both branches are traced into sub-graphs (they must return the same structure, shapes and dtypes);
     only the taken one runs. Under ``vmap`` with a batched predicate both run and the predicate selects.
     Reverse mode differentiates the taken branch. Random draws inside a branch raise
-    :class:`~ember.errors.TraceError`: draw outside and pass the numbers in as operands.
+    :class:`~ember.errors.TraceError`: draw outside and pass the numbers in as operands. The operands are
+    values: an in-place update of one inside a branch (``x.mul_(2)``) acts on the branch's own copy, the
+    caller's tensor is left as it was; updating a tensor the branch captures from outside raises
+    :class:`~ember.errors.TraceError`.
 
     Args:
-        pred: a one-element tensor (nonzero is true) or a Python bool (then the branch is simply called).
+        pred: a one-element tensor (nonzero is true) or a Python bool (then the branch is simply called,
+            on copies of the operands).
         true_fn, false_fn: functions of the operands returning a pytree of tensors.
         operands: pytrees of tensors passed to the branch.
 
@@ -393,8 +426,8 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> An
         [2.0, 4.0]
     """
     pred = _predicate(pred, "cond")
-    if isinstance(pred, bool):
-        return true_fn(*operands) if pred else false_fn(*operands)
+    if isinstance(pred, bool):  # on copies: the operands are values, as when the branches are traced
+        return (true_fn if pred else false_fn)(*_copies(operands))
     leaves, tree = _as_leaves(operands, "cond")
 
     def flat(fn):
@@ -402,6 +435,13 @@ def cond(pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> An
 
     res, out_tree = _cond_apply(pred, (flat(true_fn), flat(false_fn)), leaves)
     return pytree.unflatten(out_tree, res)
+
+
+def _copies(tree: Any) -> Any:
+    """`tree` with every tensor replaced by a copy (differentiable), so an in-place update of one stays
+    local to the function it is passed to."""
+    leaves, td = pytree.flatten(tree)
+    return pytree.unflatten(td, [clone(x) if isinstance(x, Tensor) else x for x in leaves])
 
 
 # == while_loop ============================================================================================
@@ -507,7 +547,9 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
     finished elements keep their value. Forward mode (``jvp``) works; reverse mode raises
     :class:`~ember.errors.AutogradError` (the trip count is unknown ahead), as in JAX: use :func:`scan`.
     Random draws inside either function raise :class:`~ember.errors.TraceError`: draw outside and pass
-    the numbers in through the carry.
+    the numbers in through the carry. An in-place update of the carry inside either function acts on that
+    function's own copy (`init_val` is left as it was); updating a captured tensor raises
+    :class:`~ember.errors.TraceError`.
 
     Args:
         cond_fun: carry -> one-element tensor (nonzero continues).
@@ -708,7 +750,9 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, reve
     Reverse mode runs a reverse scan over the carries entering each step (saved by the forward when
     gradients are being recorded, recomputed otherwise). Random draws inside `f` raise
     :class:`~ember.errors.TraceError` (the sub-graph would replay one draw at every step): draw a tensor
-    with a leading axis of the scan length outside and pass it in `xs`.
+    with a leading axis of the scan length outside and pass it in `xs`. An in-place update of the carry
+    or of x inside `f` (``c.add_(x)``) acts on the step's own copy, as ``c = c + x`` would (`init` and
+    `xs` are left as they were); updating a captured tensor raises :class:`~ember.errors.TraceError`.
 
     Args:
         f: ``f(carry, x) -> (carry, y)``; carry, x and y are pytrees of tensors (y may be None).

@@ -1,0 +1,175 @@
+"""In-place updates under vmap (and jvp), against torch.func.
+
+A tensor that vmap does not batch (captured, made inside the function, or passed with ``in_dims=None``)
+holds one value, so it cannot take a batched value in place: refused with a TraceError naming the op, the
+shapes and the user's line, as torch.func.vmap refuses it, instead of writing garbage into it. An
+unbatched update of it happens once (the function runs once), and a batched tensor takes batched or
+unbatched values, as in torch.func.vmap."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ember
+from ember.errors import DTypeError, EmberError, ShapeError, TraceError
+from ember.func import jvp, vmap
+
+from helpers import assert_close
+
+torch = pytest.importorskip("torch")
+tfunc = pytest.importorskip("torch.func")
+
+_V = np.arange(12, dtype=np.float32).reshape(4, 3)
+
+
+# -- refused: a batched value into an unbatched tensor ---------------------------------------------------------
+def _add_captured(lib, x):
+    return lambda v: x.add_(v)
+
+
+def _copy_captured(lib, x):
+    return lambda v: x.copy_(v)
+
+
+def _setitem_captured(lib, x):
+    def fn(v):
+        x[1:] = v[1:]
+        return v
+    return fn
+
+
+def _mul_made_inside(lib, x):
+    return lambda v: lib.ones(3).mul_(v)
+
+
+_REFUSED = [(_add_captured, "add_"), (_copy_captured, "copy_"), (_setitem_captured, "setitem_"),
+            (_mul_made_inside, "mul_")]
+
+
+@pytest.mark.parametrize("make, op", _REFUSED, ids=[op for _, op in _REFUSED])
+def test_batched_value_into_an_unbatched_tensor_is_refused_as_in_torch(make, op):
+    x = ember.zeros(3)
+    with pytest.raises(TraceError) as info:
+        vmap(make(ember, x))(ember.tensor(_V))
+    message = str(info.value)
+    assert message.startswith(f"{op}: under vmap, a tensor that is not batched (shape [3])")
+    assert "shape [3] for each of 4 batch elements" in message
+    assert "test_vmap_inplace.py" in message  # the user's line
+    assert_close(x, np.zeros(3))  # left as it was (it used to be filled with NaN)
+    tx = torch.zeros(3)
+    with pytest.raises(RuntimeError):
+        tfunc.vmap(make(torch, tx))(torch.tensor(_V))
+
+
+def test_an_argument_not_mapped_cannot_take_a_batched_value_in_place():
+    x = ember.zeros(3)
+    with pytest.raises(TraceError, match="add_: under vmap"):
+        vmap(lambda a, v: a.add_(v), in_dims=(None, 0))(x, ember.tensor(_V))
+    assert_close(x, np.zeros(3))
+    with pytest.raises(RuntimeError):
+        tfunc.vmap(lambda a, v: a.add_(v), in_dims=(None, 0))(torch.zeros(3), torch.tensor(_V))
+
+
+def test_the_refusal_is_an_ember_error_under_nested_vmap():
+    x = ember.zeros(3)
+    with pytest.raises(EmberError, match="add_"):  # an outer-batched tensor, an inner-batched value
+        vmap(lambda a: vmap(lambda v: a.add_(v))(ember.tensor(_V)))(ember.zeros(2, 3))
+    vmap(lambda v: vmap(lambda w: w * 1)(v))(ember.ones(2, 4, 3))  # nothing else changed
+    assert_close(x, np.zeros(3))
+
+
+def test_a_tangent_into_a_captured_tensor_is_refused_under_jvp_as_in_torch():
+    x, tx = ember.zeros(3), torch.zeros(3)
+    with pytest.raises(TraceError, match="add_: a tensor captured by a transform"):
+        jvp(lambda v: x.add_(v), (ember.ones(3),), (ember.ones(3),))
+    assert_close(x, np.zeros(3))
+    with pytest.raises(RuntimeError, match="mutate a captured Tensor"):
+        tfunc.jvp(lambda v: tx.add_(v), (torch.ones(3),), (torch.ones(3),))
+
+
+# -- allowed, as in torch.func.vmap -------------------------------------------------------------------------------
+def _batched_plus_batched(lib):
+    return lambda a, v: a.add_(v), (0, 0)
+
+
+def _batched_plus_unbatched_made_inside(lib):
+    return lambda a, v: a.mul_(lib.full((3,), 2.0)).add_(v), (0, 0)
+
+
+def _batched_plus_unbatched_argument(lib):
+    return lambda a, v: a.sub_(v), (0, None)
+
+
+def _batched_setitem(lib):
+    def fn(a, v):
+        a[0] = v[2]
+        return a
+    return fn, (0, 0)
+
+
+def _batched_copy_of_unbatched(lib):
+    return lambda a, v: a.copy_(v) * 2, (0, None)
+
+
+_ALLOWED = [_batched_plus_batched, _batched_plus_unbatched_made_inside, _batched_plus_unbatched_argument,
+            _batched_setitem, _batched_copy_of_unbatched]
+
+
+@pytest.mark.parametrize("make", _ALLOWED, ids=lambda f: f.__name__.strip("_"))
+def test_a_batched_tensor_takes_batched_and_unbatched_values_in_place_as_in_torch(make):
+    fn, dims = make(ember)
+    tfn, _ = make(torch)
+    a = np.random.default_rng(0).random((4, 3)).astype(np.float32)
+    v = _V if dims[1] == 0 else _V[1]
+    got = vmap(fn, in_dims=dims)(ember.tensor(a), ember.tensor(v))
+    want = tfunc.vmap(tfn, in_dims=dims)(torch.tensor(a), torch.tensor(v))
+    assert_close(got, want.numpy())
+
+
+def test_an_unbatched_value_into_an_unbatched_tensor_applies_once_as_in_torch():
+    x, tx = ember.zeros(3), torch.zeros(3)
+
+    def fn(lib, t):
+        def f(v):
+            t.add_(lib.ones(3))
+            t.mul_(2.0)
+            return v * t
+        return f
+
+    got = vmap(fn(ember, x))(ember.tensor(_V))
+    want = tfunc.vmap(fn(torch, tx))(torch.tensor(_V))
+    assert_close(got, want.numpy())
+    assert_close(x, tx.numpy())  # updated once: the function runs once
+    assert_close(x, [2.0, 2.0, 2.0])
+
+
+# -- shapes and dtypes an in-place result must fit, as in PyTorch -------------------------------------------------
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "jit"])
+def test_a_result_larger_than_the_updated_tensor_is_a_shape_error(compiled):
+    def fn(x, v):
+        return x.add_(v)
+
+    x = ember.zeros(3)
+    with pytest.raises(ShapeError, match=r"add_: the result has shape \[4, 3\].*of shape \[3\]"):
+        (ember.jit(fn) if compiled else fn)(x, ember.ones(4, 3))
+    assert_close(x, np.zeros(3))
+    with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):
+        torch.zeros(3).add_(torch.ones(4, 3))
+
+
+def test_a_larger_result_under_vmap_is_a_shape_error():
+    with pytest.raises(ShapeError, match="add_"):
+        vmap(lambda a: a.add_(ember.ones(2, 3)))(ember.zeros(4, 3))
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "jit"])
+def test_inplace_results_keep_the_updated_tensors_dtype(compiled):
+    def fn(x, v):
+        return x.add_(v) * 1
+
+    wrap = ember.jit if compiled else (lambda f: f)
+    out = wrap(fn)(ember.zeros(3), ember.ones(3, dtype=ember.float64))
+    assert out.dtype is ember.float32
+    assert torch.zeros(3).add_(torch.ones(3, dtype=torch.float64)).dtype == torch.float32
+    with pytest.raises(DTypeError, match="add_"):
+        wrap(fn)(ember.zeros(3, dtype=ember.int64), ember.ones(3))
