@@ -427,12 +427,7 @@ def _local_constant_buffer(init, xs):
     return ember.scan(body, init, xs)
 
 
-@pytest.mark.parametrize("compiled", [
-    False,
-    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=(
-        "ember.jit reads a tensor the traced code created and then updated in place as a constant at run "
-        "time, after its deferred write changed it: later calls see the update applied again"))),
-], ids=["eager", "jit"])
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "jit"])
 def test_a_buffer_made_in_a_body_may_be_updated_in_place_with_constants(compiled):
     fn = ember.jit(_local_constant_buffer) if compiled else _local_constant_buffer
     for call in range(3):

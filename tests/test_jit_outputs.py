@@ -275,3 +275,70 @@ def test_a_buffer_reassigned_in_forward_is_written_in_place_by_each_run():
 
     with pytest.raises(ember.errors.TraceError, match="buffer 'ema'"):
         ember.jit(Grow())(ember.ones(1))
+
+
+def test_a_tensor_made_inside_and_updated_in_place_starts_afresh_on_every_call():
+    def f(a):
+        b = ember.zeros(3)
+        b.add_(1.0)
+        b[0] = 5.0
+        c = ember.ones(2, 3)
+        c[1].mul_(a)  # through a view
+        return a + b, b, c
+
+    jf = ember.jit(f)
+    a = ember.arange(3.0)
+    for _ in range(3):
+        for got, want in zip(jf(a), f(a)):
+            np.testing.assert_allclose(got.numpy(), want.numpy())
+    assert len(jf.lower(a).graph.outputs) == 3  # the results only: nothing is written back anywhere
+
+
+def test_a_buffer_made_inside_a_training_step_is_local_to_each_step():
+    ember.manual_seed(0)
+    layer = ember.nn.Linear(3, 1)
+    opt = ember.optim.SGD(layer.parameters(), lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        scale = ember.ones(1)
+        scale.mul_(2.0)
+        loss = (layer(x) * scale).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss, scale
+
+    x = ember.randn(4, 3)
+    eager = []
+    state = {k: v.detach().clone() for k, v in layer.state_dict().items()}
+    for _ in range(3):
+        loss, scale = step(x)
+        eager.append((float(loss), scale.tolist()))
+    layer.load_state_dict(state)
+    jstep = ember.jit(step)
+    for want in eager:
+        loss, scale = jstep(x)
+        assert float(loss) == pytest.approx(want[0], rel=1e-5) and scale.tolist() == want[1]
+
+
+@pytest.mark.parametrize("made", ["inside", "outside"])
+def test_an_update_through_a_view_of_a_captured_tensor_reaches_it(made):
+    """``buf[1].mul_(a)`` on a captured tensor (or through a view of it made outside the function) writes
+    into it on every run, and later reads in the function see the update, as in eager mode."""
+    def make():
+        buf = ember.ones(2, 3)
+        view = buf[1] if made == "outside" else None
+        return buf, view
+
+    def body(buf, view, a):
+        (buf[1] if view is None else view).mul_(a)
+        return buf * 1
+
+    a = ember.arange(3.0) + 1
+    eager_buf, eager_view = make()
+    want = [body(eager_buf, eager_view, a).numpy() for _ in range(3)]
+    buf, view = make()
+    jf = ember.jit(lambda a: body(buf, view, a))
+    for w in want:
+        np.testing.assert_allclose(jf(a).numpy(), w)
+    np.testing.assert_allclose(buf.numpy(), eager_buf.numpy())

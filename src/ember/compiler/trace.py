@@ -173,9 +173,22 @@ class JitTrace(Trace):
         return {v.id for key, (v, t) in self.constants.items()
                 if self.created.get(key) is t and key not in self.writes and not t.requires_grad}
 
+    def local_writes(self) -> set[int]:
+        """Ids of the tensors the traced code created and then updated in place: local to a call, as in
+        eager mode, so their new values are computed in the graph and never written back (the tensor
+        keeps its value from creation, which the graph reads on every call)."""
+        return {key for key, (target, _) in self.writes.items() if self.created.get(key) is target}
+
     def defer_write(self, target: Tensor, value: GraphTracer) -> None:
-        """``target[...] = value`` happens after each run; later reads in the trace see `value`."""
+        """``target[...] = value`` happens after each run; later reads in the trace see `value`. If
+        `target` is a view of another tensor (made eagerly), that tensor gets the update too, as memory
+        sharing would have it, so that later reads of it see the update."""
         self.writes[id(target)] = (target, value)
+        self.version[id(target)] = (weakref.ref(target), self._count(target) + 1)
+        info = getattr(target, "_base", None)
+        if info is not None and info[1].unview is not None and not isinstance(info[0], Tracer):
+            base, prim, attrs = info
+            self.defer_write(base, prim.unview(base, value, **attrs))
 
     def note_hook(self, t: Tensor) -> None:
         """`t` (a traced value) was given a gradient hook: it runs in a backward pass inside the traced
@@ -250,6 +263,10 @@ class JitTrace(Trace):
                 raise TraceError(prim.name, f"an in-place update through a view made by {prim.name} cannot "
                                  "be traced; apply the update to a .clone() of the view, or write the result "
                                  "with an indexing assignment", (x,))
+            if not isinstance(base, GraphTracer):  # a view of a captured tensor or of one made inside:
+                self.defer_write(base, prim.unview(base, child, **attrs))  # that tensor is written
+                self.view_version[id(child)] = (weakref.ref(child), self._count(base))
+                return
             self._fresh(base)
             _become(base, prim.unview(base, child, **attrs))
             self.version[id(base)] = (weakref.ref(base), self._count(base) + 1)
@@ -304,7 +321,8 @@ class JitTrace(Trace):
         self.nodes.append(Node(prim, tuple(o for o, _ in pairs), attrs, (value,), self._where()))
         result = self._wrap(out, value)
         base = args[0] if args else None
-        if prim.view and isinstance(base, GraphTracer) and base._trace is self:
+        if prim.view and (isinstance(base, GraphTracer) and base._trace is self
+                          or isinstance(base, Tensor) and not isinstance(base, Tracer)):
             result._base = (base, prim, attrs)
             self.view_version[id(result)] = (weakref.ref(result), self._count(base))
         return result
@@ -756,9 +774,11 @@ def _effects(trace: JitTrace) -> tuple[list, list]:
     only lowered changes nothing); the run assigns them for real.
     """
     effects, values = [], []
-    for target, value in trace.writes.values():
-        effects.append(("data", target, None))
-        values.append(value)
+    local = trace.local_writes()
+    for key, (target, value) in trace.writes.items():
+        if key not in local:
+            effects.append(("data", target, None))
+            values.append(value)
     for t, _ in trace.grads.values():
         final = t._grad
         if isinstance(final, GraphTracer) and final._trace is trace:
@@ -897,7 +917,10 @@ class Jitted:
         outputs, fixed = [], {}
         position = {id(w): k for k, w in enumerate(lifted.values())}
         returned_args: dict[int, int] = {}  # computed output -> argument: the function returned that tensor
+        local = trace.local_writes()
         for i, o in enumerate(out_leaves):
+            if isinstance(o, Tensor) and id(o) in local:  # made inside and updated: its computed value
+                o = trace.writes[id(o)][1]
             if isinstance(o, GraphTracer) and o._trace is trace:
                 if id(o) in position:
                     returned_args[len(outputs)] = position[id(o)]
