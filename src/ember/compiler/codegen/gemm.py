@@ -913,8 +913,32 @@ def _check(status: int) -> None:
         raise MemoryError("gemm: could not allocate the packing buffers")
 
 
+_TUNES: dict[tuple[int, ...], np.ndarray] = {}
+
+
 def _tune() -> np.ndarray:
-    return np.array([KC_MAX, NC_PANELS, MC_PANELS, KC_DOT], np.int64)
+    """The blocking parameters as the C code reads them (one array per setting: tests change them)."""
+    key = (KC_MAX, NC_PANELS, MC_PANELS, KC_DOT)
+    tune = _TUNES.get(key)
+    if tune is None:
+        tune = _TUNES[key] = np.array(key, np.int64)
+    return tune
+
+
+_CALLS: dict[str, Any] = {}  # gemm function name -> the function with its argument types declared
+
+
+def _gemm_fn(dtype: np.dtype) -> Any:
+    """The ``gemm_*`` C function for `dtype`, called with plain integers (its argument types declared)."""
+    name = f"gemm_{_suffix(dtype)}"
+    fn = _CALLS.get(name)
+    if fn is None:
+        fn = getattr(library(dtype), name)
+        L, P = ctypes.c_long, ctypes.c_void_p
+        fn.argtypes = [L, L, L, L, P, L, L, L, P, L, L, L, P, L, L, P, P, P]
+        fn.restype = ctypes.c_int
+        fn = _CALLS[name] = fn
+    return fn
 
 
 def _strides(a: np.ndarray) -> tuple[int, ...]:
@@ -940,6 +964,16 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, epilogue
     if any(s % a.itemsize for s in a.strides + b.strides):
         a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    epi_fn, ctx = epilogue if epilogue is not None else (None, None)
+    if a.ndim == 2 and b.ndim == 2:  # (the common case, without the batch bookkeeping below)
+        if out is None:
+            out = np.empty((m, n), a.dtype)
+        size = a.itemsize
+        _check(_gemm_fn(a.dtype)(1, m, n, k, data_pointer(a), 0, a.strides[0] // size, a.strides[1] // size,
+                                 data_pointer(b), 0, b.strides[0] // size, b.strides[1] // size,
+                                 data_pointer(out), m * n, n, data_pointer(_tune()), epi_fn,
+                                 None if ctx is None else data_pointer(ctx)))
+        return out
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     if out is None:
         out = np.empty(batch + (m, n), a.dtype)
@@ -949,17 +983,16 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, epilogue
     else:
         a, b = (np.broadcast_to(x, batch + x.shape[-2:]).reshape((-1,) + batch[-1:] + x.shape[-2:]) if batch
                 else x[None, None] for x in (a, b))
-    fn, tune, L = getattr(library(a.dtype), f"gemm_{_suffix(a.dtype)}"), _tune(), ctypes.c_long
-    epi_fn, ctx = epilogue if epilogue is not None else (None, None)
+    fn, tune = _gemm_fn(a.dtype), data_pointer(_tune())
     flat = out.reshape(-1, m, n)
     inner = a.shape[1]  # a and b are now (outer, inner, rows, cols); the C loop runs over inner
     for outer in range(a.shape[0]):
         ai, bi = a[outer], b[outer]
         sa, sb = _strides(ai), _strides(bi)
         oi = flat[outer * inner:(outer + 1) * inner]
-        _check(fn(L(inner), L(m), L(n), L(k), _ptr(ai), L(sa[0]), L(sa[1]), L(sa[2]), _ptr(bi), L(sb[0]),
-                  L(sb[1]), L(sb[2]), _ptr(oi), L(m * n), L(n), _ptr(tune), epi_fn,
-                  None if ctx is None else _ptr(ctx)))
+        _check(fn(inner, m, n, k, data_pointer(ai), sa[0], sa[1], sa[2], data_pointer(bi), sb[0], sb[1],
+                  sb[2], data_pointer(oi), m * n, n, tune, epi_fn,
+                  None if ctx is None else data_pointer(ctx)))
     return out
 
 
