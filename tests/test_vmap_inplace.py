@@ -121,9 +121,24 @@ def test_a_batched_tensor_takes_batched_and_unbatched_values_in_place_as_in_torc
     tfn, _ = make(torch)
     a = np.random.default_rng(0).random((4, 3)).astype(np.float32)
     v = _V if dims[1] == 0 else _V[1]
-    got = vmap(fn, in_dims=dims)(ember.tensor(a), ember.tensor(v))
-    want = tfunc.vmap(tfn, in_dims=dims)(torch.tensor(a), torch.tensor(v))
+    ea, ta = ember.tensor(a), torch.tensor(a)
+    got = vmap(fn, in_dims=dims)(ea, ember.tensor(v))
+    want = tfunc.vmap(tfn, in_dims=dims)(ta, torch.tensor(v))
     assert_close(got, want.numpy())
+    assert_close(ea, ta.numpy())  # the caller's tensor took the update, as in torch
+
+
+@pytest.mark.parametrize("in_dim", [0, 1])
+def test_an_argument_updated_in_place_is_written_back_under_nested_vmap(in_dim):
+    a = np.random.default_rng(1).random((2, 4, 3)).astype(np.float32)
+    ea, ta = ember.tensor(a), torch.tensor(a)
+
+    def step(lib):
+        return lambda x: x.mul_(2.0).add_(lib.arange(3.0)[0] + 1.0)
+
+    vmap(vmap(step(ember)), in_dims=in_dim)(ea)
+    tfunc.vmap(tfunc.vmap(step(torch)), in_dims=in_dim)(ta)
+    assert_close(ea, ta.numpy())
 
 
 def test_an_unbatched_value_into_an_unbatched_tensor_applies_once_as_in_torch():
@@ -173,3 +188,12 @@ def test_inplace_results_keep_the_updated_tensors_dtype(compiled):
     assert torch.zeros(3).add_(torch.ones(3, dtype=torch.float64)).dtype == torch.float32
     with pytest.raises(DTypeError, match="add_"):
         wrap(fn)(ember.zeros(3, dtype=ember.int64), ember.ones(3))
+
+
+def test_a_primal_updated_in_place_is_written_back_under_jvp_as_in_torch():
+    p, tp = ember.zeros(3), torch.zeros(3)
+    out, tangent = ember.func.jvp(lambda x: x.mul_(2).add_(1), (p,), (ember.ones(3),))
+    tout, ttangent = tfunc.jvp(lambda x: x.mul_(2).add_(1), (tp,), (torch.ones(3),))
+    assert_close(out, tout.numpy())
+    assert_close(tangent, ttangent.numpy())
+    assert_close(p, tp.numpy())

@@ -90,8 +90,12 @@ def jvp(func: Callable, primals, tangents, has_aux: bool = False):
                              f"{tuple(p.shape)}", (p, t))
     trace = JVPTrace()
     with new_trace(trace):
-        args = pytree.unflatten(p_def, [trace.lift(p, t) for p, t in zip(p_leaves, t_leaves)])
+        lifted = [trace.lift(p, t) for p, t in zip(p_leaves, t_leaves)]
+        args = pytree.unflatten(p_def, lifted)
         result = func(*args)
+    for p, tracer in zip(p_leaves, lifted):  # primals updated in place: the caller's tensors take the
+        if tracer.primal is not p:  # update, as eager calls (and torch.func.jvp) would
+            p.copy_(trace.lower(tracer)[0])
     out, aux = (result if has_aux else (result, None))
     o_leaves, o_def = pytree.flatten(out)
     pairs = [trace.lower(o) for o in o_leaves]

@@ -97,6 +97,15 @@ def _per_arg(dims, n: int, what: str) -> tuple:
     return dims
 
 
+def _write_back(trace: BatchTrace, batched_args: list) -> None:
+    """Write into the caller's tensors the batched arguments the function updated in place
+    (``a.add_(v)`` on an argument), as eager calls on each slice would have, and as ``torch.func.vmap``
+    does."""
+    for x, tracer, before, d in batched_args:
+        if tracer.val is not before and isinstance(x, Tensor):
+            x.copy_(trace.unwrap(tracer, d))
+
+
 def vmap(func: Callable, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=None) -> Callable:
     """Vectorise `func` over a batch dimension of its inputs.
 
@@ -137,15 +146,20 @@ def vmap(func: Callable, in_dims=0, out_dims=0, randomness: str = "error", *, ch
         if randomness not in ("error", "same", "different"):
             raise EmberError("vmap", f"randomness must be 'error', 'same' or 'different', got {randomness!r}")
         trace = BatchTrace(size, randomness)
+        batched_args = []  # (the caller's tensor, its tracer, the tracer's value before the call, dim)
         with new_trace(trace):
             wrapped = []
             for leaves, td, d in flat_args:
                 if d is None:
                     wrapped.append(pytree.unflatten(td, leaves))
-                else:
-                    wrapped.append(pytree.unflatten(td, [trace.wrap(x, normalize_axis(d, x.ndim, "vmap"))
-                                                         for x in leaves]))
+                    continue
+                tracers = []
+                for x in leaves:
+                    tracers.append(trace.wrap(x, normalize_axis(d, x.ndim, "vmap")))
+                    batched_args.append((x, tracers[-1], tracers[-1].val, d))
+                wrapped.append(pytree.unflatten(td, tracers))
             out = func(*wrapped)
+        _write_back(trace, batched_args)
         o_leaves, o_def = pytree.flatten(out)
         o_dims = _per_arg(out_dims, len(o_leaves), "out_dims") if not isinstance(out_dims, int) else \
             (out_dims,) * len(o_leaves)
