@@ -88,17 +88,23 @@ def test_batched_matmul_broadcasts_as_numpy(blocking, leads, m, k, n, permuted, 
     np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * np.sqrt(k))
 
 
-def test_the_matmul_primitive_runs_on_the_gemm():
+def test_the_matmul_primitive_runs_on_the_gemm(monkeypatch):
     import ember
     from ember._core.primitives import linalg
 
     assert linalg.matmul_p.kernels["cpu"] is gemm._matmul_cpu
+    calls = []
+    real = gemm.matmul
+    monkeypatch.setattr(gemm, "matmul", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
     rng = np.random.default_rng(1)
-    a = rng.standard_normal((2, 64, 96)).astype(np.float32)
-    b = rng.standard_normal((96, 80)).astype(np.float32)
+    a = rng.standard_normal((2, 128, 96)).astype(np.float32)
+    b = rng.standard_normal((96, 128)).astype(np.float32)
+    assert a.shape[0] * a.shape[1] * 96 * 128 >= gemm.MIN_WORK
     np.testing.assert_allclose((ember.tensor(a) @ ember.tensor(b)).numpy(), a @ b, rtol=1e-5, atol=1e-4)
+    assert calls == [1]
     small = ember.tensor(a[0, :2, :3]) @ ember.tensor(b[:3, :2])  # below MIN_WORK: NumPy's BLAS
     np.testing.assert_allclose(small.numpy(), a[0, :2, :3] @ b[:3, :2], rtol=1e-6)
+    assert calls == [1]
 
 
 def test_long_reductions_with_few_columns_split_the_reduction(blocking):

@@ -145,7 +145,7 @@ class MatmulEpilogue(_Epilogue):
     def _fused(self, a: np.ndarray, b: np.ndarray, others: tuple) -> np.ndarray | None:
         dt = np.dtype(self.kernel.dtype)
         if a.ndim < 2 or b.ndim < 2 or a.dtype != dt or b.dtype != dt or not gemm.supports(a, b) \
-                or a.shape[-2] * a.shape[-1] * b.shape[-1] < gemm.MIN_WORK:
+                or a.shape[-2] * a.shape[-1] * b.shape[-1] < gemm.MIN_EPILOGUE_WORK:
             return None
         m, n = a.shape[-2], b.shape[-1]
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])

@@ -1022,7 +1022,13 @@ def conv_wgrad(x: np.ndarray, gy: np.ndarray, geom: np.ndarray, groups: int, kdi
     return out
 
 
-MIN_WORK = 1 << 15  # multiply-adds per product below which NumPy's smaller call overhead wins
+# Multiply-adds per product below which NumPy's BLAS call wins: its call costs a few microseconds against
+# the GEMM's ten or so (a 128x32 by 32x32 product: 3.5 us against 9.5 us), and up to about 2M
+# multiply-adds the packed kernel does not make that back (counted over the batch: the GEMM runs a
+# batch in one call). A fused epilogue saves a pass and a kernel call of its own, which pays for the
+# GEMM from much smaller products; below that size per product NumPy's loop wins in any case.
+MIN_WORK = 1 << 21
+MIN_EPILOGUE_WORK = 1 << 15
 
 
 def _matmul_cpu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -1030,7 +1036,9 @@ def _matmul_cpu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     matrices (batched or not), NumPy's BLAS for vectors, small products and other dtypes."""
     from ..._core.primitives import linalg
 
-    if a.ndim < 2 or b.ndim < 2 or a.shape[-2] * a.shape[-1] * b.shape[-1] < MIN_WORK or not supports(a, b):
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-2] * a.shape[-1] * b.shape[-1] < MIN_EPILOGUE_WORK \
+            or max(a.size * b.shape[-1], b.size * a.shape[-2]) < MIN_WORK or not supports(a, b):
+        # (small products one by one, or all of the batch's together)
         return linalg._matmul_cpu(a, b)
     from ...backends.numpy_backend import CPU
 
