@@ -342,3 +342,23 @@ def test_an_update_through_a_view_of_a_captured_tensor_reaches_it(made):
     for w in want:
         np.testing.assert_allclose(jf(a).numpy(), w)
     np.testing.assert_allclose(buf.numpy(), eager_buf.numpy())
+
+
+def test_enable_grad_inside_records_when_called_under_no_grad():
+    def f(x):
+        z = x * 3
+        with ember.enable_grad():
+            y = (x * x).sum()
+        return y, z
+
+    jf = ember.jit(f)
+    x = ember.arange(3.0).requires_grad_()
+    for _ in range(3):
+        with ember.no_grad():
+            y, z = jf(x)
+            ye, ze = f(x)
+        assert (y.requires_grad, z.requires_grad) == (ye.requires_grad, ze.requires_grad) == (True, False)
+        (gx,) = ember.autograd.grad(y, [x])
+        np.testing.assert_allclose(gx.numpy(), 2 * np.arange(3.0))
+    y, z = jf(x)  # with recording on: another graph, where both record
+    assert y.requires_grad and z.requires_grad and jf.compile_count == 2

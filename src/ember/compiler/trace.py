@@ -111,6 +111,7 @@ class JitTrace(Trace):
         # ids of the values computed with gradient recording off (``no_grad`` blocks, the backward pass of
         # ``backward()``/``autograd.grad``): no gradient flows back through them (see _cut_nograd)
         self.nograd: set[int] = set()
+        self.grad_seen = False  # some value was computed with gradient recording on (see Jitted._trace)
         self.lifted: set[int] = set()  # ids of the tracers standing for the arguments
         self.hooked: Tensor | None = None  # a traced value given a gradient hook (see note_hook)
 
@@ -318,6 +319,8 @@ class JitTrace(Trace):
         value = self.new_value(out)
         if not STATE.get().grad:
             self.nograd.add(value.id)
+        else:
+            self.grad_seen = True
         self.nodes.append(Node(prim, tuple(o for o, _ in pairs), attrs, (value,), self._where()))
         result = self._wrap(out, value)
         base = args[0] if args else None
@@ -626,7 +629,7 @@ def _kernel_sources(graph: Graph) -> dict[str, str]:
 class _Compiled:
     __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes", "draws",
                  "refresh", "grads", "seeds", "fixed", "writes_args", "records", "returned_args", "copies",
-                 "verified", "exact", "raw_rules")
+                 "verified", "exact", "raw_rules", "force_grad")
 
     def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
@@ -653,6 +656,8 @@ class _Compiled:
         self.verified: set[tuple[int, ...]] = set()
         self.exact: dict[tuple[int, ...], _Compiled] = {}
         self.raw_rules: list | None = None  # the rules fitted to the traced graph (None: not fitted)
+        # traced with recording off, around an enable_grad block: runs record (the key holds the mode)
+        self.force_grad = False
 
     def results(self, outs: list, args: list | None = None) -> Any:
         """The function's return value from the graph's first `n_out` outputs (`args`: the call's tensors,
@@ -938,7 +943,8 @@ class Jitted:
         # recording on and something that requires grad, the compiled function may be differentiated from
         # outside, effects (a batch norm's running statistics, an argument updated in place) or not
         stepped = bool(trace.grads)
-        outside = grad_on and not stepped and any(
+        # (called with recording off, an enable_grad block inside records all the same, as eagerly)
+        outside = (grad_on or trace.grad_seen) and not stepped and any(
             t._requires_grad for t in [*lifted.values(), *(t for _, t in trace.constants.values())])
         differentiable = [o for o in out_leaves if isinstance(o, GraphTracer) and o._trace is trace]
         if trace.hooked is not None and outside:
@@ -997,6 +1003,7 @@ class Jitted:
         compiled.seeds = tuple(trace.seeds.values())
         compiled.grads = [[v.id, trace.grad_of[id(t._data)], t] for v, t in trace.constants.values()
                           if id(t._data) in trace.grad_of]
+        compiled.force_grad = outside and not grad_on
         compiled.records = outside and bool(effects) and any(
             w._requires_grad for w in differentiable + [w for w in values if isinstance(w, GraphTracer)])
         if effects and self.memory_budget is None and not compiled.records:  # (a budgeted plan keeps its
@@ -1197,6 +1204,13 @@ class Jitted:
             # the seeds, the run-time scalars and the gradients read itself; and under any transform
             # (an enclosing jit, vmap, jvp) the effects are the transform's to record
             return self.fn(*args, **kwargs)
+        if compiled.force_grad and not STATE.get().grad:
+            with state_changed(grad=True):
+                return self._run(compiled, args, kwargs, tensors)
+        return self._run(compiled, args, kwargs, tensors)
+
+    def _run(self, compiled: _Compiled, args: tuple, kwargs: dict, tensors: list) -> Any:
+        """Run the compiled graph of this call and apply its effects; the function's return value."""
         compiled.load_run_state()
         overrides = None
         if compiled.rules:
