@@ -197,3 +197,32 @@ def test_a_primal_updated_in_place_is_written_back_under_jvp_as_in_torch():
     assert_close(out, tout.numpy())
     assert_close(tangent, ttangent.numpy())
     assert_close(p, tp.numpy())
+
+
+def _fill_made_inside(lib, dtype=None):
+    def fn(x):
+        out = lib.zeros(3) if dtype is None else lib.zeros(3, dtype=dtype)
+        out[0] = (x * x).sum()
+        out[1] = x[0] * 3
+        out.mul_(2)
+        return out, out.sum()
+    return fn
+
+
+def test_a_tensor_made_inside_takes_tangents_in_place_under_jvp_as_in_torch():
+    x = np.arange(3.0, dtype=np.float32)
+    got = jvp(_fill_made_inside(ember), (ember.tensor(x),), (ember.ones(3),))
+    want = tfunc.jvp(_fill_made_inside(torch), (torch.tensor(x),), (torch.ones(3),))
+    for g, w in zip(got, want):
+        for a, b in zip(g, w):
+            assert_close(a, b.numpy())
+
+
+def test_jvp_of_a_function_filling_a_tensor_made_inside_matches_finite_differences():
+    rng = np.random.default_rng(3)
+    x, t = rng.standard_normal(3), rng.standard_normal(3)
+    fn = _fill_made_inside(ember, ember.float64)
+    _, (tangent, _) = jvp(fn, (ember.tensor(x),), (ember.tensor(t),))
+    eps = 1e-6
+    plus, minus = fn(ember.tensor(x + eps * t))[0].numpy(), fn(ember.tensor(x - eps * t))[0].numpy()
+    np.testing.assert_allclose(tangent.numpy(), (plus - minus) / (2 * eps), rtol=1e-5, atol=1e-6)

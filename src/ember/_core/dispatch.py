@@ -63,11 +63,16 @@ def new_trace(trace: Trace):
         STATE.reset(token)
 
 
-def _capturing(traces: tuple, prim: Primitive) -> Trace | None:
+def _capturing(traces: tuple, prim: Primitive, args: tuple) -> Trace | None:
     """The innermost trace that wants this application although no tracer is among its arguments: one
-    that records every op on captured tensors (jit), or, for random primitives, one that handles effects."""
+    that records every op on captured tensors (jit), one whose ``claims(args)`` says a tensor among them
+    holds one of its values (a tensor made inside ``jvp`` and updated in place), or, for random
+    primitives, one that handles effects."""
     for t in reversed(traces):
         if getattr(t, "captures_all", False):
+            return t
+        claims = getattr(t, "claims", None)
+        if claims is not None and claims(args):
             return t
         if prim.effect is not None and getattr(t, "handles_effects", False):
             return t
@@ -142,7 +147,7 @@ def bind(prim: Primitive, *args: Any, **attrs: Any) -> Any:
     if st.traces:
         trace = top_trace(args)
         if trace is None:
-            trace = _capturing(st.traces, prim)
+            trace = _capturing(st.traces, prim, args)
         if trace is not None:
             out = trace.process(prim, args, attrs)
             if st.grad and _needs_grad(prim, args):

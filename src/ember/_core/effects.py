@@ -24,10 +24,13 @@ def recorder() -> Any:
 
 
 def write(target: Tensor, value: Any) -> bool:
-    """Defer ``target[...] = value`` if `value` is being traced for `target` (returns True), else False."""
-    if isinstance(value, Tracer) and not isinstance(target, Tracer) and hasattr(value._trace, "defer_write"):
-        value._trace.defer_write(target, value)
-        return True
+    """Defer ``target[...] = value`` if `value` is being traced for `target` (returns True), else False
+    (also when the trace's ``defer_write`` or ``hold_write`` returns False: it cannot hold the write)."""
+    if isinstance(value, Tracer) and not isinstance(target, Tracer):
+        # a recorder defers the write to each run; another trace may hold it for the rest of the trace
+        defer = getattr(value._trace, "defer_write", None) or getattr(value._trace, "hold_write", None)
+        if defer is not None:
+            return defer(target, value) is not False  # (False: the trace cannot hold it)
     return False
 
 

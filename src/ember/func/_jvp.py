@@ -35,9 +35,43 @@ def _make(trace: "JVPTrace", primal: Tensor, tangent: Tensor) -> JVPTracer:
 class JVPTrace(Trace):
     """Interprets primitives on JVPTracers with their JVP rules."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.created: dict[int, Tensor] = {}  # tensors made inside the function (see note_created)
+        # id(tensor made inside) -> (that tensor, the JVPTracer it holds since an in-place update)
+        self.writes: dict[int, tuple[Tensor, JVPTracer]] = {}
+
+    def note_created(self, t: Tensor) -> None:
+        """`t` was made by a creation function inside the function: it may take tangents in place."""
+        self.created[id(t)] = t
+
+    def hold_write(self, target: Tensor, value: JVPTracer) -> bool:
+        """``target[...] = value`` with a value carrying a tangent. A tensor made inside the function
+        holds `value` from now on (later reads and the function's results see it, as in eager mode);
+        one captured from outside cannot carry a tangent: False, and the in-place op refuses it, as
+        ``torch.func.jvp`` does."""
+        if self.created.get(id(target)) is not target:
+            return False
+        self.writes[id(target)] = (target, value)
+        return True
+
+    def claims(self, args: tuple) -> bool:
+        """Whether one of `args` is a tensor made inside that holds a value of this trace (its ops come
+        here although no tracer is among them)."""
+        return bool(self.writes) and any(id(a) in self.writes for a in args if isinstance(a, Tensor))
+
+    def _held(self, a: Any) -> Any:
+        """`a`, or the value a tensor made inside holds since an in-place update."""
+        if isinstance(a, Tensor) and not isinstance(a, Tracer) and id(a) in self.writes:
+            target, value = self.writes[id(a)]
+            if target is a:
+                return value
+        return a
+
     def process(self, prim, args: tuple, attrs: dict) -> Any:
         primals, tangents = [], []
         for a in args:
+            a = self._held(a)
             if isinstance(a, JVPTracer) and a._trace is self:
                 primals.append(a.primal)
                 tangents.append(a.tangent)
@@ -55,6 +89,7 @@ class JVPTrace(Trace):
         return _make(self, primal, tangent)
 
     def lower(self, value: Any) -> tuple[Any, Any]:
+        value = self._held(value)
         if isinstance(value, JVPTracer) and value._trace is self:
             return value.primal, value.tangent
         if isinstance(value, Tensor):
