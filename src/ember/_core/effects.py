@@ -23,11 +23,15 @@ def recorder() -> Any:
     return None
 
 
-def write(target: Tensor, value: Any) -> bool:
+def write(target: Tensor, value: Any, rebinds: bool = False) -> bool:
     """Defer ``target[...] = value`` if `value` is being traced for `target` (returns True), else False
-    (also when the trace's ``defer_write`` or ``hold_write`` returns False: it cannot hold the write)."""
+    (also when the trace's ``defer_write`` or ``hold_write`` returns False: it cannot hold the write).
+    With `rebinds`, eager code would have replaced `target` by `value` (an optimiser's new state), where
+    the trace writes into `target` instead: returning `target` then returns the new value, not `target`."""
     if isinstance(value, Tracer) and not isinstance(target, Tracer):
         # a recorder defers the write to each run; another trace may hold it for the rest of the trace
+        if rebinds and hasattr(value._trace, "note_rebind"):  # (eagerly, the owner would hold `value`)
+            value._trace.note_rebind(target)
         defer = getattr(value._trace, "defer_write", None) or getattr(value._trace, "hold_write", None)
         if defer is not None:
             return defer(target, value) is not False  # (False: the trace cannot hold it)

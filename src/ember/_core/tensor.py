@@ -142,6 +142,8 @@ class Tensor:
         if value and not (self._dtype.is_floating_point or self._dtype.is_complex):
             raise DTypeError("requires_grad_", f"only floating point and complex tensors can require "
                              f"gradients, got {self._dtype}", (self,))
+        if isinstance(self, Tracer) and hasattr(self._trace, "note_requires_grad"):
+            self._trace.note_requires_grad(self, bool(value))  # (an argument of a compiled function)
         self._requires_grad = bool(value)
         return self
 

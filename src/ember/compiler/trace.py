@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import types
 import warnings
 import weakref
 from typing import Any, Callable
@@ -74,6 +75,7 @@ class JitTrace(Trace):
     # Ops on captured tensors (parameters, buffers) are recorded too, not folded at trace time: the graph
     # must read their values at run time, and their shapes may follow dynamic input sizes.
     captures_all = True
+    concrete_layouts = True  # a tracer's `val` is the eagerly computed value, laid out as eagerly
 
     def __init__(self) -> None:
         super().__init__()
@@ -112,6 +114,10 @@ class JitTrace(Trace):
         # ``backward()``/``autograd.grad``): no gradient flows back through them (see _cut_nograd)
         self.nograd: set[int] = set()
         self.grad_seen = False  # some value was computed with gradient recording on (see Jitted._trace)
+        self.rebinds: set[int] = set()  # ids of tensors written in place of a replacement (note_rebind)
+        self.requires_grad_args: dict[int, bool] = {}  # id(argument tracer) -> requires_grad_ value
+        self.leaf_updates: dict[tuple[int, int], Value] = {}  # see _leaf_update
+        self.modes: dict[int, tuple[Any, bool]] = {}  # id(module) -> (module, its train mode when first used)
         self.lifted: set[int] = set()  # ids of the tracers standing for the arguments
         self.hooked: Tensor | None = None  # a traced value given a gradient hook (see note_hook)
 
@@ -174,6 +180,22 @@ class JitTrace(Trace):
         return {v.id for key, (v, t) in self.constants.items()
                 if self.created.get(key) is t and key not in self.writes and not t.requires_grad}
 
+    def note_requires_grad(self, t: GraphTracer, value: bool) -> None:
+        """``t.requires_grad_(value)`` in the traced code. On an argument, each run sets it on the call's
+        tensor, as eagerly; the argument must not have been used yet, since the graph records from the
+        start of the run."""
+        if id(t) not in self.lifted or t._trace is not self or bool(t._requires_grad) == value:
+            return
+        if any(isinstance(o, Value) and o.id == t.value.id for n in self.nodes for o in n.operands):
+            raise TraceError("requires_grad_", "requires_grad_() on an argument after the compiled function "
+                             "used it: the graph cannot record from that point on. Call it before using the "
+                             "argument, or outside the compiled function", (t,))
+        self.requires_grad_args[id(t)] = value
+
+    def note_rebind(self, target: Tensor) -> None:
+        """`target` is written where eager code would replace it by a new tensor (see effects.write)."""
+        self.rebinds.add(id(target))
+
     def local_writes(self) -> set[int]:
         """Ids of the tensors the traced code created and then updated in place: local to a call, as in
         eager mode, so their new values are computed in the graph and never written back (the tensor
@@ -230,6 +252,8 @@ class JitTrace(Trace):
         """`obj`'s ``_jit_signature()`` before the traced code changed it becomes part of the cache key."""
         if id(obj) not in self.stateful and hasattr(obj, "_jit_signature"):
             self.stateful[id(obj)] = (obj, obj._jit_signature())
+            if isinstance(getattr(obj, "training", None), bool):  # (see _check_modes_kept)
+                self.modes[id(obj)] = (obj, obj.training)
 
     def new_value(self, t: Tensor) -> Value:
         v = Value(self.next_id, tuple(t.shape), t.dtype)
@@ -287,12 +311,30 @@ class JitTrace(Trace):
             a.val, a.value = new.val, new.value
             self.view_version[id(a)] = (weakref.ref(a), now)
 
+    def _leaf_update(self, leaf: Tensor, new: GraphTracer) -> Value:
+        """The value of `leaf` after an update in place without recording (``with no_grad():
+        w.clamp_(...)``): `new`'s value, through which gradients reach `leaf` itself, as they reach a
+        leaf updated so eagerly (one node per update, shared by every later read)."""
+        from .._core.primitives.movement import leaf_update_p
+
+        key = (id(leaf), new.value.id)
+        value = self.leaf_updates.get(key)
+        if value is None:
+            entry = self.constants.get(id(leaf))
+            if entry is None:
+                entry = self.constants[id(leaf)] = (self.new_value(leaf), leaf)
+            value = self.leaf_updates[key] = self.new_value(new.val)
+            self.nodes.append(Node(leaf_update_p, (new.value, entry[0]), {}, (value,), self._where()))
+        return value
+
     def _operand(self, a: Any) -> tuple[Any, Any]:
         if isinstance(a, GraphTracer) and a._trace is self:
             self._fresh(a)
             return a.value, a.val
         if isinstance(a, Tensor) and id(a) in self.writes:  # written earlier in the trace: its new value
             new = self.writes[id(a)][1]
+            if a._requires_grad and isinstance(new, GraphTracer) and new.value.id in self.nograd:
+                return self._leaf_update(a, new), new.val
             return new.value, new.val
         if isinstance(a, Tensor):  # a tensor captured from outside: a constant read at run time
             entry = self.constants.get(id(a))
@@ -374,6 +416,20 @@ def _check_arguments_kept(args: tuple, kwargs: dict, wrapped: list, treedef: Any
                          "lost. Return the new values instead")
 
 
+def _check_modes_kept(trace: JitTrace) -> None:
+    """Refuse a traced function that switched a module it used between training and evaluation mode
+    (``model.train(not model.training)``): a compiled run executes no Python, so only the trace would
+    switch it. The mode is put back, so a refused trace changes nothing."""
+    switched = [(obj, before) for obj, before in trace.modes.values() if obj.training != before]
+    if switched:
+        for obj, before in trace.modes.values():  # (each as it was: train() would set submodules too)
+            obj.training = before
+        mode = "training" if not switched[0][1] else "evaluation"
+        raise TraceError("jit", f"the function switched {type(switched[0][0]).__name__} to {mode} mode: a "
+                         "compiled run executes no Python, so later calls would not. Call .train()/.eval() "
+                         "outside the compiled function (a change of mode between calls recompiles)")
+
+
 def _check_no_leaks(fn: Any, trace: JitTrace) -> None:
     """Refuse a traced function that stored a traced value in a global or closure variable of its own
     (``global total; total = total + x``): later runs would not update it, and the variable would hold
@@ -413,18 +469,22 @@ def _alias_roots(g: Graph, count: int) -> list[int]:
 def _aliased_outputs(raw: Graph, graph: Graph, count: int, returned_args: set) -> frozenset[int]:
     """The computed outputs that the passes made share memory with an input, a constant or an earlier
     output where the traced code computed a new tensor (``x * 1`` simplified to ``x``, two equal
-    expressions merged by CSE): the run returns a copy of those, as eager execution returns new tensors.
+    expressions merged by CSE), or with a value an effect stores (an optimiser's new state, which later
+    runs update in place): the run returns a copy of those, as eager execution returns new tensors.
     Outputs that are views of an argument in the traced code stay views."""
     def sources(g: Graph) -> set[int]:
         return {v.id for v in g.inputs} | set(g.constants)
 
-    before, after = _alias_roots(raw, count), _alias_roots(graph, count)
+    before, every = _alias_roots(raw, count), _alias_roots(graph, len(graph.outputs))
+    after, effect_roots = every[:count], set(every[count:])
     raw_sources, new_sources = sources(raw), sources(graph)
     copies = set()
     for i, (r0, r1) in enumerate(zip(before, after)):
         if i in returned_args:
             continue
-        if r1 in new_sources and r0 not in raw_sources:
+        if r1 in effect_roots:  # also stored by an effect (optimiser state): later runs write into it
+            copies.add(i)
+        elif r1 in new_sources and r0 not in raw_sources:
             copies.add(i)
         elif any(after[j] == r1 and before[j] != r0 for j in range(i)):
             copies.add(i)
@@ -510,14 +570,17 @@ def _signature(leaves: list, treedef, places: list | None = None) -> tuple:
             if dynamic_axes and i in dynamic_axes:
                 shape = tuple(-1 if d in dynamic_axes[i] else s for d, s in enumerate(shape))
             same = first.setdefault(id(x), i)  # the leaf holding the same tensor first (i: itself)
-            sig.append(("tensor", shape, x._dtype.name, str(x._device), bool(x._requires_grad), same))
+            # (row-major or not: the traced code sees the layout, through is_contiguous and view)
+            dense = x._data is None or bool(x._data.flags.c_contiguous)
+            sig.append(("tensor", shape, x._dtype.name, str(x._device), bool(x._requires_grad), same, dense))
         else:
             try:
                 hash(x)
             except TypeError:
                 raise TraceError("jit", f"argument of type {type(x).__name__} is neither a tensor nor "
                                  "hashable, so it cannot be a static argument") from None
-            sig.append(("static", type(x).__name__, x))
+            # (floats by their text: 0.0 and -0.0 are equal but divide differently, and a NaN matches)
+            sig.append(("static", type(x).__name__, repr(x) if type(x) is float else x))
     return (treedef, tuple(sig))
 
 
@@ -570,10 +633,14 @@ def _describe_change(old: tuple, new: tuple, stateful: dict | None = None) -> st
     for i, (a, b) in enumerate(zip(old[1], new[1])):
         if a != b:
             if a[0] == b[0] == "tensor":
-                fields = ["shape", "dtype", "device", "requires_grad", "the same tensor as leaf"]
+                fields = ["shape", "dtype", "device", "requires_grad", "the same tensor as leaf",
+                          "row-major contiguous"]
                 diffs = [f"{f} {x} -> {y}" for f, x, y in zip(fields, a[1:], b[1:]) if x != y]
                 return f"argument leaf {i}: " + ", ".join(diffs)
-            change = f"argument leaf {i}: {a[1:]} -> {b[1:]}"
+            if a[0] == b[0] == "static" and a[1] == b[1]:  # (a float's key is its text)
+                change = f"argument leaf {i}: {a[1]} {a[2]} -> {b[2]}"
+            else:
+                change = f"argument leaf {i}: {a[1:]} -> {b[1:]}"
             if a[0] == b[0] == "static" and a[1] == b[1] and a[1] in ("int", "float"):
                 change += (" (a Python number is part of the cache key; pass ember.tensor(value) to have "
                            "the graph read it at run time)")
@@ -629,7 +696,8 @@ def _kernel_sources(graph: Graph) -> dict[str, str]:
 class _Compiled:
     __slots__ = ("graph", "out_tree", "raw", "dumps", "n_out", "effects", "rules", "writes", "draws",
                  "refresh", "grads", "seeds", "fixed", "writes_args", "records", "returned_args", "copies",
-                 "verified", "exact", "raw_rules", "force_grad")
+                 "verified", "exact", "raw_rules", "force_grad", "sets_requires_grad", "unrecorded",
+                 "shared_roots")
 
     def __init__(self, graph, out_tree, raw, dumps, n_out=None, effects=()):
         self.graph, self.out_tree, self.raw, self.dumps = graph, out_tree, raw, dumps
@@ -658,6 +726,10 @@ class _Compiled:
         self.raw_rules: list | None = None  # the rules fitted to the traced graph (None: not fitted)
         # traced with recording off, around an enable_grad block: runs record (the key holds the mode)
         self.force_grad = False
+        self.unrecorded: frozenset[int] = frozenset()  # effect values never adopted (see Jitted._trace)
+        self.shared_roots: frozenset[int] = frozenset()  # see Jitted._trace
+        # (argument position, value) of each requires_grad_() the traced code applied to an argument
+        self.sets_requires_grad: tuple[tuple[int, bool], ...] = ()
 
     def results(self, outs: list, args: list | None = None) -> Any:
         """The function's return value from the graph's first `n_out` outputs (`args`: the call's tensors,
@@ -825,12 +897,15 @@ def _read_copies(compiled: _Compiled, tensors: list) -> list:
     return run_with
 
 
-def _apply(effects: tuple, outs: list, args: list, adopt: bool = False) -> None:
+def _apply(effects: tuple, outs: list, args: list, adopt: bool = False, keep: frozenset = frozenset()
+           ) -> None:
     """Write a run's effect outputs into parameters, gradients, buffers and optimiser state, and into the
     tensor arguments (`args`, in the graph's input order) that the traced code updated in place. With
     `adopt` (a recorded run), a tensor whose new value requires grad takes that value's place in the
-    autograd graph, as after an eager in-place operation."""
+    autograd graph, as after an eager in-place operation, except the effect values numbered in `keep`
+    (computed with recording off: their tensors stay as they are in the graph)."""
     it = iter(outs)
+    position = -1
     for kind, target, key in effects:
         if kind == "grad_none":
             target._grad = None
@@ -840,6 +915,7 @@ def _apply(effects: tuple, outs: list, args: list, adopt: bool = False) -> None:
             target[k] = v.clone() if isinstance(v, Tensor) else v
             continue
         value = next(it)
+        position += 1
         if kind == "arg":
             kind, target = "data", args[target]
         if kind == "data":
@@ -847,7 +923,7 @@ def _apply(effects: tuple, outs: list, args: list, adopt: bool = False) -> None:
             if value._data is not target._data:  # (else computed in place, see _Compiled.destinations)
                 xp.copyto(target._data, xp.broadcast_to(value._data, target._data.shape), casting="unsafe")
             target._bump_version()
-            if adopt and value._requires_grad:
+            if adopt and value._requires_grad and position not in keep:
                 target._node, target._requires_grad = value._node, True
                 if value._node is not None:
                     value._node.out_ref = weakref.ref(target)
@@ -910,6 +986,7 @@ class Jitted:
                 result = self.fn(*args, **kwargs)
                 _check_arguments_kept(args, kwargs, wrapped, treedef)
                 _check_no_leaks(self.fn, trace)
+                _check_modes_kept(trace)
         except BaseException:
             _restore(trace)  # a failed trace leaves gradients and optimiser state as they were
             raise
@@ -924,8 +1001,8 @@ class Jitted:
         returned_args: dict[int, int] = {}  # computed output -> argument: the function returned that tensor
         local = trace.local_writes()
         for i, o in enumerate(out_leaves):
-            if isinstance(o, Tensor) and id(o) in local:  # made inside and updated: its computed value
-                o = trace.writes[id(o)][1]
+            if isinstance(o, Tensor) and (id(o) in local or id(o) in trace.rebinds) and id(o) in trace.writes:
+                o = trace.writes[id(o)][1]  # made inside and updated, or replaced eagerly: the new value
             if isinstance(o, GraphTracer) and o._trace is trace:
                 if id(o) in position:
                     returned_args[len(outputs)] = position[id(o)]
@@ -1003,7 +1080,20 @@ class Jitted:
         compiled.seeds = tuple(trace.seeds.values())
         compiled.grads = [[v.id, trace.grad_of[id(t._data)], t] for v, t in trace.constants.values()
                           if id(t._data) in trace.grad_of]
+        # the memory the graph writes outside its arguments (and, when it writes arguments, the captured
+        # tensors it reads): an argument in that memory makes two graph values of one tensor (see __call__)
+        shared = [t for kind, t, _ in effects if kind == "data"]
+        if any(kind == "arg" for kind, _, _ in effects):
+            shared += [t for t in graph.constants.values() if t is not None]
+        compiled.shared_roots = frozenset(_root(t._data) for t in shared if t._data is not None)
         compiled.force_grad = outside and not grad_on
+        # effect values computed with recording off (a parameter clamped under no_grad): the tensor they
+        # are written into stays a leaf, as eagerly
+        compiled.unrecorded = frozenset(k for k, v in enumerate(values)
+                                        if isinstance(v, GraphTracer) and v.value.id in trace.nograd)
+        compiled.sets_requires_grad = tuple((i, trace.requires_grad_args[id(w)])
+                                            for i, w in enumerate(lifted.values())
+                                            if id(w) in trace.requires_grad_args)
         compiled.records = outside and bool(effects) and any(
             w._requires_grad for w in differentiable + [w for w in values if isinstance(w, GraphTracer)])
         if effects and self.memory_budget is None and not compiled.records:  # (a budgeted plan keeps its
@@ -1137,6 +1227,10 @@ class Jitted:
         function traces otherwise."""
         return len(self.cache) + sum(len(set(map(id, c.exact.values()))) for c in self.cache.values())
 
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        """``@ember.jit`` on a method: bound to an instance, the instance is the first argument."""
+        return self if obj is None else types.MethodType(self, obj)
+
     def clear_cache(self) -> None:
         """Forget every compiled graph (and the tensors they hold); the next call traces again."""
         self.cache.clear()
@@ -1188,6 +1282,23 @@ class Jitted:
         compiled, tensors = self._lookup(args, kwargs, run=True)
         if compiled is None:  # the cache is full
             return self.fn(*args, **kwargs)
+        if compiled.writes_args:
+            for kind, i, _ in compiled.effects:
+                data = tensors[i]._data if kind == "arg" else None
+                if data is not None and hasattr(data, "flags") and not data.flags.writeable:
+                    raise AutogradError("inplace", "cannot write into this tensor: it is a broadcast "
+                                        "(expanded) view; use .clone() first", (tensors[i],))
+        if compiled.shared_roots and any(t._data is not None and _root(t._data) in compiled.shared_roots
+                                         for t in tensors):
+            # an argument is (a view of) a tensor the function also reads or writes as a captured one
+            # (f(G) with G.add_(1) inside): the graph holds them as separate values, so this call runs
+            # eagerly, where they are one tensor
+            if not self.eager_calls:
+                warnings.warn(f"ember.jit: {getattr(self.fn, '__name__', 'function')} was called with an "
+                              "argument that shares memory with a tensor it updates or reads from outside "
+                              "its arguments; such calls run eagerly", EagerFallbackWarning, stacklevel=2)
+            self.eager_calls += 1
+            return self.fn(*args, **kwargs)
         if compiled.writes_args and _share_memory(tensors):
             # an argument updated in place is a view of another (f(y, y[:2])): the graph holds them as
             # separate inputs and would miss the update through the other, so this call runs eagerly
@@ -1204,6 +1315,8 @@ class Jitted:
             # the seeds, the run-time scalars and the gradients read itself; and under any transform
             # (an enclosing jit, vmap, jvp) the effects are the transform's to record
             return self.fn(*args, **kwargs)
+        for i, value in compiled.sets_requires_grad:
+            tensors[i].requires_grad_(value)
         if compiled.force_grad and not STATE.get().grad:
             with state_changed(grad=True):
                 return self._run(compiled, args, kwargs, tensors)
@@ -1229,7 +1342,7 @@ class Jitted:
                     outs = executor.run(compiled.graph, tensors, overrides=overrides,
                                         destinations=compiled.destinations(tensors))
             _copy_aliased(compiled, outs)  # (before the effects write into the inputs)
-            _apply(compiled.effects, outs[compiled.n_out:], tensors, adopt=adopt)
+            _apply(compiled.effects, outs[compiled.n_out:], tensors, adopt=adopt, keep=compiled.unrecorded)
         else:
             outs = executor.run(compiled.graph, tensors, overrides=overrides)
             _copy_aliased(compiled, outs)

@@ -243,7 +243,7 @@ def _defer_state(old: dict, new: dict) -> None:
         prev = old.get(key)
         if isinstance(value, Tracer) and isinstance(prev, Tensor) and not isinstance(prev, Tracer) \
                 and tuple(prev.shape) == tuple(value.shape) and prev.dtype is value.dtype:
-            effects.write(prev, value)
+            effects.write(prev, value, rebinds=True)
             new[key] = prev
         else:
             effects.defer_item(new, key, value, old.get(key, effects.MISSING))

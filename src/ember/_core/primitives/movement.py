@@ -93,9 +93,21 @@ def infer_shape(shape: tuple[int, ...], numel: int, operand=None, op: str = "res
     return shape
 
 
+def _concrete_layout(x: Tensor) -> Tensor | None:
+    """The tensor whose memory layout `x` has: itself, or for a value of a transform that computes its
+    values eagerly as it traces (``ember.jit``), that value; None for other tracers (no layout)."""
+    while isinstance(x, Tracer):
+        if not getattr(x._trace, "concrete_layouts", False):
+            return None
+        x = x.val
+    return x
+
+
 def _viewable(x: Tensor, shape: tuple[int, ...]) -> bool:
-    """True if the backend can give `x` the new shape without copying (tracers: decided per value)."""
-    if isinstance(x, Tracer):
+    """True if the backend can give `x` the new shape without copying (tracers without a layout: decided
+    per value)."""
+    x = _concrete_layout(x)
+    if x is None:
         return True
     try:
         x._data.reshape(shape, copy=False)
@@ -1150,7 +1162,8 @@ def diag(x: Tensor, diagonal: int = 0) -> Tensor:
 # -- memory layout -----------------------------------------------------------------------------------------
 def is_contiguous(x: Tensor) -> bool:
     """True if the elements of `x` are laid out densely in row-major order."""
-    return isinstance(x, Tracer) or bool(x._data.flags.c_contiguous)
+    x = _concrete_layout(x)
+    return x is None or bool(x._data.flags.c_contiguous)
 
 
 def contiguous(x: Tensor) -> Tensor:
@@ -1334,6 +1347,15 @@ stop_gradient_p = Primitive(
     reads=(), doc="The value of its operand, through which no derivative flows (``Tensor.detach`` of a "
                   "traced value, JAX's ``lax.stop_gradient``).")
 stop_gradient_p.unview = lambda base, value: value
+
+
+leaf_update_p = Primitive(
+    "leaf_update", lambda xp, new, leaf: new, vjp=lambda g, out, new, leaf: (None, g),
+    jvp=lambda primals, tangents: (primals[0], tangents[1]),
+    batch=lambda values, bdims: (values[0], bdims[0]), view=True, nondiff_inputs=(0,),
+    reads=(), doc="The value of its first operand, with derivatives flowing to the second as if it were "
+                  "that: a leaf tensor given new values in place without recording (``with no_grad(): "
+                  "w.clamp_(...)``) still collects the gradients of what reads it afterwards.")
 
 
 def stop_gradient(x: Tensor) -> Tensor:
