@@ -545,17 +545,26 @@ def test_lbfgs_runs_a_compiled_closure_and_refuses_to_be_compiled_itself():
         ember.jit(lambda: opt.step(closure))()
 
 
-def test_a_value_kept_from_a_trace_says_it_holds_no_data():
-    kept = []
+def test_a_value_kept_from_a_trace_is_refused_or_says_it_holds_no_data():
+    kept: list = []
+    deep: dict = {"a": {"b": {"c": []}}}
 
     @ember.jit
     def f(x):
         kept.append(x * 2)
         return x + 1
 
-    f(ember.ones(2))
+    with pytest.raises(ember.errors.TraceError, match=r"kept\[0\]"):  # found when the trace ends
+        f(ember.ones(2))
+
+    @ember.jit
+    def g(x):
+        deep["a"]["b"]["c"].append(x * 2)  # (deeper than the search goes)
+        return x + 1
+
+    g(ember.ones(2))
     with pytest.raises(ember.errors.TraceError, match="kept outside it"):
-        kept[0].numpy()
+        deep["a"]["b"]["c"][0].numpy()
 
 
 def test_a_zero_dim_loss_scaled_by_a_python_number_differentiates_under_jit():

@@ -430,10 +430,11 @@ def _check_modes_kept(trace: JitTrace) -> None:
                          "outside the compiled function (a change of mode between calls recompiles)")
 
 
-def _check_no_leaks(fn: Any, trace: JitTrace) -> None:
+def _check_no_leaks(fn: Any, trace: JitTrace, args: tuple = (), kwargs: dict | None = None) -> None:
     """Refuse a traced function that stored a traced value in a global or closure variable of its own
-    (``global total; total = total + x``): later runs would not update it, and the variable would hold
-    a value that exists only inside the graph."""
+    (``global total; total = total + x``), or in a container or object reachable from those, from its
+    arguments or from the compiled module (``RESULTS["y"] = y``, ``obj.v = y``): later runs would not
+    update it, and it would hold a value that exists only inside the graph."""
     names = dict(getattr(fn, "__globals__", None) or {})
     code = getattr(fn, "__code__", None)
     for name, cell in zip(getattr(code, "co_freevars", ()), getattr(fn, "__closure__", None) or ()):
@@ -447,6 +448,13 @@ def _check_no_leaks(fn: Any, trace: JitTrace) -> None:
                              "outside it (global or nonlocal); a compiled run executes no Python, so later "
                              "calls would not update it. Return the value instead, or keep it in a tensor "
                              "updated in place")
+    leak = guards.leaked_tracers(fn, args, kwargs or {},
+                                 lambda v: isinstance(v, GraphTracer) and v._trace is trace, trace.reads)
+    if leak is not None:
+        raise TraceError("jit", f"the compiled function stored a traced value in {leak}, which outlives "
+                         "it; a compiled run executes no Python, so later calls would not update it and the "
+                         "value would exist only inside the graph. Return the value instead, or keep it in "
+                         "a tensor updated in place")
 
 
 def _alias_roots(g: Graph, count: int) -> list[int]:
@@ -985,7 +993,7 @@ class Jitted:
                 args, kwargs = pytree.unflatten(treedef, wrapped)
                 result = self.fn(*args, **kwargs)
                 _check_arguments_kept(args, kwargs, wrapped, treedef)
-                _check_no_leaks(self.fn, trace)
+                _check_no_leaks(self.fn, trace, args, kwargs)
                 _check_modes_kept(trace)
         except BaseException:
             _restore(trace)  # a failed trace leaves gradients and optimiser state as they were

@@ -8,6 +8,7 @@ from .._core import effects
 from .._core.errors import EmberError, ShapeError, TraceError
 from .._core.state import STATE
 from .._core.tensor import Tensor, Tracer
+from ..compiler import guards
 from .parameter import Parameter
 
 
@@ -37,11 +38,9 @@ class _RemovableHandle:
         self._hooks.pop(self.id, None)
 
 
-_SCALARS = frozenset({bool, int, float, complex, str, type(None)})
-
-
-def _plain_tuple(v: tuple) -> bool:
-    return all(type(e) in _SCALARS for e in v)
+# the attributes Module keeps for itself (their contents count otherwise in _jit_signature, or not at all)
+_INTERNAL = frozenset({"_parameters", "_buffers", "_non_persistent", "_modules", "_forward_pre_hooks",
+                       "_forward_hooks", "_compiled_call", "_compile_options"})
 
 
 class Module:
@@ -128,24 +127,29 @@ class Module:
 
     def _jit_signature(self) -> tuple:
         """What a compiled function that called this module depends on: its plain Python settings
-        (train/eval mode, a dropout probability, an epsilon: the graph has their values baked in),
-        which tensors its parameters and buffers are (the graph reads those very tensors, so assigning a
-        new one recompiles; ``load_state_dict`` copies into them and does not), and which parameters
-        require gradients (freezing one changes what the backward pass and the optimiser compute).
-        Tensors held in plain attributes (neither parameters nor buffers), submodules and forward hooks
-        count by identity too: replacing a layer or registering a hook recompiles."""
-        settings = [(k, v) for k, v in self.__dict__.items()
-                    if type(v) in _SCALARS or (type(v) is tuple and _plain_tuple(v))]
-        held = [(k, id(v)) for k, v in self.__dict__.items() if isinstance(v, Tensor)]
+        (train/eval mode, a dropout probability, an epsilon, a NumPy scalar, a tuple, list or dict of
+        sizes: the graph has their values baked in), which tensors its parameters and buffers are (the
+        graph reads those very tensors, so assigning a new one recompiles; ``load_state_dict`` copies into
+        them and does not), and which parameters require gradients (freezing one changes what the backward
+        pass and the optimiser compute). Tensors and functions held in plain attributes (neither
+        parameters nor buffers), submodules and forward hooks count by identity: replacing a layer or
+        registering a hook recompiles. Other objects held in attributes (a config object) do not count.
+        It is computed on every call of a compiled function, for every module the function used."""
         params = [(id(p), p is not None and p._requires_grad) for p in self._parameters.values()]
         hooks = (tuple(map(id, self._forward_pre_hooks.values())),
                  tuple(map(id, self._forward_hooks.values())))
-        return (tuple(settings), tuple(held), tuple(params), tuple(map(id, self._buffers.values())),
-                tuple((k, id(m)) for k, m in self._modules.items()), hooks)
+        return (guards.attributes_key(self.__dict__, _INTERNAL), tuple(params),
+                tuple(map(id, self._buffers.values())), tuple((k, id(m)) for k, m in self._modules.items()),
+                hooks)
 
     # -- registration -------------------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
         params = self.__dict__.get("_parameters")
+        if params is not None and STATE.get().traces and (
+                name in self.__dict__ or name in params or name in self._buffers or name in self._modules):
+            # under ember.jit, changed by the traced code: the cache key holds the module as that code
+            # found it (so that the next call, which finds the new value, traces again)
+            effects.note_state(self)
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
@@ -178,8 +182,38 @@ class Module:
                 if effects.write(old, value):
                     return
             self._buffers[name] = value
+        elif isinstance(value, Tracer) and params is not None and effects.recorder() is not None:
+            self._assign_traced(name, value)
         else:
             object.__setattr__(self, name, value)
+
+    def _assign_traced(self, name: str, value: Tracer) -> None:
+        """A value computed inside a compiled function is assigned to plain attribute `name` (neither a
+        parameter nor a buffer). A compiled run executes no Python, so the attribute must not keep the
+        traced value: where it holds a tensor of the same shape and dtype, each run writes the new value
+        into that tensor, as for a buffer (``self.avg = 0.5 * self.avg + x``); otherwise TraceError."""
+        old = self.__dict__.get(name)
+        where = f"attribute '{name}' of {type(self).__name__}"
+        if isinstance(old, Tensor) and not isinstance(old, Tracer):
+            if tuple(value.shape) != tuple(old.shape) or value.dtype is not old.dtype:
+                raise TraceError("jit", f"{where} is assigned a tensor of shape {tuple(value.shape)} and "
+                                 f"dtype {value.dtype} inside a compiled function, where it held "
+                                 f"{tuple(old.shape)} {old.dtype}; a compiled run writes into the tensor the "
+                                 "attribute holds, so keep its shape and dtype (or return the value instead)",
+                                 (value,))
+            if effects.write(old, value):
+                return
+            raise TraceError("jit", f"{where} is assigned a traced value where the transform tracing it "
+                             "cannot write it into the tensor the attribute holds; return the value instead",
+                             (value,))
+        held = "None" if old is None else f"a {type(old).__name__}"
+        if name not in self.__dict__:
+            held = "nothing"
+        raise TraceError("jit", f"{where} is assigned a tensor computed inside a compiled function, where "
+                         f"it held {held}; a compiled run executes no Python, so the attribute would keep a "
+                         "value that exists only inside the graph. Register it as a buffer before compiling "
+                         f"(self.register_buffer('{name}', tensor): each run writes the new value into it), "
+                         "or return the value instead", (value,))
 
     def _discard(self, name: str, keep: dict | None = None) -> None:
         """Forget `name` everywhere except in `keep` (where re-assignment keeps its position)."""
