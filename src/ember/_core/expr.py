@@ -173,8 +173,13 @@ def _zero(*args):
 
 
 def _pow_partials(x, y):
-    # d/dy x**y = log(x) x**y, defined as 0 where x == 0 (PyTorch's convention).
-    return (y * x ** (y - 1), call("where", call("eq", x, 0.0), 0.0, call("log", x) * x ** y))
+    # d/dy x**y = log(x) x**y, defined as 0 where x == 0 (PyTorch's convention); d/dx is 0 where y == 0
+    # (also PyTorch's), which keeps x**0 and the higher derivatives of x**n at x = 0 free of 0 * inf
+    if isinstance(y, Const):
+        dx = Const(0.0) if y.value == 0 else y * x ** (y - 1)
+    else:
+        dx = call("where", call("eq", y, 0.0), 0.0, y * x ** (y - 1))
+    return (dx, call("where", call("eq", x, 0.0), 0.0, call("log", x) * x ** y))
 
 
 def _max_partials(x, y):
@@ -331,8 +336,21 @@ def _diff_call(e: Call, var: str, memo: dict) -> Expr:
     total: Expr = Const(0.0)
     for partial, d in zip(e.atom.partials(*e.args), inner):
         if not is_const(d, 0):
-            total = total + lift(partial) * d
+            total = total + times(lift(partial), d)
     return total
+
+
+def times(a: Expr, b: Expr) -> Expr:
+    """``a * b`` for the chain rule: a factor that is a choice with a constant branch (the derivative of
+    ``where``, ``relu``, ``maximum``…) selects instead of multiplying, ``where(c, a * p, a * q)``, so an
+    infinite or NaN factor on the side not chosen does not turn a zero into NaN (as PyTorch's backward
+    of those operations selects the gradient)."""
+    a, b = lift(a), lift(b)
+    for x, y in ((a, b), (b, a)):
+        if isinstance(y, Call) and y.atom.name == "where" and any(isinstance(v, Const) for v in y.args[1:]):
+            c, p, q = y.args
+            return call("where", c, times(x, p), times(x, q))
+    return a * b
 
 
 def variables(e: Expr) -> set[str]:

@@ -163,7 +163,7 @@ def _make_vjp(prim: Primitive):
             if complex_input:  # PyTorch's convention: the cotangent times the conjugate derivative
                 partial = expr.call("conj", partial)
             key = (prim.name, "vjp", prim.params[i]) + (("conj",) if complex_input else ())
-            entries[i, complex_input] = _derived(key, gvar * partial, prim.params + (gname,))
+            entries[i, complex_input] = _derived(key, expr.times(gvar, partial), prim.params + (gname,))
         return entries[i, complex_input]
 
     def vjp(g, out, *inputs):
@@ -189,7 +189,7 @@ def _make_jvp(prim: Primitive):
         if present not in entries:
             total = expr.Const(0.0)
             for i in present:
-                total = total + expr.diff(prim.formula, prim.params[i]) * expr.Var(tnames[i])
+                total = total + expr.times(expr.diff(prim.formula, prim.params[i]), expr.Var(tnames[i]))
             params = prim.params + tuple(tnames[i] for i in present)
             entries[present] = _derived((prim.name, "jvp") + present, total, params)
         return entries[present]
@@ -416,7 +416,9 @@ UNARY["gelu"] = elementwise("gelu", "0.5 * x * (1 + erf(x * 0.7071067811865476))
 UNARY["gelu_tanh"] = elementwise(
     "gelu_tanh", "x / (1 + exp(x * (-1.5957691216057308 + -0.07135481627260025 * (x * x))))", FLOAT)
 UNARY["silu"] = elementwise("silu", "x / (1 + exp(-x))", FLOAT)
-UNARY["softplus"] = elementwise("softplus", "maximum(x, 0) + log1p(exp(-abs(x)))", FLOAT)
+# (above 20, log1p(exp(x)) is x to float64 precision, as PyTorch's threshold; the smooth branch keeps the
+# derivatives right at 0, where the max(x, 0) + log1p(exp(-|x|)) form loses the curvature)
+UNARY["softplus"] = elementwise("softplus", "where(x > 20, x, log1p(exp(x)))", FLOAT)
 UNARY["relu"] = elementwise("relu", "where(x > 0, x, 0)")
 UNARY["logit"] = elementwise("logit", "log(x / (1 - x))", FLOAT)
 
