@@ -358,3 +358,18 @@ def test_vmap_randomness_refusals():
         vmap(lambda w: ember.multinomial(w, 2), randomness="same")(weights)
     with pytest.raises(TraceError, match="in place"):
         vmap(lambda r: r + ember.zeros(3).uniform_(), randomness="different")(ember.zeros(2, 3))
+
+
+@pytest.mark.parametrize("randomness", ["different", "same"])
+def test_a_compiled_function_drawing_numbers_under_vmap_draws_as_vmap_says(randomness):
+    from ember.func import vmap
+
+    def f(v):
+        return v + ember.randn(2)
+
+    ember.manual_seed(0)
+    want = vmap(f, randomness=randomness)(ember.ones(3, 2))
+    ember.manual_seed(0)
+    got = vmap(ember.jit(f), randomness=randomness)(ember.ones(3, 2))
+    assert type(got) is ember.Tensor
+    np.testing.assert_array_equal(got.numpy(), want.numpy())

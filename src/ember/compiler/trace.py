@@ -1318,10 +1318,12 @@ class Jitted:
             self.eager_calls += 1
             return self.fn(*args, **kwargs)
         reads_state = compiled.draws or compiled.refresh or compiled.seeds or compiled.grads
-        if (reads_state and recorder() is not None) or (compiled.effects and STATE.get().traces):
+        if (reads_state and recorder() is not None) or (compiled.effects and STATE.get().traces) or (
+                compiled.draws and STATE.get().traces):
             # traced by an enclosing ember.jit: its trace records the draws from the generators' state,
-            # the seeds, the run-time scalars and the gradients read itself; and under any transform
-            # (an enclosing jit, vmap, jvp) the effects are the transform's to record
+            # the seeds, the run-time scalars and the gradients read itself; under any transform (an
+            # enclosing jit, vmap, jvp) the effects are the transform's to record, and so are random
+            # draws (vmap's randomness decides whether batch elements share them)
             return self.fn(*args, **kwargs)
         for i, value in compiled.sets_requires_grad:
             tensors[i].requires_grad_(value)
