@@ -119,10 +119,37 @@ class Node:
         return f"<{self.name}>"
 
 
+def refresh_view(t: Any) -> None:
+    """If `t` is a view whose base was updated in place since the view was made (``d = c.view(...)``,
+    then ``c.mul_(2)``), give it the graph of the view of the updated base: its values already are that
+    (shared memory), and gradients must flow through the update, as PyTorch rebases such views."""
+    info = getattr(t, "_base", None)
+    if info is None or isinstance(t, Tracer):
+        return
+    seen = getattr(t, "_base_node", _UNSET)
+    base, prim, attrs = info
+    refresh_view(base)
+    if seen is _UNSET or base._node is seen:
+        return
+    t._base_node = base._node
+    if base._requires_grad and prim.vjp is not None:
+        with state_changed(grad=True):
+            fresh = bind(prim, base, **attrs)
+        t._node, t._requires_grad = fresh._node, fresh._requires_grad
+        if fresh._node is not None:
+            fresh._node.out_ref = weakref.ref(t)
+
+
+_UNSET = object()
+
+
 def record(prim: Primitive, args: tuple, attrs: dict, out: Tensor, anomaly: bool) -> None:
     """Attach a tape node to `out` (which then requires grad)."""
     if prim.vjp is None:
         return
+    for a in args:
+        if a.__class__ is Tensor and a._base is not None:  # (tracers' views are followed by their trace)
+            refresh_view(a)
     node = Node(prim, args, attrs, out)
     if anomaly:
         node.where = user_frame()
@@ -192,6 +219,7 @@ def eager(prim: Primitive, args: tuple, attrs: dict) -> Tensor:
         src = args[0]
         out._vc = src._version_counter()
         out._base = (src, prim, attrs)
+        out._base_node = src._node  # (the base's graph when the view was made: see refresh_view)
     return out
 
 

@@ -5,7 +5,7 @@ import weakref
 from typing import Any
 
 from . import dtypes, effects
-from .dispatch import STATE
+from .dispatch import STATE, refresh_view
 from .errors import AutogradError, DTypeError, ShapeError, TraceError
 from .tensor import Tensor, Tracer
 
@@ -30,6 +30,8 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     if record and x._node is None and x._requires_grad:
         raise AutogradError(name, "a leaf tensor that requires grad is being used in an in-place operation; "
                             "wrap it in ember.no_grad()", (x,))
+    if record and getattr(x, "_base", None) is not None:
+        refresh_view(x)  # (a view whose base changed since: its graph first follows that change)
     bases = _view_chain(x, name) if record else []
     source = x
     if record:  # the op reads a copy that takes over x's place in the graph
@@ -194,4 +196,5 @@ def _rebase(x: Tensor, chain: list) -> None:
         base._node, base._requires_grad = new._node, new._requires_grad
         if new._node is not None:
             new._node.out_ref = weakref.ref(base)
+        child._base_node = base._node  # (the view's own graph is current: see dispatch.refresh_view)
         child = base

@@ -39,7 +39,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_dtype", "_device", "_requires_grad", "_node", "_grad", "_vc", "_hooks",
-                 "_base", "__weakref__")
+                 "_base", "_base_node", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to our reflected operators
     _data: Any  # the backend array (None for tracers)
     _dtype: dtypes.DType
@@ -49,7 +49,8 @@ class Tensor:
     _grad: Any
     _vc: "VersionCounter | None"
     _hooks: "list | None"
-    _base: tuple  # views only: (aliased tensor, view primitive, attrs); read with getattr(t, "_base", None)
+    _base: tuple | None  # views: (aliased tensor, view primitive, attrs); None otherwise
+    _base_node: Any  # views: the base's autograd node when the view was made (see dispatch.refresh_view)
 
     @classmethod
     def _make(cls, data: Any, dtype: dtypes.DType, device: Device = CPU_DEVICE) -> "Tensor":
@@ -62,6 +63,7 @@ class Tensor:
         t._grad = None
         t._vc = None
         t._hooks = None
+        t._base = None
         return t
 
     # -- metadata ---------------------------------------------------------------------------------

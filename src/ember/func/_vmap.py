@@ -76,25 +76,86 @@ class BatchTrace(Trace):
             return bind(prim, *vals, **attrs)
 
     def unwrap(self, value: Any, out_dim: int | None) -> Any:
+        """`value` as seen outside vmap, its batch dimension moved to `out_dim`. An output that does not
+        depend on the batch is broadcast to it, or, with ``out_dim=None``, returned as it is (a batched
+        output with ``out_dim=None`` is an error)."""
         if not isinstance(value, Tensor):
             return value
-        if isinstance(value, BatchTracer) and value._trace is self:
+        batched = isinstance(value, BatchTracer) and value._trace is self
+        if out_dim is None:
+            if batched:
+                raise EmberError("vmap", "out_dims=None requires an output that does not depend on the "
+                                 f"batch, but this output (per-element shape {tuple(value.shape)}) is "
+                                 "batched")
+            return value
+        if batched:
             val, bdim = value.val, value.bdim
         else:
             val = reshape(value, (1,) + tuple(value.shape))
             val, bdim = broadcast_to(val, (self.size,) + tuple(value.shape)), 0
-        if out_dim is None:
-            raise EmberError("vmap", "out_dims=None requires an output that does not depend on the batch")
         return moveaxis(val, bdim, normalize_axis(out_dim, val.ndim, "vmap"))
 
 
-def _per_arg(dims, n: int, what: str) -> tuple:
-    if isinstance(dims, (int, type(None))):
-        return (dims,) * n
-    dims = tuple(dims)
-    if len(dims) != n:
-        raise ShapeError("vmap", f"{what} has {len(dims)} entries but the function got {n} arguments")
-    return dims
+def _is_dim(d: Any) -> bool:
+    return d is None or (isinstance(d, int) and not isinstance(d, bool))
+
+
+def _match_prefix(dims: Any, tree: Any, what: str, where: str) -> list:
+    """One dim per leaf of `tree`, from `dims`: an int or None (for every leaf below), or a tuple, list or
+    dict with the structure of `tree` down to where it holds ints or None (a pytree prefix of `tree`, as
+    in ``torch.func.vmap``)."""
+    if _is_dim(dims):
+        return [dims] * len(pytree.flatten(tree)[0])
+    if isinstance(dims, (tuple, list)) and isinstance(tree, (tuple, list)):
+        if len(dims) != len(tree):
+            raise ShapeError("vmap", f"{what} {dims!r} does not match the structure of {where}: it has "
+                             f"{len(dims)} entries but {where} has {len(tree)}")
+        return [d for sub, t in zip(dims, tree) for d in _match_prefix(sub, t, what, where)]
+    if isinstance(dims, dict) and isinstance(tree, dict):
+        if set(dims) != set(tree):
+            raise ShapeError("vmap", f"{what} {dims!r} does not match the structure of {where}: its keys are "
+                             f"{sorted(map(str, dims))} but {where} has keys {sorted(map(str, tree))}")
+        return [d for k in tree for d in _match_prefix(dims[k], tree[k], what, where)]
+    raise ShapeError("vmap", f"{what} {dims!r} does not match the structure of {where} "
+                     f"({type(tree).__name__}); use an int, None, or a tuple/list/dict with its structure")
+
+
+def _in_dims(in_dims: Any, args: tuple) -> list:
+    """The in_dims of each argument, as a flat list of one dim per leaf of that argument."""
+    if _is_dim(in_dims):
+        return [_match_prefix(in_dims, a, "in_dims", f"argument {i}") for i, a in enumerate(args)]
+    if not isinstance(in_dims, (tuple, list)):
+        raise ShapeError("vmap", f"in_dims must be an int, None, or a tuple with one entry per argument "
+                         f"(each a pytree prefix of its argument), got {type(in_dims).__name__}")
+    if len(in_dims) != len(args):
+        raise ShapeError("vmap", f"in_dims has {len(in_dims)} entries but the function got {len(args)} "
+                         "positional arguments")
+    return [_match_prefix(d, a, "in_dims", f"argument {i}") for i, (d, a) in enumerate(zip(in_dims, args))]
+
+
+def _out_dims(out_dims: Any, out: Any, n_leaves: int) -> list:
+    """One out_dim per output leaf: `out_dims` is a pytree prefix of the output (or, as before, a flat
+    sequence with one entry per output leaf)."""
+    try:
+        return _match_prefix(out_dims, out, "out_dims", "the output")
+    except ShapeError:
+        if isinstance(out_dims, (tuple, list)) and len(out_dims) == n_leaves and all(map(_is_dim, out_dims)):
+            return list(out_dims)
+        raise
+
+
+def _batch_dim(leaf: Any, d: int, i: int) -> int:
+    """The non-negative batch dimension `d` of a leaf of argument `i`; ShapeError if it has no such dim."""
+    if not isinstance(leaf, Tensor):
+        raise ShapeError("vmap", f"in_dim={d} for argument {i}, but that argument (or a leaf of it) is a "
+                         f"{type(leaf).__name__}, not a tensor; use in_dims=None for it")
+    shape = tuple(leaf.shape)
+    if not -len(shape) <= d < len(shape):
+        raise ShapeError("vmap", f"in_dim={d} for argument {i}, but that argument is a tensor of shape "
+                         f"{shape} ({len(shape)} dimensions), so in_dim must be in [{-len(shape)}, "
+                         f"{len(shape)}){' (a 0-d tensor cannot be mapped over)' if not shape else ''}",
+                         (leaf,))
+    return d % len(shape)
 
 
 def _write_back(trace: BatchTrace, batched_args: list) -> None:
@@ -110,9 +171,15 @@ def vmap(func: Callable, in_dims=0, out_dims=0, randomness: str = "error", *, ch
     """Vectorise `func` over a batch dimension of its inputs.
 
     Args:
-        func: function of tensors (pytrees allowed).
-        in_dims: batch dimension of each argument (int or None for unbatched), or one int for all.
-        out_dims: where the batch dimension goes in each output.
+        func: function of tensors (pytrees allowed). Keyword arguments of the returned function are
+            passed to `func` as they are, unbatched.
+        in_dims: one int (or None) for every argument, or a tuple with one entry per positional argument;
+            an entry is an int (the batch dimension of every tensor in that argument), None (unbatched),
+            or a tuple/list/dict matching the argument's structure down to ints or None (a pytree
+            prefix, e.g. ``in_dims=((0, None),)`` for one argument that is a pair).
+        out_dims: where the batch dimension goes in each output: an int, None, or a pytree prefix of the
+            output (e.g. ``{"s": 1, "t": 0}`` for a dict output). None returns an output that does not
+            depend on the batch as it is; a batched output with out_dim None is an error.
         randomness: what random sampling inside `func` does, as in ``torch.func.vmap``: ``"error"``
             (refuse it), ``"different"`` (each batch element draws its own numbers: one draw of the
             batch's size from the generator) or ``"same"`` (one draw shared by every element).
@@ -120,49 +187,53 @@ def vmap(func: Callable, in_dims=0, out_dims=0, randomness: str = "error", *, ch
     Returns:
         A function that takes batched arguments and returns batched outputs.
 
+    Raises:
+        ShapeError: in_dims or out_dims that do not match the structure of the arguments or the output,
+            an in_dim out of range for its argument (a 0-d tensor cannot be mapped), or mapped sizes that
+            differ.
+
     Example:
         >>> import ember
         >>> from ember.func import vmap
         >>> vmap(lambda v: (v * v).sum())(ember.ones(3, 2)).tolist()
         [2.0, 2.0, 2.0]
     """
-    def batched(*args):
-        dims = _per_arg(in_dims, len(args), "in_dims")
+    def batched(*args, **kwargs):
+        if randomness not in ("error", "same", "different"):
+            raise EmberError("vmap", f"randomness must be 'error', 'same' or 'different', got {randomness!r}")
         size = None
-        flat_args = []
-        for arg, d in zip(args, dims):
+        flat_args = []  # (leaves, structure, batch dim of each leaf or None)
+        for i, (arg, dims) in enumerate(zip(args, _in_dims(in_dims, args))):
             leaves, td = pytree.flatten(arg)
-            flat_args.append((leaves, td, d))
-            if d is None:
-                continue
-            for leaf in leaves:
-                n = leaf.shape[normalize_axis(d, leaf.ndim, "vmap", leaf)]
+            leaf_dims = [None if d is None else _batch_dim(x, d, i) for x, d in zip(leaves, dims)]
+            flat_args.append((leaves, td, leaf_dims))
+            for leaf, d in zip(leaves, leaf_dims):
+                if d is None:
+                    continue
+                n = leaf.shape[d]
                 if size is not None and n != size:
                     raise ShapeError("vmap", f"inputs have different sizes along the mapped dimensions: "
                                      f"{size} and {n}", (leaf,))
                 size = n
         if size is None:
             raise ShapeError("vmap", "at least one argument must be mapped (in_dims are all None)")
-        if randomness not in ("error", "same", "different"):
-            raise EmberError("vmap", f"randomness must be 'error', 'same' or 'different', got {randomness!r}")
         trace = BatchTrace(size, randomness)
         batched_args = []  # (the caller's tensor, its tracer, the tracer's value before the call, dim)
         with new_trace(trace):
             wrapped = []
-            for leaves, td, d in flat_args:
-                if d is None:
-                    wrapped.append(pytree.unflatten(td, leaves))
-                    continue
-                tracers = []
-                for x in leaves:
-                    tracers.append(trace.wrap(x, normalize_axis(d, x.ndim, "vmap")))
-                    batched_args.append((x, tracers[-1], tracers[-1].val, d))
-                wrapped.append(pytree.unflatten(td, tracers))
-            out = func(*wrapped)
+            for leaves, td, leaf_dims in flat_args:
+                values = []
+                for x, d in zip(leaves, leaf_dims):
+                    if d is None:
+                        values.append(x)
+                        continue
+                    values.append(trace.wrap(x, d))
+                    batched_args.append((x, values[-1], values[-1].val, d))
+                wrapped.append(pytree.unflatten(td, values))
+            out = func(*wrapped, **kwargs)
         _write_back(trace, batched_args)
         o_leaves, o_def = pytree.flatten(out)
-        o_dims = _per_arg(out_dims, len(o_leaves), "out_dims") if not isinstance(out_dims, int) else \
-            (out_dims,) * len(o_leaves)
+        o_dims = _out_dims(out_dims, out, len(o_leaves))
         return pytree.unflatten(o_def, [trace.unwrap(o, d) for o, d in zip(o_leaves, o_dims)])
 
     return batched
