@@ -226,3 +226,41 @@ def test_jvp_of_a_function_filling_a_tensor_made_inside_matches_finite_differenc
     eps = 1e-6
     plus, minus = fn(ember.tensor(x + eps * t))[0].numpy(), fn(ember.tensor(x - eps * t))[0].numpy()
     np.testing.assert_allclose(tangent.numpy(), (plus - minus) / (2 * eps), rtol=1e-5, atol=1e-6)
+
+
+def _through_slice(lib):
+    def fn(v):
+        c = v.clone()
+        c[1:3].mul_(3.0)
+        return c
+    return fn
+
+
+def _through_transpose_row(lib):
+    def fn(v):
+        c = v.clone().reshape(2, 3)
+        c.t()[0].zero_()
+        return c.reshape(-1) * 1.5
+    return fn
+
+
+def _through_view_of_view(lib):
+    def fn(v):
+        c = v * 2
+        c.view(3, 2)[1].add_(v[:2])
+        return c
+    return fn
+
+
+@pytest.mark.parametrize("make", [_through_slice, _through_transpose_row, _through_view_of_view],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_an_in_place_update_through_a_view_reaches_its_base_under_vmap_and_jvp_as_in_torch(make):
+    x = np.random.default_rng(2).random((4, 6)).astype(np.float32)
+    got = vmap(make(ember))(ember.tensor(x))
+    want = tfunc.vmap(make(torch))(torch.tensor(x))
+    assert_close(got, want.numpy())
+    t = np.ones(6, np.float32)
+    out, tangent = jvp(make(ember), (ember.tensor(x[0]),), (ember.tensor(t),))
+    tout, ttangent = tfunc.jvp(make(torch), (torch.tensor(x[0]),), (torch.tensor(t),))
+    assert_close(out, tout.numpy())
+    assert_close(tangent, ttangent.numpy())

@@ -62,6 +62,25 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     return x
 
 
+def follow_views(x: Tracer) -> None:
+    """After an in-place update of traced `x`: if it is a view of another value of its transform (made
+    while tracing, ``c[1:3]`` of ``c``), that value takes the update too (the primitive's ``unview``
+    writes the view's new value into it), up the chain of bases, as memory sharing would have it. For
+    transforms whose values are not shared memory (``vmap``, ``jvp``); ``ember.jit`` follows views
+    itself (``JitTrace.mutated``)."""
+    child, info = x, getattr(x, "_base", None)
+    while info is not None:
+        base, prim, attrs = info
+        if not (isinstance(base, Tracer) and base._trace is x._trace):
+            return
+        if prim.unview is None:
+            raise TraceError(prim.name, f"an in-place update through a view made by {prim.name} cannot be "
+                             "followed under this transform; apply the update to a .clone() of the view, or "
+                             "write the result with an indexing assignment", (x,))
+        _become(base, prim.unview(base, child, **attrs))
+        child, info = base, getattr(base, "_base", None)
+
+
 def _op_name(fn) -> str:
     """The in-place op's name for messages: ``add_`` for ``add``, ``copy_`` for ``_copy``."""
     return getattr(fn, "__name__", "inplace").strip("_") + "_"

@@ -83,7 +83,17 @@ class JVPTrace(Trace):
         out, tangent = prim.jvp(primals, tangents, **attrs)
         if tangent is None or not (out.dtype.is_floating_point or out.dtype.is_complex):
             return out
-        return _make(self, out, tangent)
+        result = _make(self, out, tangent)
+        base = self._held(args[0]) if args else None
+        if prim.view and isinstance(base, JVPTracer) and base._trace is self:
+            result._base = (base, prim, attrs)  # (an in-place update through it reaches the base)
+        return result
+
+    def mutated(self, x: JVPTracer) -> None:
+        """`x` was updated in place: the values it is a view of take the update (see follow_views)."""
+        from .._core.inplace import follow_views
+
+        follow_views(x)
 
     def lift(self, primal: Tensor, tangent: Tensor) -> JVPTracer:
         return _make(self, primal, tangent)

@@ -6,6 +6,7 @@ from typing import Any, Callable
 from .._core import pytree
 from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.errors import EmberError, ShapeError, TraceError
+from .._core.inplace import follow_views
 from .._core.primitives.movement import broadcast_to, moveaxis, reshape
 from .._core.primitives.reduce import normalize_axis
 from .._core.tensor import Tensor, Tracer
@@ -58,7 +59,16 @@ class BatchTrace(Trace):
             raise TraceError(prim.name, "this primitive has no batching rule, so it cannot be used under "
                              "vmap")
         out, bdim = prim.batch(vals, bdims, **attrs)
-        return out if bdim is None else self.wrap(out, bdim)
+        if bdim is None:
+            return out
+        result = self.wrap(out, bdim)
+        if prim.view and isinstance(args[0], BatchTracer) and args[0]._trace is self:
+            result._base = (args[0], prim, attrs)  # (an in-place update through it reaches args[0])
+        return result
+
+    def mutated(self, x: BatchTracer) -> None:
+        """`x` was updated in place: the values it is a view of take the update (see follow_views)."""
+        follow_views(x)
 
     def _draw(self, prim, vals: list, bdims: list, attrs: dict) -> Any:
         """A random primitive: drawn once, unbatched, with ``randomness="same"`` or ``"different"`` (the
