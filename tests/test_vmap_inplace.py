@@ -264,3 +264,21 @@ def test_an_in_place_update_through_a_view_reaches_its_base_under_vmap_and_jvp_a
     tout, ttangent = tfunc.jvp(make(torch), (torch.tensor(x[0]),), (torch.tensor(t),))
     assert_close(out, tout.numpy())
     assert_close(tangent, ttangent.numpy())
+
+
+@pytest.mark.parametrize("op", ["sin_", "exp_", "mul_"])
+def test_gradients_of_in_place_ops_under_vmap_and_hessian_match_torch(op):
+    def make(lib):
+        def fn(v):
+            c = v.clone()
+            c = getattr(c, op)(v) if op == "mul_" else getattr(c, op)()
+            return (c * c).sum()
+        return fn
+
+    x = np.random.default_rng(4).random((3, 4)) - 0.5
+    got = vmap(ember.func.grad(make(ember)))(ember.tensor(x))
+    want = tfunc.vmap(tfunc.grad(make(torch)))(torch.tensor(x))
+    assert_close(got, want.numpy())
+    h = ember.func.hessian(make(ember))(ember.tensor(x[0]))
+    th = tfunc.hessian(make(torch))(torch.tensor(x[0]))
+    assert_close(h, th.numpy())

@@ -18,7 +18,13 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     """
     if isinstance(x, Tracer):
         name = _op_name(fn)
-        out = _in_trace(x, _fit(x, fn(x, *args, **kwargs), name), name)
+        source = x
+        if x._node is not None and STATE.get().grad:
+            # recorded (a grad inside the transform): the op reads a stand-in holding the old value, so
+            # the tape saves that and not `x`, which becomes the result
+            source = _stand_in(x)
+            args = tuple(source if a is x else a for a in args)
+        out = _in_trace(x, _fit(x, fn(source, *args, **kwargs), name), name)
         _become(x, out)
         mutated = getattr(x._trace, "mutated", None)
         if mutated is not None:  # a trace that follows views (ember.jit) updates what `x` views
@@ -60,6 +66,19 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
             out._node.out_ref = weakref.ref(x)
         _rebase(x, bases)
     return x
+
+
+def _stand_in(x: Tracer) -> Tracer:
+    """A second tracer with `x`'s value and place in the autograd graph (the node that made `x` now names
+    it as its output)."""
+    t = object.__new__(type(x))
+    for cls in type(x).__mro__:
+        for slot in getattr(cls, "__slots__", ()):
+            if slot != "__weakref__" and hasattr(x, slot):
+                object.__setattr__(t, slot, getattr(x, slot))
+    if x._node is not None:
+        x._node.out_ref = weakref.ref(t)
+    return t
 
 
 def follow_views(x: Tracer) -> None:
