@@ -59,3 +59,11 @@ def test_a_gradient_keeps_its_graph_to_tensors_the_function_closes_over():
 def test_a_gradient_without_outer_dependence_carries_no_graph():
     w = ember.tensor([1.0, 2.0])
     assert not grad(lambda v: (v * w).pow(2).sum())(ember.tensor([3.0, 4.0])).requires_grad
+
+
+@pytest.mark.parametrize("data", [[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]])
+def test_std_gradient_is_zero_on_constant_data_as_in_torch(data):
+    got = grad(lambda t: t.std() + ember.std_mean(t)[0])(ember.tensor(data, dtype=ember.float64))
+    want = tfunc.grad(lambda t: t.std() + torch.std_mean(t)[0])(torch.tensor(data, dtype=torch.float64))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
+    assert np.isnan(ember.tensor([1.0, float("nan")]).std().item())

@@ -633,6 +633,15 @@ def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
     return _variance(x, dim, unbiased, keepdim, correction, "var")
 
 
+# the square root of a variance, with derivative 0 where the variance is 0 (constant data), as
+# PyTorch's std backward masks it, instead of 0 * inf = NaN
+_std_root_p = ew.elementwise("std_root", "where(x == 0, 0, sqrt(x))", ew.FLOAT)
+
+
+def _std_root(v: Tensor) -> Tensor:
+    return ew.apply(_std_root_p, v)
+
+
 def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction: float | None = None) -> Tensor:
     """Standard deviation over `dim`: ``sqrt(var(x, dim, correction=correction))``.
@@ -643,7 +652,7 @@ def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
         >>> ember.tensor([1.0, 3.0]).std(correction=0).item()
         1.0
     """
-    return ew.sqrt(_variance(x, dim, unbiased, keepdim, correction, "std"))
+    return _std_root(_variance(x, dim, unbiased, keepdim, correction, "std"))
 
 
 def var_mean(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
@@ -667,7 +676,7 @@ def std_mean(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = 
         [1.0, 2.0]
     """
     variance = _variance(x, dim, unbiased, keepdim, correction, "std_mean")
-    return ew.sqrt(variance), mean(x, None if isinstance(dim, bool) else dim, keepdim)
+    return _std_root(variance), mean(x, None if isinstance(dim, bool) else dim, keepdim)
 
 
 # -- logsumexp and norm --------------------------------------------------------------------------------
