@@ -131,7 +131,10 @@ def _randint(xp, w, dtype, low, span):
 
 def _randperm(xp, w, dtype, n):
     keys = (w[:, 0].astype(xp.uint64) << xp.uint64(32)) | w[:, 1].astype(xp.uint64)
-    return xp.argsort(keys, kind="stable")
+    if not n:
+        return keys.astype(xp.int64)
+    # one permutation per row of n keys (several rows: one per batch element under vmap)
+    return xp.argsort(keys.reshape(-1, n), axis=-1, kind="stable").reshape(-1)
 
 
 class Dist(NamedTuple):
