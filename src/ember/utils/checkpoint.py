@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from .._core import autograd
 from .._core.custom import _record
-from .._core.dispatch import STATE, state_changed
+from .._core.dispatch import _SEQ, STATE, state_changed
 from .._core.tensor import Tensor
 
 
@@ -51,27 +51,62 @@ def checkpoint(function: Callable, *args: Any, use_reentrant: bool = False, pres
     if not STATE.get().grad:
         return function(*args, **kwargs)
     rng = _rng_state() if preserve_rng_state else None
-    with state_changed(grad=False):
-        out = function(*args, **kwargs)
-    if not isinstance(out, Tensor):
+    # The forward runs once with recording on, to find the tensors that require grad which the segment
+    # reads from outside its arguments (closed-over parameters, or the inputs of an enclosing
+    # ember.func.grad); its graph is dropped at once (the segment's activations live only while it runs,
+    # as they do again in the recomputation), and those tensors become inputs of the checkpoint node,
+    # so that gradients reach them through the tape like any other input.
+    start = next(_SEQ)
+    probe = function(*args, **kwargs)
+    if not isinstance(probe, Tensor):
         raise TypeError("checkpoint: the function must return a single tensor")
+    captured = _captured(probe, args, start)
+    out = probe.detach()
+    del probe
+    inputs = tuple(args) + tuple(captured)
 
     def backward(g):
         # the recomputation draws the forward's numbers again, then the generator goes back to where it
         # was (as torch.utils.checkpoint forks it), so later draws do not repeat earlier ones
+        create = STATE.get().grad  # (a backward that records: higher derivatives go through the args)
         now = _rng_state() if rng is not None else None
         _set_rng_state(rng)
-        fresh = [a.detach().requires_grad_(a._requires_grad) if isinstance(a, Tensor) else a for a in args]
+        fresh = list(args) if create else [
+            a.detach().requires_grad_(a._requires_grad) if isinstance(a, Tensor) else a for a in args]
         try:
             with state_changed(grad=True):
                 again = function(*fresh, **kwargs)
         finally:
             _set_rng_state(now)
-        if not again._requires_grad:
-            return tuple(None for _ in args)
-        create = STATE.get().grad
-        autograd.backward(again, g, retain_graph=create, create_graph=create)
-        return tuple(f._grad if isinstance(f, Tensor) else None for f in fresh)
+        wrt = [t for t in [*fresh, *captured] if isinstance(t, Tensor) and t._requires_grad]
+        if not again._requires_grad or not wrt:
+            return tuple(None for _ in inputs)
+        found = iter(autograd.grad([again], wrt, [g], retain_graph=create, create_graph=create,
+                                   allow_unused=True))
+        return tuple(next(found) if isinstance(t, Tensor) and t._requires_grad else None
+                     for t in [*fresh, *captured])
 
-    _record("Checkpoint", args, out, backward)
+    _record("Checkpoint", inputs, out, backward)
     return out
+
+
+def _captured(out: Tensor, args: tuple, start: int) -> list:
+    """The tensors requiring grad that the graph of `out`, recorded from node number `start` on, reads
+    from outside: leaves, and values computed before the segment, other than `args`."""
+    boundary = {id(a) for a in args if isinstance(a, Tensor)}
+    found: dict[int, Tensor] = {}
+    stack = [out._node] if out._node is not None else []
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for a, edge in zip(node.inputs or (), node.edges):
+            if not isinstance(a, Tensor) or id(a) in boundary:
+                continue
+            if edge is not None and edge.seq >= start:
+                stack.append(edge)
+            elif a._requires_grad:
+                found.setdefault(id(a), a)
+    return list(found.values())
