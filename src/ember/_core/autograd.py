@@ -330,3 +330,25 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
                                 "pass allow_unused=True", (t,))
         result.append(g)
     return tuple(result)
+
+
+def captured_inputs(outputs: list, boundary: set[int], start: int | None = None) -> list:
+    """The tensors requiring grad that the tape behind `outputs` reads, found by walking it back: leaves,
+    and with `start` (a node number) also values made by nodes older than `start`; the walk does not
+    pass the tensors whose ids are in `boundary`."""
+    found: dict[int, Any] = {}
+    stack = [o._node for o in outputs if isinstance(o, Tensor) and o._node is not None]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for a, edge in zip(node.inputs or (), node.edges):
+            if not isinstance(a, Tensor) or id(a) in boundary:
+                continue
+            if edge is not None and (start is None or edge.seq >= start):
+                stack.append(edge)
+            elif a._requires_grad:
+                found.setdefault(id(a), a)
+    return list(found.values())

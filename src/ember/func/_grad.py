@@ -63,7 +63,7 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
     if not create and STATE.get().grad:
         # a tensor the function closes over requires grad (a gradient penalty, an inner step of
         # meta-learning): the gradients depend on it, so they keep their graph, as in torch.func
-        create = _reaches_outer_leaf(out_leaves, watched)
+        create = bool(autograd.captured_inputs(out_leaves, {id(w) for w in watched}))
 
     def vjp_fn(cotangents):
         ct_leaves, ct_def = pytree.flatten(cotangents)
@@ -84,25 +84,6 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
     if has_aux:
         aux = pytree.tree_map(lambda a: _plain(a, create), aux)
     return (out_clean, vjp_fn, aux) if has_aux else (out_clean, vjp_fn)
-
-
-def _reaches_outer_leaf(outputs: list, watched: list) -> bool:
-    """Whether the tape behind `outputs` reaches a tensor that requires grad other than the `watched`
-    inputs of the transform."""
-    mine = {id(w) for w in watched}
-    stack = [o._node for o in outputs if isinstance(o, Tensor) and o._node is not None]
-    seen: set[int] = set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        for a, edge in zip(node.inputs or (), node.edges):
-            if edge is not None:
-                stack.append(edge)
-            elif isinstance(a, Tensor) and a._requires_grad and id(a) not in mine:
-                return True
-    return False
 
 
 def _plain(value: Any, keep_graph: bool) -> Any:

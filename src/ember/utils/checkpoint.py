@@ -60,7 +60,7 @@ def checkpoint(function: Callable, *args: Any, use_reentrant: bool = False, pres
     probe = function(*args, **kwargs)
     if not isinstance(probe, Tensor):
         raise TypeError("checkpoint: the function must return a single tensor")
-    captured = _captured(probe, args, start)
+    captured = autograd.captured_inputs([probe], {id(a) for a in args if isinstance(a, Tensor)}, start)
     out = probe.detach()
     del probe
     inputs = tuple(args) + tuple(captured)
@@ -89,24 +89,3 @@ def checkpoint(function: Callable, *args: Any, use_reentrant: bool = False, pres
     _record("Checkpoint", inputs, out, backward)
     return out
 
-
-def _captured(out: Tensor, args: tuple, start: int) -> list:
-    """The tensors requiring grad that the graph of `out`, recorded from node number `start` on, reads
-    from outside: leaves, and values computed before the segment, other than `args`."""
-    boundary = {id(a) for a in args if isinstance(a, Tensor)}
-    found: dict[int, Tensor] = {}
-    stack = [out._node] if out._node is not None else []
-    seen: set[int] = set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        for a, edge in zip(node.inputs or (), node.edges):
-            if not isinstance(a, Tensor) or id(a) in boundary:
-                continue
-            if edge is not None and edge.seq >= start:
-                stack.append(edge)
-            elif a._requires_grad:
-                found.setdefault(id(a), a)
-    return list(found.values())
