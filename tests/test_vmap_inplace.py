@@ -290,3 +290,27 @@ def test_randperm_under_vmap_draws_one_permutation_per_batch_element():
     rows = out.tolist()
     assert all(sorted(r) == list(range(5)) for r in rows)
     assert len({tuple(r) for r in rows}) > 1  # (four rows alike by chance: 1 in 120**3)
+
+
+def _view_read_after_base_update(lib):
+    def fn(v):
+        c = v.clone()
+        d = c[1:3]
+        e = c.reshape(2, 3)
+        c.mul_(2.0)
+        d.add_(1.0)
+        return d * 1, e.sum(0), c
+    return fn
+
+
+def test_views_read_after_their_base_changed_see_it_under_vmap_and_jvp_as_in_torch():
+    x = np.random.default_rng(5).random((3, 6)).astype(np.float32)
+    got = vmap(_view_read_after_base_update(ember))(ember.tensor(x))
+    want = tfunc.vmap(_view_read_after_base_update(torch))(torch.tensor(x))
+    for g, w in zip(got, want):
+        assert_close(g, w.numpy())
+    t = np.linspace(-1, 1, 6).astype(np.float32)
+    out, tangent = jvp(_view_read_after_base_update(ember), (ember.tensor(x[0]),), (ember.tensor(t),))
+    tout, ttangent = tfunc.jvp(_view_read_after_base_update(torch), (torch.tensor(x[0]),), (torch.tensor(t),))
+    for g, w in zip(out + tangent, tout + ttangent):
+        assert_close(g, w.numpy())

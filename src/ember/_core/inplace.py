@@ -18,6 +18,9 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     """
     if isinstance(x, Tracer):
         name = _op_name(fn)
+        refresh = getattr(x._trace, "fresh", None)
+        if refresh is not None:  # (a view whose base changed since: its value first)
+            refresh(x)
         source = x
         if x._node is not None and STATE.get().grad:
             # recorded (a grad inside the transform): the op reads a stand-in holding the old value, so
@@ -81,23 +84,70 @@ def _stand_in(x: Tracer) -> Tracer:
     return t
 
 
-def follow_views(x: Tracer) -> None:
-    """After an in-place update of traced `x`: if it is a view of another value of its transform (made
-    while tracing, ``c[1:3]`` of ``c``), that value takes the update too (the primitive's ``unview``
-    writes the view's new value into it), up the chain of bases, as memory sharing would have it. For
-    transforms whose values are not shared memory (``vmap``, ``jvp``); ``ember.jit`` follows views
-    itself (``JitTrace.mutated``)."""
-    child, info = x, getattr(x, "_base", None)
-    while info is not None:
-        base, prim, attrs = info
-        if not (isinstance(base, Tracer) and base._trace is x._trace):
+class FollowsViews:
+    """For transforms whose values are not shared memory (``vmap``, ``jvp``): views made while tracing
+    remember their base (:meth:`note_view`), an in-place update through a view reaches its base
+    (:meth:`mutated`), and a view read after its base was updated is recomputed from it first
+    (:meth:`fresh`), as memory sharing would have it in eager execution."""
+
+    def _counts(self) -> dict:
+        table = self.__dict__.get("_view_counts")
+        if table is None:
+            table = self.__dict__["_view_counts"] = {}  # id(tracer) -> (weak reference, count)
+        return table
+
+    def _count(self, t: Tracer) -> int:
+        entry = self._counts().get(id(t))
+        return entry[1] if entry is not None and entry[0]() is t else 0
+
+    def _bump(self, t: Tracer) -> None:
+        self._counts()[id(t)] = (weakref.ref(t), self._count(t) + 1)
+
+    def note_view(self, result: Tracer, base: Tracer, prim, attrs: dict) -> None:
+        """`result` is a view of `base` (a value of this transform) made by `prim`."""
+        result._base = (base, prim, attrs)
+        self.__dict__.setdefault("_view_seen", {})[id(result)] = (weakref.ref(result), self._count(base))
+
+    def fresh(self, a: Any) -> None:
+        """Recompute view `a` from its base if the base was updated in place since `a` matched it."""
+        seen_table = self.__dict__.get("_view_seen")
+        if not seen_table or not isinstance(a, Tracer):
             return
-        if prim.unview is None:
-            raise TraceError(prim.name, f"an in-place update through a view made by {prim.name} cannot be "
-                             "followed under this transform; apply the update to a .clone() of the view, or "
-                             "write the result with an indexing assignment", (x,))
-        _become(base, prim.unview(base, child, **attrs))
-        child, info = base, getattr(base, "_base", None)
+        entry = seen_table.get(id(a))
+        if entry is None or entry[0]() is not a:
+            return
+        base, prim, attrs = a._base
+        self.fresh(base)
+        now = self._count(base)
+        if entry[1] != now:
+            _become(a, _bind_view(prim, base, attrs))
+            seen_table[id(a)] = (weakref.ref(a), now)
+
+    def mutated(self, x: Tracer) -> None:
+        """`x` was updated in place: the values it is a view of take the update (see follow_views)."""
+        self._bump(x)
+        child, info = x, getattr(x, "_base", None)
+        while info is not None:
+            base, prim, attrs = info
+            if not (isinstance(base, Tracer) and base._trace is self):
+                return
+            if prim.unview is None:
+                raise TraceError(prim.name, f"an in-place update through a view made by {prim.name} cannot "
+                                 "be followed under this transform; apply the update to a .clone() of the "
+                                 "view, or write the result with an indexing assignment", (x,))
+            self.fresh(base)
+            _become(base, prim.unview(base, child, **attrs))
+            self._bump(base)
+            seen = self.__dict__.get("_view_seen")
+            if seen is not None:  # (the view matches its updated base)
+                seen[id(child)] = (weakref.ref(child), self._count(base))
+            child, info = base, getattr(base, "_base", None)
+
+
+def _bind_view(prim, base: Tracer, attrs: dict) -> Any:
+    from .dispatch import bind
+
+    return bind(prim, base, **attrs)
 
 
 def _op_name(fn) -> str:

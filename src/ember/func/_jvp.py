@@ -7,6 +7,7 @@ from .._core import pytree
 from .._core.creation import zeros_like
 from .._core.dispatch import Trace, bind, new_trace
 from .._core.errors import ShapeError
+from .._core.inplace import FollowsViews
 from .._core.tensor import Tensor, Tracer
 
 
@@ -32,7 +33,7 @@ def _make(trace: "JVPTrace", primal: Tensor, tangent: Tensor) -> JVPTracer:
     return t
 
 
-class JVPTrace(Trace):
+class JVPTrace(FollowsViews, Trace):
     """Interprets primitives on JVPTracers with their JVP rules."""
 
     def __init__(self) -> None:
@@ -73,6 +74,7 @@ class JVPTrace(Trace):
         for a in args:
             a = self._held(a)
             if isinstance(a, JVPTracer) and a._trace is self:
+                self.fresh(a)
                 primals.append(a.primal)
                 tangents.append(a.tangent)
             else:
@@ -86,14 +88,8 @@ class JVPTrace(Trace):
         result = _make(self, out, tangent)
         base = self._held(args[0]) if args else None
         if prim.view and isinstance(base, JVPTracer) and base._trace is self:
-            result._base = (base, prim, attrs)  # (an in-place update through it reaches the base)
+            self.note_view(result, base, prim, attrs)  # (updates through it reach the base, and back)
         return result
-
-    def mutated(self, x: JVPTracer) -> None:
-        """`x` was updated in place: the values it is a view of take the update (see follow_views)."""
-        from .._core.inplace import follow_views
-
-        follow_views(x)
 
     def lift(self, primal: Tensor, tangent: Tensor) -> JVPTracer:
         return _make(self, primal, tangent)

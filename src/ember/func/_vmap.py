@@ -6,7 +6,7 @@ from typing import Any, Callable
 from .._core import pytree
 from .._core.dispatch import STATE, Trace, bind, new_trace, state_changed
 from .._core.errors import EmberError, ShapeError, TraceError
-from .._core.inplace import follow_views
+from .._core.inplace import FollowsViews
 from .._core.primitives.movement import broadcast_to, moveaxis, reshape
 from .._core.primitives.reduce import normalize_axis
 from .._core.tensor import Tensor, Tracer
@@ -27,7 +27,7 @@ class BatchTracer(Tracer):
                          "bool() or Python control flow on it); use ember.where instead", (self,))
 
 
-class BatchTrace(Trace):
+class BatchTrace(FollowsViews, Trace):
     """Interprets primitives on BatchTracers with their batching rules."""
 
     handles_effects = True
@@ -48,6 +48,7 @@ class BatchTrace(Trace):
         vals, bdims = [], []
         for a in args:
             if isinstance(a, BatchTracer) and a._trace is self:
+                self.fresh(a)
                 vals.append(a.val)
                 bdims.append(a.bdim)
             else:
@@ -63,12 +64,8 @@ class BatchTrace(Trace):
             return out
         result = self.wrap(out, bdim)
         if prim.view and isinstance(args[0], BatchTracer) and args[0]._trace is self:
-            result._base = (args[0], prim, attrs)  # (an in-place update through it reaches args[0])
+            self.note_view(result, args[0], prim, attrs)  # (updates through it reach args[0], and back)
         return result
-
-    def mutated(self, x: BatchTracer) -> None:
-        """`x` was updated in place: the values it is a view of take the update (see follow_views)."""
-        follow_views(x)
 
     def _draw(self, prim, vals: list, bdims: list, attrs: dict) -> Any:
         """A random primitive: drawn once, unbatched, with ``randomness="same"`` or ``"different"`` (the
