@@ -606,15 +606,22 @@ class Reads:
                 if name in namespace and name not in written[id(namespace)] and _tracked(namespace[name]):
                     key = (id(namespace), name)
                     out.append(cache.setdefault(key, GlobalSlot(namespace, name)))
-        for f in _functions(fn):
-            for name, cell in zip(f.__code__.co_freevars, f.__closure__ or ()):
-                try:
-                    value = cell.cell_contents
-                except ValueError:
-                    continue
-                if name not in cells_written and _tracked(value):
-                    out.append(cache.setdefault(id(cell), CellSlot(cell, name, f.__qualname__)))
+        for f, name, cell, value in _cells(fn):
+            if name not in cells_written and _tracked(value):
+                out.append(cache.setdefault(id(cell), CellSlot(cell, name, f.__qualname__)))
         return out + bound_slots(fn, cache)
+
+
+def _cells(fn: Any) -> Iterator[tuple[Any, str, Any, Any]]:
+    """(function, name, cell, value) of every filled closure cell of `fn` and of the functions its
+    closure holds."""
+    for f in _functions(fn):
+        for name, cell in zip(f.__code__.co_freevars, f.__closure__ or ()):
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            yield f, name, cell, value
 
 
 _SCAN_LIMIT = 10_000  # values a leak scan looks at, in all
@@ -690,16 +697,11 @@ def leaked_tracers(fn: Callable, args: tuple, kwargs: dict, is_ours: Callable[[A
                 found = scan.find(v, name, 2)
                 if found is not None:
                     return f"global {type(v).__name__} {found}"
-    for f in _functions(fn):
-        for name, cell in zip(f.__code__.co_freevars, f.__closure__ or ()):
-            try:
-                v = cell.cell_contents
-            except ValueError:
-                continue
-            if not is_ours(v):
-                found = scan.find(v, name, 2)
-                if found is not None:
-                    return f"closure variable ({type(v).__name__}) {found} of {f.__qualname__}"
+    for f, name, _, v in _cells(fn):
+        if not is_ours(v):
+            found = scan.find(v, name, 2)
+            if found is not None:
+                return f"closure variable ({type(v).__name__}) {found} of {f.__qualname__}"
     owner = getattr(fn, "__self__", None) if isinstance(fn, types.MethodType) else fn
     if not isinstance(owner, _NOT_SCANNED):  # a compiled callable object (a module), or a method's object
         found = scan.find(owner, "self", 2)

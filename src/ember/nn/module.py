@@ -43,6 +43,18 @@ _INTERNAL = frozenset({"_parameters", "_buffers", "_non_persistent", "_modules",
                        "_forward_hooks", "_compiled_call", "_compile_options"})
 
 
+def _write_traced(where: str, old: Tensor, value: Tracer) -> bool:
+    """Under ember.jit, the tensor `old` held by a module (`where` names it) is assigned a traced value:
+    each run writes the value into it, so it must keep its shape and dtype (TraceError otherwise).
+    False when the transform tracing the value cannot write it."""
+    if tuple(value.shape) != tuple(old.shape) or value.dtype is not old.dtype:
+        raise TraceError("jit", f"{where} is assigned a tensor of shape {tuple(value.shape)} and dtype "
+                         f"{value.dtype} inside a compiled function, where it held {tuple(old.shape)} "
+                         f"{old.dtype}; a compiled run writes into the tensor it holds, so keep its shape "
+                         "and dtype (or return the value instead)", (value,))
+    return effects.write(old, value)
+
+
 class Module:
     """Base class of every layer and model, with PyTorch's semantics.
 
@@ -173,13 +185,7 @@ class Module:
                     and effects.recorder() is not None:
                 # traced by ember.jit (self.ema = 0.9 * self.ema + ...): each run writes the new value
                 # into the buffer, which stays the same tensor
-                if tuple(value.shape) != tuple(old.shape) or value.dtype is not old.dtype:
-                    raise TraceError("jit", f"buffer '{name}' of {type(self).__name__} is assigned a "
-                                     f"tensor of shape {tuple(value.shape)} and dtype {value.dtype} inside a "
-                                     f"compiled function, where it was {tuple(old.shape)} {old.dtype}; a "
-                                     "compiled run writes into the buffer, so keep its shape and dtype",
-                                     (value,))
-                if effects.write(old, value):
+                if _write_traced(f"buffer '{name}' of {type(self).__name__}", old, value):
                     return
             self._buffers[name] = value
         elif isinstance(value, Tracer) and params is not None and effects.recorder() is not None:
@@ -195,13 +201,7 @@ class Module:
         old = self.__dict__.get(name)
         where = f"attribute '{name}' of {type(self).__name__}"
         if isinstance(old, Tensor) and not isinstance(old, Tracer):
-            if tuple(value.shape) != tuple(old.shape) or value.dtype is not old.dtype:
-                raise TraceError("jit", f"{where} is assigned a tensor of shape {tuple(value.shape)} and "
-                                 f"dtype {value.dtype} inside a compiled function, where it held "
-                                 f"{tuple(old.shape)} {old.dtype}; a compiled run writes into the tensor the "
-                                 "attribute holds, so keep its shape and dtype (or return the value instead)",
-                                 (value,))
-            if effects.write(old, value):
+            if _write_traced(where, old, value):
                 return
             raise TraceError("jit", f"{where} is assigned a traced value where the transform tracing it "
                              "cannot write it into the tensor the attribute holds; return the value instead",
