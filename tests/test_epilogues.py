@@ -28,7 +28,9 @@ def _names(fn, *args):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Counts products (matrix products and convolutions) run with an epilogue inside the GEMM."""
+    """Counts products (matrix products and convolutions) run with an epilogue inside the GEMM; products
+    of every size take the GEMM with its epilogue (small ones would otherwise run unfused, on NumPy)."""
+    monkeypatch.setattr(gemm, "MIN_EPILOGUE_WORK", 1)
     calls = []
     real_matmul, real_conv = gemm.matmul, gemm.conv
 
@@ -292,3 +294,18 @@ def test_gradients_jvp_and_vmap_through_a_convolution_epilogue(rng):
     ws = _t(rng, (2, 4, 3, 3, 3))
     per = vmap(ember.jit(lambda w: f(x, w, b)))(ws)
     assert_close(per, np.stack([np_of(f(x, ws[i], b)) for i in range(2)]), rtol=1e-12)
+
+
+@needs_cc
+def test_a_product_too_small_for_the_gemm_runs_its_epilogue_as_the_fused_elementwise_kernel(rng, monkeypatch):
+    calls = []
+    real = gemm.matmul
+    monkeypatch.setattr(gemm, "matmul", lambda *a, **k: calls.append(1) or real(*a, **k))
+    a, b, bias = _t(rng, (16, 8)), _t(rng, (8, 12)), _t(rng, (12,))
+    assert 16 * 8 * 12 < gemm.MIN_EPILOGUE_WORK
+    f = ember.jit(lambda a, b, bias: ember.tanh(a @ b + bias))
+    assert any(n.prim.name.startswith("matmul_fused_") for n in f.lower(a, b, bias).graph.nodes)
+    with ember.no_grad():
+        got = np_of(f(a, b, bias))
+    assert_close(got, np.tanh(np_of(a) @ np_of(b) + np_of(bias)), rtol=1e-12, atol=1e-12)
+    assert not calls
