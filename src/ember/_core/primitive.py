@@ -32,11 +32,14 @@ class Primitive:
             faithfully (jit, vmap) are handed these even without tracer inputs, and refuse them.
         unview: for view primitives, ``unview(base, value, **attrs)`` returns `base` with the viewed part
             replaced by `value`; in-place writes through such a view update the base's graph with it.
+        array_method: optional ``array_method(**attrs) -> (name, argument)``: the reference kernel as one
+            method call on the NumPy array operand, ``x.name(argument)`` (``x[argument]`` for
+            ``__getitem__``), which generated executor code writes in place of a kernel call.
     """
 
     __slots__ = ("name", "impl", "abstract", "vjp", "jvp", "batch", "decomp", "view", "multiple_results",
-                 "nondiff_inputs", "reads", "unview", "effect", "formula", "params", "kernels", "dtype_rule",
-                 "fast_dtypes", "doc")
+                 "nondiff_inputs", "reads", "unview", "array_method", "effect", "formula", "params",
+                 "kernels", "dtype_rule", "fast_dtypes", "doc")
 
     def __init__(self, name: str, impl: Callable | None = None, *, abstract: Callable | None = None,
                  vjp: Callable | None = None, jvp: Callable | None = None, batch: Callable | None = None,
@@ -57,6 +60,7 @@ class Primitive:
         self.nondiff_inputs = nondiff_inputs
         self.reads = reads
         self.unview: Callable | None = None
+        self.array_method: Callable | None = None
         self.effect: str | None = None
         self.formula = None
         self.params: tuple[str, ...] = ()

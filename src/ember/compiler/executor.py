@@ -14,14 +14,14 @@ import weakref
 from typing import Any, Sequence
 
 from .._core import dtypes
-from .._core.dispatch import STATE, bind, kernel_error
-from .._core.errors import EmberError
+from .._core.dispatch import STATE, bind
 from .._core.tensor import Tensor
 from ..backends import CPU
 from .codegen import build
-from .codegen.runtime import FusedKernel, _shared_layout
+from .codegen.runtime import FusedKernel
 from .ir import Graph, Value
 from .memory import inplace_operands
+from .program import Program
 
 
 def run(graph: Graph, inputs: Sequence[Any], trace_values: dict | None = None,
@@ -79,58 +79,25 @@ def _on_cpu(graph: Graph, inputs: Sequence[Any]) -> bool:
 
 def _run_arrays(graph: Graph, inputs: Sequence[Any], release: tuple, donations: dict,
                 destinations: dict, overrides: dict) -> list[Any]:
-    """The graph on NumPy arrays through each primitive's CPU kernel; the outputs wrapped as tensors.
-    `overrides`: node index -> (operands, attributes) to use instead of the node's (dynamic sizes)."""
+    """The graph on NumPy arrays through each primitive's CPU kernel, as generated code (see
+    :mod:`.program`); the outputs wrapped as tensors. `overrides`: node index -> (operands, attributes)
+    to use instead of the node's (dynamic sizes)."""
     device = (list(inputs) + list(graph.constants.values()))[0]._device
-    env: dict[int, Any] = {v.id: t._data for v, t in zip(graph.inputs, inputs)}
-    env.update({vid: t._data for vid, t in graph.constants.items()})
     in_place = bool(donations) and build.compiler_available()
-    array_type, asarray, pool = CPU.array_type, CPU.xp.asarray, CPU.pool
-    for k, kernel, spec, attrs, out_id, dead in _array_steps(graph, release):
-        if overrides and k in overrides:
-            operands, attrs = overrides[k]
-            args = [env[o.id] if isinstance(o, Value) else o.value for o in operands]
-        else:  # (a literal operand is held as a one-element tuple)
-            args = [env[o] if o.__class__ is int else o[0] for o in spec]
-        target = destinations.get(k) if destinations else None
-        if target is not None and _shared_layout(args) is None:  # the kernel writes into `target`
-            pool.redirect(target)
-        donated = target is None and in_place and k in donations and pool.donate(args[donations[k]])
-        try:
-            data = kernel(*args, **attrs)
-        except EmberError:
-            raise
-        except Exception as exc:  # the same error eager mode gives, naming the op and its operands
-            node = graph.nodes[k]
-            wrapped = tuple(Tensor._make(a, dtypes._BY_NP[a.dtype], device) if hasattr(a, "dtype") and
-                            a.dtype in dtypes._BY_NP else a for a in args)
-            raise kernel_error(node.prim, wrapped, attrs, exc) from exc
-        finally:
-            if donated:
-                pool.end_donation()
-            if target is not None:
-                pool.end_redirect()
-        if data.__class__ is not array_type:  # NumPy ufuncs return scalars for 0-d operands
-            data = asarray(data)
-        env[out_id] = data
-        for vid in dead:
-            del env[vid]
-    return [Tensor._make(env[v.id], dtypes._BY_NP[env[v.id].dtype], device) for v in graph.outputs]
+    key = (in_place, tuple(destinations), tuple(overrides))
+    programs = _PROGRAMS.get(graph)
+    if programs is None:
+        programs = _PROGRAMS[graph] = {}
+    program = programs.get(key)
+    if program is None:
+        program = programs[key] = Program(graph, release, donations if in_place else {}, key[1], key[2])
+    arrays = [t._data for t in inputs] + [t._data for t in graph.constants.values()]
+    return [Tensor._make(a, dtypes._BY_NP[a.dtype], device)
+            for a in program(arrays, destinations, overrides, device)]
 
 
-# graph -> the steps of _run_arrays; weak, like _RELEASE
-_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _array_steps(graph: Graph, release: tuple) -> list[tuple]:
-    """Per node, what :func:`_run_arrays` needs, looked up once per graph: (index, CPU kernel, operands
-    (value ids, literals as one-element tuples), attributes, output id, values released after it)."""
-    steps = _STEPS.get(graph)
-    if steps is None:
-        steps = _STEPS[graph] = [
-            (k, CPU.kernel(n.prim), tuple(o.id if isinstance(o, Value) else (o.value,) for o in n.operands),
-             n.attrs, n.outputs[0].id, release[k]) for k, n in enumerate(graph.nodes)]
-    return steps
+# graph -> {(in-place reuse, destination nodes, overridden nodes): its Program}; weak, like _RELEASE
+_PROGRAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # graph -> its release plan; weak, so that a graph the jit cache drops is freed with its tensors

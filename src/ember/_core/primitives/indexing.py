@@ -154,6 +154,7 @@ def _slice_scatter_batch(values, bdims, index):
 getitem_p = Primitive("getitem", _getitem_impl, vjp=_getitem_vjp, batch=_getitem_batch, view=True,
                       jvp=lambda p, t, index: (bind(getitem_p, p[0], index=index),
                                                bind(getitem_p, t[0], index=index)), reads=())
+getitem_p.array_method = lambda index: ("__getitem__", _np_key(index))
 slice_scatter_p = Primitive("slice_scatter", _slice_scatter_impl, vjp=_slice_scatter_vjp,
                             jvp=_slice_scatter_jvp, batch=_slice_scatter_batch, reads=())
 

@@ -75,6 +75,7 @@ def _reshape_batch(values, bdims, shape):
 
 reshape_p = Primitive("reshape", lambda xp, x, shape: xp.reshape(x, shape), vjp=_reshape_vjp,
                       jvp=_reshape_jvp, batch=_reshape_batch, view=True, reads=())
+reshape_p.array_method = lambda shape: ("reshape", shape)
 
 
 def infer_shape(shape: tuple[int, ...], numel: int, operand=None, op: str = "reshape") -> tuple[int, ...]:
@@ -331,6 +332,7 @@ def _transpose_batch(values, bdims, perm):
 
 transpose_p = Primitive("transpose", lambda xp, x, perm: xp.transpose(x, perm), vjp=_transpose_vjp,
                         jvp=_transpose_jvp, batch=_transpose_batch, view=True, reads=())
+transpose_p.array_method = lambda perm: ("transpose", perm)
 
 
 def permute(x: Tensor, *dims) -> Tensor:
