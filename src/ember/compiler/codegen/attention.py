@@ -19,10 +19,18 @@ Products store whole register blocks (element by element only at a ragged edge),
 transposed a block of W rows at a time (the block stays in L1), and the backward's row sums and
 softmax loops are vectorised (same shapes, old and new alternated: backward 4.6 -> 3.0 ms, forward
 1.84 -> 1.57 ms).
+
+The Python side is kept short for small sizes, where it took most of a call (a tiny GPT's heads of 32 x
+16): the kernels' argument types are declared once, so they take plain integers, and each operand's
+layout (its offsets per batch entry and its strides) is cached by shape and strides in a bounded dict
+(``MAX_LAYOUTS`` entries; :func:`clear_layout_cache` empties it). The cached offset arrays are read-only
+and shared, as the kernels only read them. Preparation per call went from about 52 to 10 µs forward and
+63 to 12 µs backward (one thread: forward 93 -> 40 µs in all, backward 113 -> 54 µs).
 """
 from __future__ import annotations
 
 import ctypes
+import math
 from typing import Any
 
 import numpy as np
@@ -32,7 +40,19 @@ from .c import _HELPERS
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 ROW_BLOCK = 4  # query rows sharing one pass over the transposed keys (block_product is written for 4)
+MAX_LAYOUTS = 256  # operand layouts kept by _layout; the cache is emptied when it is full
 _LIBS: dict[str, Any] = {}
+# _layout's results by (shape, strides, itemsize, lead, rows, cols); cleared by clear_layout_cache
+_LAYOUTS: dict[tuple, tuple[np.ndarray, int, int]] = {}
+_NO_OFFSETS = np.zeros(1, np.int64)  # the mask's offsets when there is no mask
+_NO_OFFSETS.flags.writeable = False
+
+# Argument types of the kernels (after the element type suffix): an operand is (pointer, offsets, row
+# stride), the mask (pointer, offsets, row stride, key stride), then sizes, scale and causal.
+_P, _L = ctypes.c_void_p, ctypes.c_long
+_SIZES = [_L] * 5 + [ctypes.c_double, ctypes.c_int]
+_ARGTYPES = {"attention": [_P, _P, _L] * 3 + [_P, _P, _L, _L] + [_P, _P, _L] + _SIZES,
+             "attention_grad": [_P, _P, _L] * 3 + [_P, _P, _L, _L] + [_P, _P, _L] * 2 + [_P] + _SIZES}
 
 
 def _source(t: str) -> str:
@@ -305,9 +325,15 @@ int attention_grad_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k
 
 
 def _library(t: str) -> Any:
-    """The loaded library for element type `t`, or None without a working compiler."""
+    """The loaded library for element type `t` (its functions' argument types declared, so that they take
+    plain integers), or None without a working compiler."""
     if t not in _LIBS:
-        _LIBS[t] = try_build(_source(t))
+        lib = try_build(_source(t))
+        if lib is not None:
+            for name, argtypes in _ARGTYPES.items():
+                fn = getattr(lib, f"{name}_{t}")
+                fn.argtypes, fn.restype = argtypes, ctypes.c_int
+        _LIBS[t] = lib
     return _LIBS[t]
 
 
@@ -319,9 +345,26 @@ def supported(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | No
             and q.shape[:-2] == k.shape[:-2] == v.shape[:-2])
 
 
+def clear_layout_cache() -> None:
+    """Forget the cached operand layouts (they are recomputed on the next call)."""
+    _LAYOUTS.clear()
+
+
 def _layout(a: np.ndarray, lead: tuple[int, ...], rows: int, cols: int) -> tuple[np.ndarray, int, int]:
-    """Element offsets of each batch entry of `a` broadcast to ``lead + (rows, cols)``, and its row and
-    column element strides (0 where it broadcasts)."""
+    """Element offsets of each batch entry of `a` broadcast to ``lead + (rows, cols)`` (read-only, shared
+    between calls), and its row and column element strides (0 where it broadcasts)."""
+    key = (a.shape, a.strides, a.itemsize, lead, rows, cols)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        layout = _new_layout(a, lead, rows, cols)
+        if len(_LAYOUTS) >= MAX_LAYOUTS:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+def _new_layout(a: np.ndarray, lead: tuple[int, ...], rows: int, cols: int) -> tuple[np.ndarray, int, int]:
+    """:func:`_layout` computed from the broadcast strides of `a`."""
     full = np.broadcast_to(a, lead + (rows, cols))
     strides = [st // a.itemsize for st in full.strides]
     offsets = np.zeros(lead, dtype=np.int64)
@@ -330,7 +373,9 @@ def _layout(a: np.ndarray, lead: tuple[int, ...], rows: int, cols: int) -> tuple
             shape = [1] * len(lead)
             shape[axis] = n
             offsets = offsets + (np.arange(n, dtype=np.int64) * st).reshape(shape)
-    return np.ascontiguousarray(offsets.reshape(-1)), strides[-2], strides[-1]
+    offsets = np.ascontiguousarray(offsets.reshape(-1))
+    offsets.flags.writeable = False
+    return offsets, strides[-2], strides[-1]
 
 
 def _operand(a: np.ndarray, lead: tuple[int, ...], rows: int, cols: int) -> tuple:
@@ -343,46 +388,43 @@ def _operand(a: np.ndarray, lead: tuple[int, ...], rows: int, cols: int) -> tupl
     return a, offsets, rs, cs
 
 
-def _ptr(a: np.ndarray | None) -> ctypes.c_void_p:
-    return ctypes.c_void_p(None if a is None else data_pointer(a))
-
-
 def _operands(pairs: list, lead: tuple[int, ...]) -> list[tuple]:
     """``(array, offsets, row stride)`` for each ``(array, (rows, cols))``; all copied row-major when a
     feature axis is not contiguous (a length-1 axis may carry any stride)."""
     ops = [_operand(a, lead, *shape) for a, shape in pairs]
-    if any(cs != 1 for *_, cs in ops):
+    if any(op[3] != 1 for op in ops):
         ops = [_operand(np.ascontiguousarray(a), lead, *shape) for (a, shape) in pairs]
     return [op[:3] for op in ops]
 
 
 def _mask_args(mask: np.ndarray | None, lead: tuple[int, ...], L: int, S: int) -> list:
-    """The kernel arguments of the mask: pointer, offsets, row stride, key stride (1 or 0)."""
+    """The kernel arguments of the mask: pointer, offsets, row stride, key stride (1 or 0), then the
+    arrays they point into (kept alive until the call)."""
     if mask is None:
-        return [_ptr(None), _ptr(np.zeros(1, np.int64)), ctypes.c_long(0), ctypes.c_long(0)]
+        return [None, data_pointer(_NO_OFFSETS), 0, 0]
     mask, moff, mrs, mcs = _operand(mask, lead, L, S)
-    return [_ptr(mask), _ptr(moff), ctypes.c_long(mrs), ctypes.c_long(mcs), mask, moff]
+    return [data_pointer(mask), data_pointer(moff), mrs, mcs, mask, moff]
 
 
 def _call(name: str, arrays: list[tuple], mask: list, tail: list) -> None:
-    args = []
+    """Call kernel `name` on ``(array, offsets, row stride)`` operands, the mask's arguments and `tail`."""
+    args: list = []
     for a, off, rs in arrays[:3]:
-        args += [_ptr(a), _ptr(off), ctypes.c_long(rs)]
+        args += [data_pointer(a), data_pointer(off), rs]
     args += mask[:4]
     for a, off, rs in arrays[3:]:
-        args += [_ptr(a), _ptr(off), ctypes.c_long(rs)]
+        args += [data_pointer(a), data_pointer(off), rs]
     if getattr(_LIBS[name.rsplit("_", 1)[1]], name)(*args, *tail):
         raise MemoryError(f"{name} kernel: could not allocate its scratch block")
 
 
 def _sizes(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> tuple:
     lead = tuple(q.shape[:-2])
-    return lead, q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1], int(np.prod(lead, dtype=np.int64))
+    return lead, q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1], math.prod(lead)
 
 
 def _tail(batch: int, L: int, S: int, E: int, Ev: int, scale: float, causal: bool) -> list:
-    sizes = [ctypes.c_long(x) for x in (batch, L, S, E, Ev)]
-    return sizes + [ctypes.c_double(scale), ctypes.c_int(int(causal))]
+    return [batch, L, S, E, Ev, float(scale), int(causal)]
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None, scale: float,
@@ -417,5 +459,5 @@ def attention_grad(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray
     lead, L, E, S, Ev, batch = _sizes(q, k, v)
     arrays = _operands([(q, (L, E)), (k, (S, E)), (v, (S, Ev)), (g, (L, Ev)), (out, (L, Ev))], lead)
     _call(f"attention_grad_{t}", arrays, _mask_args(mask, lead, L, S),
-          [_ptr(packed)] + _tail(batch, L, S, E, Ev, scale, causal))
+          [data_pointer(packed)] + _tail(batch, L, S, E, Ev, scale, causal))
     return True
