@@ -80,7 +80,7 @@ def _is_literal(o, value: float) -> bool:
 
 def _identity_of(n: Node, producers: dict[int, Node]) -> Value | None:
     """The value `n` merely passes through (x*1, x+0, x-0, x/1, transpose∘transpose, reshape to the same
-    shape), or None."""
+    shape, a row-major copy of a product), or None."""
     name, ops = n.prim.name, n.operands
     out = n.outputs[0]
 
@@ -100,6 +100,9 @@ def _identity_of(n: Node, producers: dict[int, Node]) -> Value | None:
         return ops[0]
     if name in ("reshape", "broadcast_to", "convert_element_type") and same(ops[0]):
         return ops[0]
+    if name == "contiguous" and same(ops[0]) and ops[0].id in producers:
+        if producers[ops[0].id].prim.name == "matmul":  # (the layout rewrite below leaves such copies)
+            return ops[0]  # a product is written into a new row-major array
     if name == "transpose" and isinstance(ops[0], Value) and ops[0].id in producers:
         inner = producers[ops[0].id]
         if inner.prim.name == "transpose":
@@ -109,17 +112,29 @@ def _identity_of(n: Node, producers: dict[int, Node]) -> Value | None:
     return None
 
 
+def _leading_ones_only(a: tuple, b: tuple) -> bool:
+    """True if shapes `a` and `b` differ only by leading 1s (``(1, 1, 32)`` and ``(32,)``)."""
+    a, b = tuple(a), tuple(b)
+    short, long = (a, b) if len(a) <= len(b) else (b, a)
+    lead = len(long) - len(short)
+    return long[lead:] == short and all(d == 1 for d in long[:lead])
+
+
 def _fold_broadcasts(n: Node, producers: dict[int, Node]) -> Node:
-    """Broadcast folding: an elementwise operand made by ``broadcast_to`` is replaced by the broadcast's
-    source when the other operands still broadcast it to the node's output shape (elementwise primitives
-    broadcast their operands themselves, so the expanded copy is never needed)."""
+    """Broadcast folding: an elementwise operand made by ``broadcast_to``, or by a ``reshape`` that only
+    adds or removes leading 1s, is replaced by that node's source when the other operands still
+    broadcast it to the node's output shape (elementwise primitives broadcast their operands themselves,
+    so the expanded copy is never needed, and leading 1s do not change a broadcast)."""
     if n.prim.formula is None or len(n.operands) < 2:
         return n
     ops = list(n.operands)
     out_shape = n.outputs[0].shape
     for i, o in enumerate(ops):
         inner = producers.get(o.id) if isinstance(o, Value) else None
-        if inner is None or inner.prim.name != "broadcast_to" or not isinstance(inner.operands[0], Value):
+        if inner is None or not isinstance(inner.operands[0], Value):
+            continue
+        if inner.prim.name != "broadcast_to" and not (
+                inner.prim.name == "reshape" and _leading_ones_only(inner.operands[0].shape, o.shape)):
             continue
         trial = ops[:i] + [inner.operands[0]] + ops[i + 1:]
         try:
@@ -183,6 +198,23 @@ def _sink_reshape(n: Node, producers: dict[int, Node], new_id: int) -> list[Node
     nodes.append(Node(n.prim, tuple(operands), n.attrs, (small,), n.where))
     nodes.append(Node(source.prim, (small,), {**source.attrs, "shape": tuple(out.shape)}, (out,), where))
     return nodes
+
+
+def _drop_kept_dims(n: Node, inner: Node, uses: dict[int, int]) -> Node:
+    """``reshape(reduce_sum(x, axis, keepdims=True))`` to the sum's shape without the kept 1s becomes
+    ``reduce_sum(x, axis, keepdims=False)`` when nothing else reads the kept sum (the same sum; the
+    gradient of a broadcast bias is such a pair). The reshape would otherwise sink below the elementwise
+    nodes that read it and make them, an optimiser's update of the bias, run in the kept shape between
+    reshapes (and their results be reshaped back)."""
+    axis = inner.attrs.get("axis")
+    if inner.prim.name != "reduce_sum" or not inner.attrs.get("keepdims") or not isinstance(axis, tuple) \
+            or uses.get(inner.outputs[0].id, 0) != 1 or not isinstance(inner.operands[0], Value):
+        return n
+    x = inner.operands[0]
+    axes = {a % len(x.shape) for a in axis} if x.shape else set()
+    if tuple(n.outputs[0].shape) != tuple(d for i, d in enumerate(x.shape) if i not in axes):
+        return n
+    return Node(inner.prim, (x,), {**inner.attrs, "keepdims": False}, n.outputs, inner.where)
 
 
 def _swaps_last_two(perm) -> bool:
@@ -354,12 +386,13 @@ def _cat_of_merges(n: Node, producers: dict[int, Node], uses: dict[int, int],
 
 def simplify(g: Graph, rounds: int = 3) -> Graph:
     """Algebraic simplification: x*1, x+0, x-0, x/1, transpose∘transpose, no-op reshapes/broadcasts/casts,
-    reshape∘reshape (the inner reshape is skipped), broadcast folding (``add(x, broadcast_to(b))``
-    becomes ``add(x, b)`` when `x` already has the output's shape), elementwise nodes moved before the
-    broadcast or reshape that feeds them, transposed matrix products computed as products of the
-    transposed operands, sums of side-by-side zero pads as a ``cat``, and a ``cat`` of merging reshapes
-    as a reshape of a ``cat``. Repeated (up to `rounds` times) while the graph changes, since one rewrite
-    can enable another."""
+    row-major copies of products, reshape∘reshape (the inner reshape is skipped), a kept-dims sum
+    reshaped to drop those dims as one plain sum, broadcast folding (``add(x, broadcast_to(b))``
+    becomes ``add(x, b)`` when `x` already has the output's shape; likewise a reshape adding or
+    removing leading 1s), elementwise nodes moved before the broadcast or reshape that feeds them,
+    transposed matrix products computed as products of the transposed operands, sums of side-by-side
+    zero pads as a ``cat``, and a ``cat`` of merging reshapes as a reshape of a ``cat``. Repeated (up to
+    `rounds` times) while the graph changes, since one rewrite can enable another."""
     for _ in range(rounds):
         out = _simplify_once(g)
         if _signature(out) == _signature(g):
@@ -412,6 +445,7 @@ def _simplify_once(g: Graph) -> Graph:
             inner = producers[n.operands[0].id]
             if inner.prim.name == "reshape":
                 n = Node(n.prim, (inner.operands[0],), n.attrs, n.outputs, n.where)
+            n = _drop_kept_dims(n, inner, uses)
         for v in n.outputs:
             producers[v.id] = n
         nodes.append(n)
@@ -544,6 +578,19 @@ def _scaled_normalize_grad(node: Node, producers: dict[int, Node], new_value: Ca
     return [node]
 
 
+def _regrouped(x: Value, shape: tuple, producers: dict[int, Node], new_value: Callable, nodes: list[Node],
+               where: tuple | None) -> Value:
+    """`x` read in `shape`: the value a reshape made `x` from when it has that shape (no reshape chain),
+    else a new reshape of `x` appended to `nodes`."""
+    inner = producers.get(x.id)
+    if inner is not None and inner.prim.name == "reshape" and isinstance(inner.operands[0], Value) \
+            and tuple(inner.operands[0].shape) == tuple(shape):
+        return inner.operands[0]
+    out = new_value(shape, x.dtype)
+    nodes.append(Node(PRIMITIVES["reshape"], (x,), {"shape": tuple(shape)}, (out,), where))
+    return out
+
+
 def fold_norm_grads(g: Graph) -> Graph:
     """Layer-norm backward folding: ``normalize_grad(g * w, x)`` with `w` one weight per feature becomes
     ``normalize_grad_scaled(g, x, w)``, and the weight and bias gradients, ``sum(g * normalize(x))`` and
@@ -593,9 +640,7 @@ def fold_norm_grads(g: Graph) -> Graph:
             made.add(key)
             x = values[key[1]]
             if key[4] is not None:  # read x with the rows grouped as in g (a view)
-                regrouped = new_value(key[4], x.dtype)
-                nodes.append(Node(reshape, (x,), {"shape": key[4]}, (regrouped,), node.where))
-                x = regrouped
+                x = _regrouped(x, key[4], producers, new_value, nodes, node.where)
             nodes.append(Node(param_grads, (values[key[0]], x), {"n": key[2], "eps": key[3]}, (pack,),
                               node.where))
         part = out if tuple(out.shape) == pack.shape[1:] else new_value(pack.shape[1:], pack.dtype)
