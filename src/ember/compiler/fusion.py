@@ -81,14 +81,31 @@ class _Groups:
         return None
 
 
+def _reach(gs: _Groups, ids) -> set[int]:
+    """The groups that the groups of `ids` depend on, transitively (those groups included).
+
+    A value's recorded dependencies are the groups as they were when it was made; a group that grew
+    since may depend on more, so the closure goes through each group's current dependencies."""
+    seen: set[int] = set()
+    stack = list(gs.roots(ids))
+    while stack:
+        r = stack.pop()
+        if r not in seen:
+            seen.add(r)
+            stack.extend(gs.roots(gs.gdep.get(r, ())) - seen)
+    return seen
+
+
 def _legal(gs: _Groups, chosen: set[int], n: Node) -> bool:
     """May node `n` join the union of groups `chosen` without making the group graph cyclic?"""
-    for o in n.operands:
-        if isinstance(o, Value) and gs.group_of(o) not in chosen and gs.roots(gs.dep.get(o.id, ())) & chosen:
-            return False
-    for a in chosen:
-        if gs.roots(gs.gdep[a]) & (chosen - {a}):
-            return False
+    outside = [gs.dep.get(o.id, ()) for o in n.operands
+               if isinstance(o, Value) and gs.group_of(o) not in chosen]
+    if _reach(gs, set().union(*outside)) & chosen:
+        return False
+    if len(chosen) > 1:
+        for a in chosen:
+            if _reach(gs, gs.gdep[a]) & (chosen - {a}):
+                return False
     return True
 
 
@@ -409,6 +426,7 @@ def _topological(nodes: list[Node], defined: set[int]) -> list[Node]:
     """`nodes` reordered so that every operand is defined before use (keeping the order where possible)."""
     producer = {v.id: k for k, n in enumerate(nodes) for v in n.outputs}
     done: set[int] = set()
+    open_: set[int] = set()  # expanded, not yet placed: the nodes on the current path
     order: list[Node] = []
 
     def visit(k: int) -> None:
@@ -418,9 +436,13 @@ def _topological(nodes: list[Node], defined: set[int]) -> list[Node]:
             if j in done:
                 continue
             if expanded:
+                open_.discard(j)
                 done.add(j)
                 order.append(nodes[j])
                 continue
+            if j in open_:
+                raise AssertionError(f"the nodes form a cycle through {nodes[j].prim.name}")
+            open_.add(j)
             stack.append((j, True))
             for o in reversed(nodes[j].operands):
                 p = producer.get(o.id) if isinstance(o, Value) and o.id not in defined else None
