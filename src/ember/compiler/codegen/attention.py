@@ -40,6 +40,9 @@ from .c import _HELPERS
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 ROW_BLOCK = 4  # query rows sharing one pass over the transposed keys (block_product is written for 4)
+# multiply-adds (batch x L x S x (E + Ev)) from which batch entries are shared among threads: below,
+# waking the threads costs more than it saves (a tiny GPT's 8 heads of 32 x 16: 53 µs alone, 105 µs shared)
+MIN_PARALLEL = 1 << 20
 MAX_LAYOUTS = 256  # operand layouts kept by _layout; the cache is emptied when it is full
 _LIBS: dict[str, Any] = {}
 # _layout's results by (shape, strides, itemsize, lead, rows, cols); cleared by clear_layout_cache
@@ -110,7 +113,7 @@ int attention_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k, con
   const {t} scale = ({t})scale_d;
   const long Sp = (S + W - 1) / W * W, Evp = (Ev + W - 1) / W * W;
   int failed = 0;
-#pragma omp parallel
+#pragma omp parallel if (batch * L * S * (E + Ev) >= {MIN_PARALLEL})
   {{
     /* scratch: keys transposed (E x Sp), values padded (S x Evp), a query block, weights (RB x Sp) */
     {t} *kt = ({t} *)malloc(sizeof({t}) * (size_t)(E * Sp + S * Evp + RB * E + RB * Sp));
@@ -242,7 +245,7 @@ int attention_grad_{t}(const {t} *q, const int64_t *qoff, long qrs, const {t} *k
   const long Lp = (L + W - 1) / W * W, Sp = (S + W - 1) / W * W;
   const long Ep = (E + W - 1) / W * W, Evp = (Ev + W - 1) / W * W;
   int failed = 0;
-#pragma omp parallel
+#pragma omp parallel if (batch * L * S * (E + Ev) >= {MIN_PARALLEL})
   {{
     const size_t need = (size_t)(Lp * Ep + E * Sp + Sp * Ep + Ev * Sp + Lp * Evp + 2 * Lp * Sp + Lp);
     {t} *qs = ({t} *)calloc(need, sizeof({t}));

@@ -1,6 +1,7 @@
 """Generated row kernels: layer normalisation and its gradient, and softmax, one pass per row in C.
 
-A (rows, features) array is processed a row at a time (rows across OpenMP threads); a row of a
+A (rows, features) array is processed a row at a time (rows across OpenMP threads from
+``MIN_PARALLEL`` elements); a row of a
 transformer's activations fits in the L1 cache, so the statistics and the output cost one read of the
 input from memory and one write. The source is rendered per element type (``float``/``double``) and
 built through :mod:`.build` (disk cache, same flags as the fused kernels); without a compiler the callers
@@ -24,6 +25,9 @@ from .c import _HELPERS
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 MIN_ELEMENTS = 4096  # below this a kernel's ctypes call costs more than the NumPy passes it replaces
+# elements from which the rows are shared among threads: below, waking them costs more than it saves,
+# and with few cores they may wait for a core that BLAS threads still hold
+MIN_PARALLEL = 1 << 15
 CHUNKS = 64  # row chunks of the parameter-gradient sums (fixed, so results do not depend on threads)
 _LIBS: dict[str, Any] = {}
 
@@ -52,7 +56,7 @@ def _source(t: str) -> str:
 {_HELPERS["expf"]}
 
 void softmax_{t}(const {t} *x, {t} *out, long rows, long n, int safe) {{
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n >= {MIN_PARALLEL})
   for (long r = 0; r < rows; r++) {{
     const {t} *xr = x + r * n;
     {t} *o = out + r * n;
@@ -77,7 +81,7 @@ void softmax_{t}(const {t} *x, {t} *out, long rows, long n, int safe) {{
 }}
 
 void log_softmax_{t}(const {t} *x, {t} *out, long rows, long n) {{
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n >= {MIN_PARALLEL})
   for (long r = 0; r < rows; r++) {{
     const {t} *xr = x + r * n;
     {t} *o = out + r * n;
@@ -95,7 +99,7 @@ void log_softmax_{t}(const {t} *x, {t} *out, long rows, long n) {{
 }}
 
 void normalize_{t}(const {t} *x, {t} *out, long rows, long n, double eps) {{
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n >= {MIN_PARALLEL})
   for (long r = 0; r < rows; r++) {{{stats}
     {t} *o = out + r * n;
 #pragma omp simd
@@ -104,7 +108,7 @@ void normalize_{t}(const {t} *x, {t} *out, long rows, long n, double eps) {{
 }}
 
 void normalize_grad_{t}(const {t} *g, const {t} *x, {t} *out, long rows, long n, double eps) {{
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n >= {MIN_PARALLEL})
   for (long r = 0; r < rows; r++) {{{stats}
     const {t} *gr = g + r * n;
     {t} sg = 0, sgx = 0;
@@ -121,7 +125,7 @@ void normalize_grad_{t}(const {t} *g, const {t} *x, {t} *out, long rows, long n,
 /* normalize_grad applied to g * w (w: one scale per feature, the layer norm's weight) */
 void normalize_grad_scaled_{t}(const {t} *g, const {t} *x, const {t} *w, {t} *out, long rows, long n,
                                double eps) {{
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n >= {MIN_PARALLEL})
   for (long r = 0; r < rows; r++) {{{stats}
     const {t} *gr = g + r * n;
     {t} sg = 0, sgx = 0;
@@ -142,7 +146,7 @@ int norm_param_grads_{t}(const {t} *g, const {t} *x, {t} *out, long rows, long n
   const long chunks = rows < {CHUNKS} ? rows : {CHUNKS};
   {t} *part = ({t} *)calloc((size_t)(chunks * 2 * n), sizeof({t}));
   if (!part) return 1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n >= {MIN_PARALLEL})
   for (long c = 0; c < chunks; c++) {{
     {t} *pw = part + c * 2 * n, *pb = pw + n;
     for (long r = rows * c / chunks; r < rows * (c + 1) / chunks; r++) {{{stats}
