@@ -553,6 +553,7 @@ def test_lbfgs_runs_a_compiled_closure_and_refuses_to_be_compiled_itself():
 def test_a_value_kept_from_a_trace_is_refused_or_says_it_holds_no_data():
     kept: list = []
     deep: dict = {"a": {"b": {"c": []}}}
+    deeper: dict = {"a": {"b": {"c": {"d": {"e": {"f": []}}}}}}
 
     @ember.jit
     def f(x):
@@ -564,12 +565,20 @@ def test_a_value_kept_from_a_trace_is_refused_or_says_it_holds_no_data():
 
     @ember.jit
     def g(x):
-        deep["a"]["b"]["c"].append(x * 2)  # (deeper than the search goes)
+        deep["a"]["b"]["c"].append(x * 2)
         return x + 1
 
-    g(ember.ones(2))
+    with pytest.raises(ember.errors.TraceError, match=r"deep\['a'\]\['b'\]\['c'\]\[0\]"):
+        g(ember.ones(2))
+
+    @ember.jit
+    def h(x):
+        deeper["a"]["b"]["c"]["d"]["e"]["f"].append(x * 2)  # (deeper than the search goes)
+        return x + 1
+
+    h(ember.ones(2))
     with pytest.raises(ember.errors.TraceError, match="kept outside it"):
-        deep["a"]["b"]["c"][0].numpy()
+        deeper["a"]["b"]["c"]["d"]["e"]["f"][0].numpy()
 
 
 def test_a_zero_dim_loss_scaled_by_a_python_number_differentiates_under_jit():

@@ -679,6 +679,53 @@ def test_leak_scan_is_bounded():
         reads_big.__qualname__
 
 
+def test_leaked_tracers_deep_in_nested_state():
+    class Node:
+        pass
+
+    root = Node()
+    root.child = Node()
+    root.child.log = {"steps": [[]]}
+
+    def deep(x):
+        root.child.log["steps"][0].append(x)
+        return x
+
+    assert guards.leaked_tracers(deep, (_LEAK,), {}, _ours) is None
+    deep(_LEAK)  # five levels below the closure variable
+    assert guards.leaked_tracers(deep, (_LEAK,), {}, _ours) == \
+        f"closure variable (Node) root.child.log['steps'][0][0] of {deep.__qualname__}"
+
+
+def test_leak_scan_looks_near_before_deep():
+    """A deep branch that alone would use up the scan's budget does not hide a leak one level down."""
+    wide = [{i: i for i in range(4_000)} for _ in range(4)]
+    state = {"a_deep": wide, "z_leak": _LEAK}
+
+    def reads(x):
+        return x * len(state)
+
+    assert guards.leaked_tracers(reads, (), {}, _ours) == "closure variable (dict) state['z_leak'] of " + \
+        reads.__qualname__
+
+
+def test_a_compiled_step_that_stores_a_traced_value_deep_raises_naming_where():
+    class Node:
+        pass
+
+    root = Node()
+    root.inner = Node()
+    root.inner.history = {"loss": []}
+
+    def step(x):
+        y = (x * 2).sum()
+        root.inner.history["loss"].append(y)
+        return y
+
+    with pytest.raises(TraceError, match=r"root\.inner\.history\['loss'\]\[0\]"):
+        ember.jit(step)(ember.ones(3))
+
+
 def test_guard_check_cost_stays_small():
     """The module signature is computed for every module on every call: no slower than a few
     microseconds for a typical layer."""

@@ -39,7 +39,7 @@ import itertools
 import os
 import sysconfig
 import types
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Container, Iterator
 
 import numpy as np
 
@@ -625,6 +625,7 @@ def _cells(fn: Any) -> Iterator[tuple[Any, str, Any, Any]]:
 
 
 _SCAN_LIMIT = 10_000  # values a leak scan looks at, in all
+_SCAN_DEPTH = 6  # levels of containers and attributes it opens below each root
 _NOT_SCANNED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
                 functools.partial, Tensor)
 
@@ -632,46 +633,56 @@ _NOT_SCANNED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctio
 class _Scan:
     """A bounded search of containers and plain objects for a value `is_ours` accepts."""
 
-    def __init__(self, is_ours: Callable[[Any], bool]) -> None:
+    def __init__(self, is_ours: Callable[[Any], bool], skip: Container = ()) -> None:
         self.is_ours = is_ours
+        self.skip = skip  # (id of a dict, key) entries not looked at
         self.left = _SCAN_LIMIT
         self.seen: set[int] = set()
 
     def find(self, v: Any, path: str, depth: int) -> str | None:
         """The path (from `path`) to a value held by `v` that `is_ours` accepts, looking `depth` levels
-        into containers (dicts, lists, tuples, sets) and objects' ``__dict__``."""
-        if depth <= 0 or self.left <= 0 or id(v) in self.seen or isinstance(v, _NOT_SCANNED):
-            return None
-        self.seen.add(id(v))
-        if isinstance(v, dict):
-            items: Any = v.items()
-            at = "[{!r}]"
-        elif isinstance(v, (list, tuple)):
-            items = enumerate(v)
-            at = "[{}]"
-        elif isinstance(v, (set, frozenset)):
-            items = ((None, x) for x in v)
-            at = " (an element)"
-        else:
-            attrs = getattr(v, "__dict__", None)
-            if not isinstance(attrs, dict):
-                return None
-            items = attrs.items()
-            at = ".{}"
-        for key, x in itertools.islice(items, max(self.left, 0)):
-            self.left -= 1
-            where = path + at.format(key)
-            if self.is_ours(x):
-                return where
-            if not isinstance(x, (int, float, str, bytes, type(None))):
-                found = self.find(x, where, depth - 1)
-                if found is not None:
-                    return found
+        into containers (dicts, lists, tuples, sets) and objects' ``__dict__``, level by level (a value
+        near `v` is found before the budget goes to a deep branch)."""
+        # (objects to open, each with the path of its holder, the accessor format and its key)
+        frontier: list[tuple[Any, str, str, Any]] = [(v, path, "{}", "")]
+        for _ in range(depth):
+            below: list[tuple[Any, str, str, Any]] = []
+            for obj, holder, accessor, name in frontier:
+                if self.left <= 0:
+                    return None
+                if id(obj) in self.seen or isinstance(obj, _NOT_SCANNED):
+                    continue
+                self.seen.add(id(obj))
+                if isinstance(obj, dict):
+                    items: Any = obj.items()
+                    if self.skip:
+                        items = [(k, x) for k, x in items if (id(obj), k) not in self.skip]
+                    at = "[{!r}]"
+                elif isinstance(obj, (list, tuple)):
+                    items = enumerate(obj)
+                    at = "[{}]"
+                elif isinstance(obj, (set, frozenset)):
+                    items = ((None, x) for x in obj)
+                    at = " (an element)"
+                else:
+                    attrs = getattr(obj, "__dict__", None)
+                    if not isinstance(attrs, dict):
+                        continue
+                    items = attrs.items()
+                    at = ".{}"
+                where = holder + accessor.format(name)
+                for key, x in itertools.islice(items, max(self.left, 0)):
+                    self.left -= 1
+                    if self.is_ours(x):
+                        return where + at.format(key)
+                    if not isinstance(x, (int, float, str, bytes, type(None))):
+                        below.append((x, where, at, key))
+            frontier = below
         return None
 
 
 def leaked_tracers(fn: Callable, args: tuple, kwargs: dict, is_ours: Callable[[Any], bool],
-                   reads: Reads | None = None) -> str | None:
+                   reads: Reads | None = None, skip: Container = ()) -> str | None:
     """Where a traced function left a value of its trace (`is_ours`) in Python state that outlives the
     trace, or None: an entry of a dict, list or set, or an attribute of a plain object, held by a global
     variable the traced code reads (``RESULTS["y"] = y``, ``LOG.append(y)``, ``STATE.v = y``), by a
@@ -681,11 +692,13 @@ def leaked_tracers(fn: Callable, args: tuple, kwargs: dict, is_ours: Callable[[A
     dict argument changed is refused otherwise). A compiled run executes no Python, so such a value would
     exist only inside the graph and later calls would not update it.
 
-    The search looks two levels deep (``RESULTS["y"]``, ``STATE.items[0]``) at most ``_SCAN_LIMIT``
-    values; a global or closure variable rebound to a traced value is for the caller to check. `reads`
-    is the trace's :class:`Reads` (the user code it ran); without it, the code of `fn` and what it calls
-    by global name."""
-    scan = _Scan(is_ours)
+    The search looks ``_SCAN_DEPTH`` levels deep (``RESULTS["y"]`` is one level into ``RESULTS``,
+    ``STATE.log.items[0]`` three into ``STATE``), level by level, at most ``_SCAN_LIMIT`` values; a
+    global or closure variable rebound to a traced value is for the caller to check. `reads` is the
+    trace's :class:`Reads` (the user code it ran); without it, the code of `fn` and what it calls by
+    global name. `skip` holds ``(id(dict), key)`` entries the trace itself keeps (optimiser state
+    entries assigned during the trace, which the run assigns for real)."""
+    scan = _Scan(is_ours, skip)
     codes = (reads if reads is not None else Reads(None))._codes(fn)
     namespaces: dict[int, tuple[dict, set]] = {}
     for code, namespace in codes.items():
@@ -694,22 +707,22 @@ def leaked_tracers(fn: Callable, args: tuple, kwargs: dict, is_ours: Callable[[A
         for name in sorted(names):
             v = namespace.get(name, _MISSING)
             if v is not _MISSING and not is_ours(v):
-                found = scan.find(v, name, 2)
+                found = scan.find(v, name, _SCAN_DEPTH)
                 if found is not None:
                     return f"global {type(v).__name__} {found}"
     for f, name, _, v in _cells(fn):
         if not is_ours(v):
-            found = scan.find(v, name, 2)
+            found = scan.find(v, name, _SCAN_DEPTH)
             if found is not None:
                 return f"closure variable ({type(v).__name__}) {found} of {f.__qualname__}"
     owner = getattr(fn, "__self__", None) if isinstance(fn, types.MethodType) else fn
     if not isinstance(owner, _NOT_SCANNED):  # a compiled callable object (a module), or a method's object
-        found = scan.find(owner, "self", 2)
+        found = scan.find(owner, "self", _SCAN_DEPTH)
         if found is not None:
             what = "the compiled method is bound to" if owner is not fn else "compiled"
             return f"{found} ({type(owner).__name__} {what})"
     for path, v in _argument_objects((args, kwargs), "", 0):
-        found = scan.find(v, path, 2)
+        found = scan.find(v, path, _SCAN_DEPTH)
         if found is not None:
             return f"argument {found}"
     return None

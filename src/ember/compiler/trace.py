@@ -449,7 +449,8 @@ def _check_no_leaks(fn: Any, trace: JitTrace, args: tuple = (), kwargs: dict | N
                              "calls would not update it. Return the value instead, or keep it in a tensor "
                              "updated in place")
     leak = guards.leaked_tracers(fn, args, kwargs or {},
-                                 lambda v: isinstance(v, GraphTracer) and v._trace is trace, trace.reads)
+                                 lambda v: isinstance(v, GraphTracer) and v._trace is trace, trace.reads,
+                                 trace.items)
     if leak is not None:
         raise TraceError("jit", f"the compiled function stored a traced value in {leak}, which outlives "
                          "it; a compiled run executes no Python, so later calls would not update it and the "
