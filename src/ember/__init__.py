@@ -95,6 +95,7 @@ def positive(input: Tensor) -> Tensor:
 
 from . import autograd, compiler, data, errors, func, io, models, nn, onnx, optim, utils  # noqa: E402
 from .compiler import jit  # noqa: E402
+from .errors import EmberError, TraceError  # noqa: E402  (the base class, and what jit raises)
 from .compiler.control_flow import cond, scan, while_loop  # noqa: E402
 
 compile = jit  # noqa: A001  (ember.compile, as torch.compile)
