@@ -337,6 +337,29 @@ def test_overwriting_with_a_constant_drops_the_dependency():
     assert x.grad.tolist() == [3.0, 3.0]
 
 
+
+@pytest.mark.parametrize("write", ["copy_", "setitem"])
+def test_copying_a_leaf_into_a_tensor_passes_the_gradient_back_as_in_torch(write, rng):
+    """The write hands back the leaf itself; the tensor written must not take over the leaf's place in
+    the graph (the leaf's gradient went to it and the leaf got none)."""
+    a = rng.standard_normal(3)
+    got, want = {}, {}
+    for lib, out in ((ember, got), (torch, want)):
+        x = lib.tensor(a, requires_grad=True)
+        y = lib.zeros(3, dtype=x.dtype)
+        if write == "copy_":
+            y.copy_(x)
+        else:
+            y[...] = x
+        y[0:1].mul_(x[0:1])  # and a write through a view of it does not reach the leaf
+        (y * y).sum().backward()
+        out["grad"], out["y"] = x.grad.numpy(), y.detach().numpy()
+        out["x"] = x.detach().numpy()
+    assert_close(got["grad"], want["grad"], rtol=1e-12)
+    assert_close(got["y"], want["y"], rtol=1e-12)
+    assert_close(got["x"], a, rtol=0)
+
+
 _COMPLEX_LOSSES = {
     "mul-div": lambda a, b: ((a * b) / (b + 3)).abs().sum(),
     "exp-log": lambda a, b: (a.exp() + (b * b + 2).log()).abs().sum(),

@@ -188,3 +188,90 @@ def test_vmap_of_jvp_gives_jacobian_columns(rng):
     x = rng.standard_normal(3)
     cols = vmap(lambda t: jvp(ember.sin, (t64(x),), (t,))[1])(t64(np.eye(3)))
     assert_close(cols, np.diag(np.cos(x)), rtol=1e-12)
+
+
+# -- in-place writes under grad: a tensor the function captured vs one it made ------------------------------
+def _write_captured(lib, buf):
+    def f(x):
+        buf[...] = x * 2
+        return (x * x).sum()
+    return f
+
+
+def _add_into_captured_view(lib, buf):
+    def f(x):
+        buf[:3].add_(x)
+        return x.sum()
+    return f
+
+
+def _copy_inside_inner_grad(lib, buf):
+    g = torch.func.grad if lib is torch else grad
+
+    def f(x):
+        def inner(z):
+            buf.copy_(z * 3)
+            return (z ** 3).sum()
+        return g(inner)(x).sum()
+    return f
+
+
+@pytest.mark.parametrize("make", [_write_captured, _add_into_captured_view, _copy_inside_inner_grad],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_a_differentiated_value_into_a_captured_tensor_is_refused_as_in_torch(make):
+    buf = ember.zeros(4 if make is _add_into_captured_view else 3)
+    with pytest.raises(TraceError, match="captured by a transform") as info:
+        grad(make(ember, buf))(t64(np.array([1.0, 2.0, 3.0])))
+    assert "test_func.py" in str(info.value)  # the user's line
+    assert_close(buf, np.zeros(buf.shape))  # left as it was
+    assert not buf.requires_grad and buf.grad_fn is None  # holds no graph of the transform
+    tbuf = torch.zeros(tuple(buf.shape), dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="captured"):
+        torch.func.grad(make(torch, tbuf))(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+
+
+def _own_tensor(lib):
+    def f(x):
+        y = lib.zeros(4, dtype=x.dtype)
+        y[:3] = x * 2
+        y[:2].mul_(x[1:])
+        y[3] = x[0] ** 3
+        return (y * y).sum()
+    return f
+
+
+def test_in_place_writes_into_a_tensor_the_function_made_match_torch(rng):
+    x = rng.standard_normal(3)
+    assert_close(grad(_own_tensor(ember))(t64(x)),
+                 torch.func.grad(_own_tensor(torch))(torch.tensor(x)).numpy(), rtol=1e-12)
+    for transform, peer in [(hessian, torch.func.hessian),
+                            (lambda f: jacrev(jacfwd(f)), lambda f: torch.func.jacrev(torch.func.jacfwd(f))),
+                            (lambda f: jacrev(jacrev(f)), lambda f: torch.func.jacrev(torch.func.jacrev(f)))]:
+        assert_close(transform(_own_tensor(ember))(t64(x)), peer(_own_tensor(torch))(torch.tensor(x)).numpy(),
+                     rtol=1e-12)
+
+
+def test_a_value_the_transform_does_not_differentiate_may_go_into_a_captured_tensor(rng):
+    """Unlike torch.func (which refuses any in-place write into a captured tensor), a value cut from the
+    tape or computed from tensors outside the transform carries nothing of it and is written, as in
+    eager mode."""
+    x, w = rng.standard_normal(3), rng.standard_normal(3)
+    buf = ember.zeros(3, dtype=ember.float64)
+    outside = t64(w).requires_grad_(True)
+
+    def f(v):
+        buf[...] = (v * 2).detach()
+        buf.add_((outside * 3).detach())
+        return (v * buf).sum()
+
+    assert_close(grad(f)(t64(x)), 2 * x + 3 * w, rtol=1e-12)
+    assert_close(buf, 2 * x + 3 * w, rtol=1e-12)
+    assert not buf.requires_grad
+
+
+def test_a_hessian_vector_product_through_in_place_writes_matches_torch(rng):
+    """grad inside jvp, the function filling a tensor it made in place (one of them through a view)."""
+    x, t = rng.standard_normal(3), rng.standard_normal(3)
+    got = jvp(grad(_own_tensor(ember)), (t64(x),), (t64(t),))[1]
+    want = torch.func.jvp(torch.func.grad(_own_tensor(torch)), (torch.tensor(x),), (torch.tensor(t),))[1]
+    assert_close(got, want.numpy(), rtol=1e-12)

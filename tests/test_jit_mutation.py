@@ -437,3 +437,30 @@ def test_values_not_computed_from_the_inputs_are_returned_as_eager_mode_returns_
     assert second[4] is not first[4]  # made inside: a new tensor per call
     np.testing.assert_allclose(second[4].numpy(), [0, 0])
     assert ember.jit(lambda a: 7)(x) == 7
+
+
+@pytest.mark.parametrize("write", ["copy", "copy_product", "view"])
+def test_a_tensor_made_inside_a_compiled_step_and_filled_in_place_carries_the_gradient(write):
+    w = ember.tensor([1.0, 2.0, 3.0], requires_grad=True)
+
+    def step(x):
+        y = ember.zeros(3)
+        if write == "copy":
+            y.copy_(w)  # (hands back `w` itself)
+        elif write == "copy_product":
+            y.copy_(w * 1.5)
+        else:
+            y[1:].add_(w[1:] * 2)
+        loss = (y * y * x).sum()
+        loss.backward()
+        g = w.grad.clone()
+        w.grad = None
+        return g
+
+    x = ember.tensor([1.0, -1.0, 0.5])
+    want = step(x).numpy()
+    assert np.abs(want).sum() > 0
+    compiled = ember.jit(step)
+    for _ in range(2):
+        np.testing.assert_allclose(compiled(x).numpy(), want, rtol=1e-6)
+    assert w.grad is None

@@ -228,6 +228,39 @@ def test_jvp_of_a_function_filling_a_tensor_made_inside_matches_finite_differenc
     np.testing.assert_allclose(tangent.numpy(), (plus - minus) / (2 * eps), rtol=1e-5, atol=1e-6)
 
 
+
+def _views_of_made_inside(lib):
+    def fn(x):
+        y = lib.zeros(3, dtype=x.dtype)
+        v = y[1:]  # a view taken before the writes sees them
+        y[1:].add_(x[1:])  # a write through a view of a tensor made inside, before it holds a value
+        w = v * 2
+        y.mul_(x)
+        y[0:1].copy_(x[2:] * 5)
+        return y * 2 + v.sum() + w.sum()
+    return fn
+
+
+def _copy_of_the_input(lib):
+    def fn(x):
+        y = lib.zeros(3, dtype=x.dtype)
+        y.copy_(x)  # (the copy hands back `x` itself: `y` must not become `x`)
+        y[0:1].mul_(5.0)
+        return y
+    return fn
+
+
+@pytest.mark.parametrize("make", [_views_of_made_inside, _copy_of_the_input], ids=lambda f: f.__name__.strip("_"))
+def test_writes_into_a_tensor_made_inside_match_torch_under_jvp_and_leave_the_input_alone(make):
+    x, t = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 2.0])
+    ex = ember.tensor(x)
+    got = jvp(make(ember), (ex,), (ember.tensor(t),))
+    want = tfunc.jvp(make(torch), (torch.tensor(x),), (torch.tensor(t),))
+    for g, w in zip(got, want):
+        assert_close(g, w.numpy(), rtol=1e-12)
+    assert_close(ex, x, rtol=0)
+
+
 def _through_slice(lib):
     def fn(v):
         c = v.clone()

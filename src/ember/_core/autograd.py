@@ -6,12 +6,13 @@ records the backward pass itself and gives derivatives of any order.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from typing import Any, Iterable, Sequence
 
-from .dispatch import STATE, Node, check_finite, state_changed
+from .dispatch import STATE, Node, check_finite, next_node_seq, state_changed
 from .effects import note_grad, note_grad_read
 from .errors import AnomalyError, AutogradError, ShapeError
-from .tensor import Tensor
+from .tensor import GRAD_EPOCH, Tensor, born
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -88,22 +89,73 @@ def is_anomaly_enabled() -> bool:
 
 
 # -- functional reverse-mode levels ----------------------------------------------------------------
-_GRAD_LEVEL = [0]
+class GradLevel:
+    """One running functional reverse-mode transform: its epoch (tensors made inside it record it), the
+    first tape node it may have recorded, and the ids of the inputs it differentiates."""
+
+    __slots__ = ("epoch", "start", "watched")
+
+    def __init__(self, epoch: int, start: int) -> None:
+        self.epoch = epoch
+        self.start = start
+        self.watched: set[int] = set()
+
+
+_LEVELS: list[GradLevel] = []
+_EPOCHS = itertools.count(1)
 
 
 @contextlib.contextmanager
 def grad_level():
-    """Marks code running inside a functional reverse-mode transform (``ember.func.grad`` and friends)."""
-    _GRAD_LEVEL[0] += 1
+    """Marks code running inside a functional reverse-mode transform (``ember.func.grad`` and friends);
+    yields its :class:`GradLevel`."""
+    level = GradLevel(next(_EPOCHS), next_node_seq())
+    _LEVELS.append(level)
+    GRAD_EPOCH[0] = level.epoch
     try:
-        yield _GRAD_LEVEL[0]
+        yield level
     finally:
-        _GRAD_LEVEL[0] -= 1
+        _LEVELS.pop()
+        GRAD_EPOCH[0] = _LEVELS[-1].epoch if _LEVELS else 0
 
 
 def grad_level_depth() -> int:
     """How many functional reverse-mode transforms enclose the current code."""
-    return _GRAD_LEVEL[0]
+    return len(_LEVELS)
+
+
+def captured_write(target: Tensor, values: Sequence[Any]) -> bool:
+    """Whether writing a result computed from `values` into `target` inside a functional reverse-mode
+    transform would put a value the transform differentiates into a tensor made outside it (`target`,
+    or a tensor it is a view of)."""
+    if not _LEVELS:
+        return False
+    level = _LEVELS[-1]
+    t: Any = target
+    while t is not None and born(t) >= level.epoch:
+        info = getattr(t, "_base", None)
+        t = info[0] if info is not None else None
+    if t is None:
+        return False  # made by the function being transformed
+    stack = []
+    for v in values:
+        if isinstance(v, Tensor) and v._requires_grad:
+            if id(v) in level.watched:
+                return True
+            if v._node is not None:
+                stack.append(v._node)
+    seen: set[int] = set()
+    while stack:  # does a value depend on an input of this transform? (its tape since the level began)
+        node = stack.pop()
+        if id(node) in seen or node.seq < level.start:
+            continue
+        seen.add(id(node))
+        for a, edge in zip(node.inputs or (), node.edges):
+            if id(a) in level.watched:
+                return True
+            if edge is not None:
+                stack.append(edge)
+    return False
 
 
 # -- the engine -------------------------------------------------------------------------------------
@@ -290,7 +342,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
                                 "grad_fn", (t,))
     seeds = [_seed(t, g, "backward") for t, g in zip(tensors, grad_tensors)]
     # Inside ember.func.grad the gradients written to .grad must stay differentiable for the outer level.
-    create_graph = create_graph or (_GRAD_LEVEL[0] > 0 and STATE.get().grad)
+    create_graph = create_graph or (bool(_LEVELS) and STATE.get().grad)
     retain = create_graph if retain_graph is None else retain_graph
     if inputs is not None:
         inputs = list(inputs)

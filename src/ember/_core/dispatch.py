@@ -92,6 +92,11 @@ def top_trace(args) -> Trace | None:
 _SEQ = itertools.count()
 
 
+def next_node_seq() -> int:
+    """A tape position: every node recorded from now on has a larger ``seq``."""
+    return next(_SEQ)
+
+
 class Node:
     """A recorded application: the primitive, its inputs (saved for the VJP), their versions at save
     time, the attributes, a weak reference to the output, and the edges of the graph: for each input,

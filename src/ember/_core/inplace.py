@@ -5,6 +5,8 @@ import weakref
 from typing import Any
 
 from . import dtypes, effects
+from .autograd import captured_write
+from .autograd import grad_level_depth as autograd_levels
 from .dispatch import STATE, refresh_view
 from .errors import AutogradError, DTypeError, ShapeError, TraceError
 from .tensor import Tensor, Tracer
@@ -39,21 +41,45 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     if record and x._node is None and x._requires_grad:
         raise AutogradError(name, "a leaf tensor that requires grad is being used in an in-place operation; "
                             "wrap it in ember.no_grad()", (x,))
+    if record and autograd_levels() and captured_write(x, (*args, *kwargs.values())):
+        raise TraceError(name, "a tensor captured by a transform (such as grad) cannot be updated in place "
+                         "with a value the transform differentiates: it would outlive the transform "
+                         "holding its gradient graph; pass the tensor in as an argument of the "
+                         "transformed function, or use an out-of-place operation and return the result",
+                         (x, *[a for a in args if isinstance(a, Tensor)]))
     if record and getattr(x, "_base", None) is not None:
         refresh_view(x)  # (a view whose base changed since: its graph first follows that change)
     bases = _view_chain(x, name) if record else []
     source = x
     if record:  # the op reads a copy that takes over x's place in the graph
-        source = Tensor._make(x._data.copy(), x._dtype, x._device)
+        # (a tensor made inside jvp that holds a traced value: that value, which already has x's place)
+        held = _held_by(x, st.traces)
+        source = held if held is not None else Tensor._make(x._data.copy(), x._dtype, x._device)
         source._node, source._requires_grad = x._node, x._requires_grad
         if x._node is not None:
             x._node.out_ref = weakref.ref(source)
         args = tuple(source if a is x else a for a in args)
     out = fn(source, *args, **kwargs)
+    if isinstance(out, Tensor) and (record and out._requires_grad or isinstance(out, Tracer)) \
+            and any(out is a for a in args):
+        out = _own_copy(out)
     _check_fits(x, out, name)
     if st.traces:
         _check_write(x, out, name, st.traces)
+        if isinstance(out, Tensor) and not isinstance(out, Tracer) and _traced_holder(x, st.traces):
+            # a plain value into a tensor whose value a trace holds since an earlier write: the trace
+            # takes this one too (written into the storage, it would be hidden behind the held value)
+            from .primitives.elementwise import convert, where
+
+            out = where(True, out, x)
+            if out.dtype is not x.dtype:
+                out = convert(out, x.dtype)
         if effects.write(x, out):  # a traced update of a real tensor (a buffer in a compiled step)
+            if record and _made_inside(x, st.traces):
+                # a tensor made inside the trace (jvp, jit) holds the value from now on: on the tape of
+                # a reverse mode inside it, it also stands for the value, as an eager write makes it
+                _take_node(x, out, bases)
+                x._bump_version()
             return x
         if isinstance(out, Tracer):
             raise _untracked(x, out, name)
@@ -64,11 +90,66 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     xp.copyto(x._data, xp.broadcast_to(out._data, x._data.shape), casting="unsafe")
     x._bump_version()
     if record:  # x now is the op's output (a constant if the new value does not depend on anything)
-        x._node, x._requires_grad = out._node, out._requires_grad
-        if out._node is not None:
-            out._node.out_ref = weakref.ref(x)
-        _rebase(x, bases)
+        _take_node(x, out, bases)
     return x
+
+
+def _own_copy(value: Tensor) -> Tensor:
+    """A copy of `value`, for an op that handed back an operand unchanged (``x.copy_(src)``,
+    ``x[...] = src``) when `x` will stand for the result: on the tape it gets a node of its own rather
+    than taking over `src`'s place (a leaf's gradient would go to `x` instead of reaching `src`), and a
+    trace that holds the value for `x` (a tensor made inside ``jvp`` or ``ember.jit``) holds a value of
+    its own, so that a later in-place update of `x` does not reach `src`."""
+    from .primitives.elementwise import clone
+
+    return clone(value)
+
+
+def _made_inside(x: Tensor, traces: tuple) -> bool:
+    """Whether plain tensor `x`, or the tensor it views, was made inside one of `traces`."""
+    root = x
+    while getattr(root, "_base", None) is not None:
+        root = root._base[0]
+    return any(getattr(trace, "created", {}).get(id(root)) is root for trace in traces)
+
+
+def _traced_holder(x: Tensor, traces: tuple) -> bool:
+    """Whether a trace holds a value for plain tensor `x` (or a tensor `x` views) since a write in it:
+    ``jvp`` for a tensor made inside, ``ember.jit`` for any tensor written while tracing."""
+    for trace in traces:
+        if getattr(trace, "held", None) is not None:
+            if _held_by(x, (trace,)) is not None:
+                return True
+            continue
+        writes = getattr(trace, "writes", None)
+        t: Any = x
+        while isinstance(writes, dict) and t is not None:
+            entry = writes.get(id(t))
+            if entry is not None and entry[0] is t:
+                return True
+            info = getattr(t, "_base", None)
+            t = info[0] if info is not None else None
+    return False
+
+
+def _held_by(x: Tensor, traces: tuple) -> Tensor | None:
+    """The traced value that a trace keeps for plain tensor `x` since an in-place update (a tensor made
+    inside ``jvp``), or None."""
+    for trace in traces:
+        held = getattr(trace, "held", None)
+        if held is not None:
+            value = held(x)
+            if value is not x:
+                return value
+    return None
+
+
+def _take_node(x: Tensor, out: Tensor, bases: list) -> None:
+    """After an in-place write recorded on the tape, `x` (a view of `bases`) stands for the op's output."""
+    x._node, x._requires_grad = out._node, out._requires_grad
+    if out._node is not None:
+        out._node.out_ref = weakref.ref(x)
+    _rebase(x, bases)
 
 
 def _stand_in(x: Tracer) -> Tracer:

@@ -24,6 +24,17 @@ class VersionCounter:
         self.value = 0
 
 
+# The epoch of the innermost functional reverse-mode transform running (``ember.func.grad``, ``vjp``),
+# 0 outside them: a tensor made inside one records it, so an in-place write can tell a tensor the
+# transform captured from one it made (see ``autograd.grad_level``).
+GRAD_EPOCH = [0]
+
+
+def born(t: "Tensor") -> int:
+    """The epoch of the functional reverse-mode transform that made `t`, 0 if made outside all."""
+    return getattr(t, "_born", 0)
+
+
 class Tensor:
     """A multi-dimensional array with autograd support (PyTorch-style).
 
@@ -39,7 +50,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_dtype", "_device", "_requires_grad", "_node", "_grad", "_vc", "_hooks",
-                 "_base", "_base_node", "__weakref__")
+                 "_base", "_base_node", "_born", "__weakref__")
     __array_priority__ = 1000  # NumPy defers to our reflected operators
     _data: Any  # the backend array (None for tracers)
     _dtype: dtypes.DType
@@ -50,6 +61,7 @@ class Tensor:
     _vc: "VersionCounter | None"
     _hooks: "list | None"
     _base: tuple | None  # views: (aliased tensor, view primitive, attrs); None otherwise
+    _born: int  # set only on tensors made inside a functional reverse-mode transform (see `born`)
     _base_node: Any  # views: the base's autograd node when the view was made (see dispatch.refresh_view)
 
     @classmethod
@@ -64,6 +76,9 @@ class Tensor:
         t._vc = None
         t._hooks = None
         t._base = None
+        epoch = GRAD_EPOCH[0]
+        if epoch:  # made inside a functional reverse-mode transform (unset outside: see `born`)
+            t._born = epoch
         return t
 
     # -- metadata ---------------------------------------------------------------------------------

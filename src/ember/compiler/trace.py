@@ -289,7 +289,11 @@ class JitTrace(Trace):
                                  "be traced; apply the update to a .clone() of the view, or write the result "
                                  "with an indexing assignment", (x,))
             if not isinstance(base, GraphTracer):  # a view of a captured tensor or of one made inside:
-                self.defer_write(base, prim.unview(base, child, **attrs))  # that tensor is written
+                new = prim.unview(base, child, **attrs)
+                self.defer_write(base, new)  # that tensor is written
+                if new._node is not None and self.created.get(id(base)) is base:
+                    # (made inside: on the tape of a backward in the traced code it stands for the value)
+                    base._node, base._requires_grad = new._node, new._requires_grad
                 self.view_version[id(child)] = (weakref.ref(child), self._count(base))
                 return
             self._fresh(base)

@@ -53,9 +53,10 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
         [3.0, 3.0]
     """
     leaves, tdef = pytree.flatten(primals)
-    with autograd.grad_level():
+    with autograd.grad_level() as level:
         create = _create_graph(leaves)
         watched = [watch(x) for x in leaves]
+        level.watched.update(id(w) for w in watched)
         with state_changed(grad=True):
             result = func(*pytree.unflatten(tdef, watched))
     out, aux = result if has_aux else (result, None)

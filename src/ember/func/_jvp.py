@@ -48,31 +48,65 @@ class JVPTrace(FollowsViews, Trace):
 
     def hold_write(self, target: Tensor, value: JVPTracer) -> bool:
         """``target[...] = value`` with a value carrying a tangent. A tensor made inside the function
-        holds `value` from now on (later reads and the function's results see it, as in eager mode);
-        one captured from outside cannot carry a tangent: False, and the in-place op refuses it, as
-        ``torch.func.jvp`` does."""
-        if self.created.get(id(target)) is not target:
-            return False
-        self.writes[id(target)] = (target, value)
+        holds `value` from now on (later reads and the function's results see it, as in eager mode), and
+        so does one it views (written through a view such as ``y[1:]``, the tensor viewed holds its new
+        whole value, from which reads of its views are taken); one captured from outside cannot carry a
+        tangent: False, and the in-place op refuses it, as ``torch.func.jvp`` does."""
+        child, new = target, value
+        while self.created.get(id(child)) is not child:
+            info = getattr(child, "_base", None)
+            if info is None or isinstance(info[0], Tracer) or info[1].unview is None:
+                return False
+            base, prim, attrs = info
+            new = prim.unview(self.held(base), new, **attrs)
+            child = base
+        self.writes[id(child)] = (child, new)
         return True
 
-    def claims(self, args: tuple) -> bool:
-        """Whether one of `args` is a tensor made inside that holds a value of this trace (its ops come
-        here although no tracer is among them)."""
-        return bool(self.writes) and any(id(a) in self.writes for a in args if isinstance(a, Tensor))
+    def mutated(self, x: Tracer) -> None:
+        """`x` was updated in place (see FollowsViews.mutated); a tensor made inside whose held value
+        took the update (through a view) also takes the value's place on an enclosing reverse mode's
+        tape."""
+        super().mutated(x)
+        for target, value in self.writes.values():
+            if target._node is not value._node:  # (and a backward that saved it sees the change)
+                target._node, target._requires_grad = value._node, value._requires_grad
+                target._bump_version()
 
-    def _held(self, a: Any) -> Any:
-        """`a`, or the value a tensor made inside holds since an in-place update."""
-        if isinstance(a, Tensor) and not isinstance(a, Tracer) and id(a) in self.writes:
-            target, value = self.writes[id(a)]
-            if target is a:
-                return value
-        return a
+    def _holder(self, a: Any) -> Any:
+        """The tensor made inside that holds a value for plain tensor `a` (`a` itself, or a tensor `a`
+        views), or None."""
+        while isinstance(a, Tensor) and not isinstance(a, Tracer):
+            entry = self.writes.get(id(a))
+            if entry is not None and entry[0] is a:
+                return a
+            info = a._base
+            a = info[0] if info is not None else None
+        return None
+
+    def claims(self, args: tuple) -> bool:
+        """Whether one of `args` is a tensor made inside that holds a value of this trace, or a view of
+        one (its ops come here although no tracer is among them)."""
+        return bool(self.writes) and any(self._holder(a) is not None for a in args if isinstance(a, Tensor))
+
+    def held(self, a: Any) -> Any:
+        """`a`, or the value a tensor made inside holds since an in-place update (for a view of such a
+        tensor, the view taken of that value)."""
+        if not self.writes or not isinstance(a, Tensor) or isinstance(a, Tracer):
+            return a
+        entry = self.writes.get(id(a))
+        if entry is not None and entry[0] is a:
+            return entry[1]
+        info = a._base
+        if info is None or isinstance(info[0], Tracer) or self._holder(info[0]) is None:
+            return a
+        base, prim, attrs = info
+        return bind(prim, self.held(base), **attrs)
 
     def process(self, prim, args: tuple, attrs: dict) -> Any:
         primals, tangents = [], []
         for a in args:
-            a = self._held(a)
+            a = self.held(a)
             if isinstance(a, JVPTracer) and a._trace is self:
                 self.fresh(a)
                 primals.append(a.primal)
@@ -86,7 +120,7 @@ class JVPTrace(FollowsViews, Trace):
         if tangent is None or not (out.dtype.is_floating_point or out.dtype.is_complex):
             return out
         result = _make(self, out, tangent)
-        base = self._held(args[0]) if args else None
+        base = self.held(args[0]) if args else None
         if prim.view and isinstance(base, JVPTracer) and base._trace is self:
             self.note_view(result, base, prim, attrs)  # (updates through it reach the base, and back)
         return result
@@ -95,7 +129,7 @@ class JVPTrace(FollowsViews, Trace):
         return _make(self, primal, tangent)
 
     def lower(self, value: Any) -> tuple[Any, Any]:
-        value = self._held(value)
+        value = self.held(value)
         if isinstance(value, JVPTracer) and value._trace is self:
             return value.primal, value.tangent
         if isinstance(value, Tensor):
