@@ -439,7 +439,8 @@ def test_values_not_computed_from_the_inputs_are_returned_as_eager_mode_returns_
     assert ember.jit(lambda a: 7)(x) == 7
 
 
-@pytest.mark.parametrize("write", ["copy", "copy_product", "view"])
+@pytest.mark.parametrize("write", ["copy", "copy_product", "view", "views_then_whole", "copy_then_slice",
+                                   "read_between"])
 def test_a_tensor_made_inside_a_compiled_step_and_filled_in_place_carries_the_gradient(write):
     w = ember.tensor([1.0, 2.0, 3.0], requires_grad=True)
 
@@ -449,8 +450,20 @@ def test_a_tensor_made_inside_a_compiled_step_and_filled_in_place_carries_the_gr
             y.copy_(w)  # (hands back `w` itself)
         elif write == "copy_product":
             y.copy_(w * 1.5)
-        else:
+        elif write == "view":
             y[1:].add_(w[1:] * 2)
+        elif write == "views_then_whole":  # (the first write's saved operand is the view's old value)
+            y[1:3].mul_(w[1:3])
+            y[1:2].add_(w[1:2])
+            y.add_(w * x)
+        elif write == "copy_then_slice":  # (the slice is written into the copied value)
+            y.copy_(ember.tanh(w))
+            y[2:3] = w[2:3] * 3
+        else:  # a product that saved `y` is differentiated after `y` changed: refused, as in PyTorch
+            y.copy_(w * 2)
+            z = y * y
+            y[0:1].mul_(w[0:1])
+            y = y + z
         loss = (y * y * x).sum()
         loss.backward()
         g = w.grad.clone()
@@ -458,9 +471,38 @@ def test_a_tensor_made_inside_a_compiled_step_and_filled_in_place_carries_the_gr
         return g
 
     x = ember.tensor([1.0, -1.0, 0.5])
+    if write == "read_between":
+        for fn in (step, ember.jit(step)):
+            with pytest.raises(ember.errors.AutogradError, match="modified by an in-place operation"):
+                fn(x)
+            w.grad = None
+        return
     want = step(x).numpy()
     assert np.abs(want).sum() > 0
     compiled = ember.jit(step)
     for _ in range(2):
         np.testing.assert_allclose(compiled(x).numpy(), want, rtol=1e-6)
     assert w.grad is None
+
+
+def test_a_plain_value_written_after_a_traced_one_is_the_one_kept():
+    """The second write hands the tensor a value made in the traced code without the inputs
+    (``ember.ones``); it must replace the first, traced write, as eagerly."""
+    def run(fn, buf):
+        out = fn(ember.tensor([1.0, 2.0, 3.0]), buf)
+        return out.numpy(), buf.numpy().copy()
+
+    def fn(x, buf):
+        buf.copy_(x * 2)
+        buf[1:] = ember.ones(2)
+        made = ember.zeros(3)
+        made.mul_(x)
+        made.copy_(ember.full((3,), 4.0))
+        return buf * 1 + made
+
+    want = run(fn, ember.zeros(3))
+    compiled = ember.jit(fn)
+    for _ in range(2):
+        got = run(compiled, ember.zeros(3))
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w)

@@ -24,7 +24,8 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
         if refresh is not None:  # (a view whose base changed since: its value first)
             refresh(x)
         source = x
-        if x._node is not None and STATE.get().grad:
+        if STATE.get().grad and (x._node is not None or any(isinstance(a, Tensor) and a._requires_grad
+                                                            for a in (*args, *kwargs.values()))):
             # recorded (a grad inside the transform): the op reads a stand-in holding the old value, so
             # the tape saves that and not `x`, which becomes the result
             source = _stand_in(x)
@@ -54,7 +55,10 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     if record:  # the op reads a copy that takes over x's place in the graph
         # (a tensor made inside jvp that holds a traced value: that value, which already has x's place)
         held = _held_by(x, st.traces)
-        source = held if held is not None else Tensor._make(x._data.copy(), x._dtype, x._device)
+        if held is None:
+            source = Tensor._make(x._data.copy(), x._dtype, x._device)
+        else:  # (a stand-in: the held value itself may be a value the traced code still uses)
+            source = _stand_in(held) if isinstance(held, Tracer) else held
         source._node, source._requires_grad = x._node, x._requires_grad
         if x._node is not None:
             x._node.out_ref = weakref.ref(source)
@@ -134,13 +138,18 @@ def _traced_holder(x: Tensor, traces: tuple) -> bool:
 
 def _held_by(x: Tensor, traces: tuple) -> Tensor | None:
     """The traced value that a trace keeps for plain tensor `x` since an in-place update (a tensor made
-    inside ``jvp``), or None."""
+    inside ``jvp``, a tensor written in ``ember.jit``'s traced code), or None."""
     for trace in traces:
         held = getattr(trace, "held", None)
         if held is not None:
             value = held(x)
             if value is not x:
                 return value
+            continue
+        writes = getattr(trace, "writes", None)
+        entry = writes.get(id(x)) if isinstance(writes, dict) else None
+        if entry is not None and entry[0] is x:
+            return entry[1]
     return None
 
 

@@ -292,8 +292,10 @@ class JitTrace(Trace):
                 new = prim.unview(base, child, **attrs)
                 self.defer_write(base, new)  # that tensor is written
                 if new._node is not None and self.created.get(id(base)) is base:
-                    # (made inside: on the tape of a backward in the traced code it stands for the value)
+                    # (made inside: on the tape of a backward in the traced code it stands for the value,
+                    # and a backward that saved it sees the change)
                     base._node, base._requires_grad = new._node, new._requires_grad
+                    base._bump_version()
                 self.view_version[id(child)] = (weakref.ref(child), self._count(base))
                 return
             self._fresh(base)
