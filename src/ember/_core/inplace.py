@@ -6,7 +6,6 @@ from typing import Any
 
 from . import dtypes, effects
 from .autograd import captured_write
-from .autograd import grad_level_depth as autograd_levels
 from .dispatch import STATE, refresh_view
 from .errors import AutogradError, DTypeError, ShapeError, TraceError
 from .tensor import Tensor, Tracer
@@ -42,7 +41,7 @@ def inplace(x: Tensor, fn, *args, **kwargs) -> Tensor:
     if record and x._node is None and x._requires_grad:
         raise AutogradError(name, "a leaf tensor that requires grad is being used in an in-place operation; "
                             "wrap it in ember.no_grad()", (x,))
-    if record and autograd_levels() and captured_write(x, (*args, *kwargs.values())):
+    if record and captured_write(x, (*args, *kwargs.values())):
         raise TraceError(name, "a tensor captured by a transform (such as grad) cannot be updated in place "
                          "with a value the transform differentiates: it would outlive the transform "
                          "holding its gradient graph; pass the tensor in as an argument of the "
@@ -118,21 +117,16 @@ def _made_inside(x: Tensor, traces: tuple) -> bool:
 
 
 def _traced_holder(x: Tensor, traces: tuple) -> bool:
-    """Whether a trace holds a value for plain tensor `x` (or a tensor `x` views) since a write in it:
-    ``jvp`` for a tensor made inside, ``ember.jit`` for any tensor written while tracing."""
-    for trace in traces:
-        if getattr(trace, "held", None) is not None:
-            if _held_by(x, (trace,)) is not None:
-                return True
-            continue
-        writes = getattr(trace, "writes", None)
-        t: Any = x
-        while isinstance(writes, dict) and t is not None:
-            entry = writes.get(id(t))
+    """Whether a trace holds a value for plain tensor `x`, or a tensor `x` views, since a write in it
+    (each trace's ``writes``: ``jvp`` for a tensor made inside, ``ember.jit`` for any tensor written)."""
+    t: Any = x
+    while t is not None:
+        for trace in traces:
+            entry = getattr(trace, "writes", {}).get(id(t))
             if entry is not None and entry[0] is t:
                 return True
-            info = getattr(t, "_base", None)
-            t = info[0] if info is not None else None
+        info = getattr(t, "_base", None)
+        t = info[0] if info is not None else None
     return False
 
 
